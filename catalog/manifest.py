@@ -1,0 +1,197 @@
+"""Catalog manifests: a CSV (``sku,image`` + optional ``title,template,priority``), a folder
+of images (the SKU is the file stem) or a ZIP holding either.
+
+Problems with the manifest as a whole raise ``ManifestError`` (the batch cannot run).
+Problems with one row become a ``ManifestEntry`` with ``problem`` set, so that SKU ends
+``failed`` with the reason while the rest of the batch goes on.
+"""
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import io
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from catalog.paths import UnsafeName, contained_path, validate_sku
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif"})
+PRIORITIES = ("urgent", "standard", "backfill")
+REQUIRED = ("sku", "image")
+OPTIONAL = ("title", "template", "priority")
+MAX_MANIFEST_BYTES = 20 * 2**20
+MAX_ROWS = 100_000
+MAX_ZIP_BYTES = 2 * 2**30
+MAX_ZIP_MEMBERS = 20_000
+
+
+class ManifestError(ValueError):
+    """The manifest cannot be read at all; the message is the one-line reason."""
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    row: int  # 1-based data row (CSV) or position (folder)
+    sku: str  # as written (may be unsafe when problem is set)
+    image: Path | None
+    title: str | None = None
+    template: str | None = None
+    priority: str = "standard"
+    problem: str | None = None  # why this row cannot be processed
+
+
+@dataclass
+class Manifest:
+    source: Path
+    sha256: str
+    entries: list[ManifestEntry] = field(default_factory=list)
+    encoding: str = "utf-8"
+    ignored: list[str] = field(default_factory=list)  # folder files that are not images
+
+
+def load_manifest(path: Path, *, unpack_dir: Path | None = None) -> Manifest:
+    """Read a CSV manifest, a folder of images, or a ZIP (unpacked under ``unpack_dir``)."""
+    path = Path(path)
+    if not path.exists():
+        raise ManifestError(f"manifest not found: {path}")
+    if path.is_dir():
+        return _from_folder(path)
+    if zipfile.is_zipfile(path):
+        if unpack_dir is None:
+            raise ManifestError("a ZIP manifest needs a folder to unpack into")
+        return _from_zip(path, unpack_dir)
+    return _from_csv(path)
+
+
+def _from_csv(path: Path) -> Manifest:
+    data = path.read_bytes()
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise ManifestError(f"manifest is {len(data)} bytes (limit {MAX_MANIFEST_BYTES})")
+    text, encoding = _decode(data, path)
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise ManifestError(f"manifest {path.name} is empty") from None
+    except csv.Error as exc:
+        raise ManifestError(f"manifest {path.name} is not valid CSV: {exc}") from None
+    columns = [h.strip().lower() for h in header]
+    missing = [c for c in REQUIRED if c not in columns]
+    if missing:
+        raise ManifestError(
+            f"manifest {path.name} lacks required column(s) {', '.join(missing)} "
+            f"(header: {', '.join(columns) or 'none'})"
+        )
+    manifest = Manifest(source=path, sha256=hashlib.sha256(data).hexdigest(), encoding=encoding)
+    seen: dict[str, int] = {}
+    try:
+        for number, row in enumerate(reader, start=1):
+            if number > MAX_ROWS:
+                raise ManifestError(f"manifest has more than {MAX_ROWS} rows")
+            if not any(cell.strip() for cell in row):
+                continue
+            record = dict(zip(columns, row, strict=False))
+            manifest.entries.append(_entry(number, record, path.parent, seen))
+    except csv.Error as exc:
+        raise ManifestError(f"manifest {path.name} is not valid CSV: {exc}") from None
+    return manifest
+
+
+def _entry(number: int, record: dict[str, str], base: Path, seen: dict[str, int]) -> ManifestEntry:
+    raw_sku = (record.get("sku") or "").strip()
+    title = (record.get("title") or "").strip() or None
+    template = (record.get("template") or "").strip() or None
+    priority = (record.get("priority") or "").strip().lower() or "standard"
+
+    def bad(reason: str, image: Path | None = None) -> ManifestEntry:
+        return ManifestEntry(number, raw_sku, image, title, template, "standard", reason)
+
+    try:
+        sku = validate_sku(raw_sku)
+    except UnsafeName as exc:
+        return bad(f"row {number}: {exc}")
+    if sku in seen:
+        return bad(f"duplicate SKU {sku!r} (first seen in row {seen[sku]})")
+    seen[sku] = number
+    if priority not in PRIORITIES:
+        return bad(f"unknown priority {priority!r} (use {', '.join(PRIORITIES)})")
+    try:
+        image = contained_path(base, (record.get("image") or "").strip())
+    except UnsafeName as exc:
+        return bad(str(exc))
+    if not image.is_file():
+        return bad(f"image file not found: {record.get('image', '').strip()}", image)
+    return ManifestEntry(number, sku, image, title, template, priority)
+
+
+def _decode(data: bytes, path: Path) -> tuple[str, str]:
+    for bom, name in ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"),
+                      (codecs.BOM_UTF16_BE, "utf-16")):
+        if data.startswith(bom):
+            return data.decode(name), name
+    if b"\x00" in data:
+        raise ManifestError(f"manifest {path.name} is binary, not a CSV text file")
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        # Spreadsheet exports on Windows are cp1252; report the encoding we used.
+        try:
+            return data.decode("cp1252"), "cp1252"
+        except UnicodeDecodeError as exc:
+            raise ManifestError(f"manifest {path.name} is neither UTF-8 nor cp1252: {exc}") from None
+
+
+def _from_folder(folder: Path) -> Manifest:
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+    digest = hashlib.sha256()
+    manifest = Manifest(source=folder, sha256="", ignored=[p.name for p in files if p not in images])
+    seen: dict[str, int] = {}
+    for number, image in enumerate(images, start=1):
+        digest.update(image.name.encode("utf-8", "surrogateescape") + b"\0")
+        stem = image.stem
+        try:
+            sku = validate_sku(stem)
+        except UnsafeName as exc:
+            manifest.entries.append(ManifestEntry(number, stem, image, problem=str(exc)))
+            continue
+        if sku in seen:
+            problem = f"duplicate SKU {sku!r} (file {images[seen[sku] - 1].name} has the same stem)"
+            manifest.entries.append(ManifestEntry(number, sku, image, problem=problem))
+            continue
+        seen[sku] = number
+        manifest.entries.append(ManifestEntry(number, sku, image))
+    if not manifest.entries:
+        raise ManifestError(f"folder {folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    manifest.sha256 = digest.hexdigest()
+    return manifest
+
+
+def _from_zip(path: Path, unpack_dir: Path) -> Manifest:
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    target = unpack_dir / digest[:16]
+    with zipfile.ZipFile(path) as archive:
+        members = [m for m in archive.infolist() if not m.is_dir()]
+        if len(members) > MAX_ZIP_MEMBERS:
+            raise ManifestError(f"ZIP holds {len(members)} files (limit {MAX_ZIP_MEMBERS})")
+        if sum(m.file_size for m in members) > MAX_ZIP_BYTES:
+            raise ManifestError(f"ZIP unpacks to more than {MAX_ZIP_BYTES} bytes")
+        for member in members:
+            try:
+                destination = contained_path(target, member.filename)
+            except UnsafeName as exc:
+                raise ManifestError(f"ZIP member rejected: {exc}") from None
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            with archive.open(member) as src, open(destination, "wb") as dst:
+                dst.write(src.read(member.file_size + 1)[: member.file_size])
+    csvs = sorted(target.rglob("*.csv"))
+    manifest = _from_csv(csvs[0]) if csvs else _from_folder(_single_root(target))
+    manifest.source, manifest.sha256 = path, digest
+    return manifest
+
+
+def _single_root(target: Path) -> Path:
+    children = [c for c in target.iterdir() if not c.name.startswith(".")]
+    return children[0] if len(children) == 1 and children[0].is_dir() else target

@@ -1,0 +1,187 @@
+"""The catalog schema (SQLAlchemy 2). Alembic migrations in catalog/migrations mirror it.
+
+One row per batch, per SKU in a batch, per distinct source image (by content hash), per
+render attempt, per QC result, per review decision, per export and per webhook delivery.
+"""
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Batch(Base):
+    __tablename__ = "batches"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    manifest_path: Mapped[str] = mapped_column(Text)
+    manifest_sha256: Mapped[str] = mapped_column(String(64))
+    template: Mapped[str] = mapped_column(String(100))
+    profiles: Mapped[list] = mapped_column(JSON)
+    review_policy: Mapped[str] = mapped_column(String(32), default="auto")
+    state: Mapped[str] = mapped_column(String(32), default="created", index=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    flow_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+    skus: Mapped[list[Sku]] = relationship(back_populates="batch", order_by="Sku.position")
+
+
+class SourceImage(Base):
+    __tablename__ = "source_images"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    format: Mapped[str] = mapped_column(String(16))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Sku(Base):
+    __tablename__ = "skus"
+    __table_args__ = (UniqueConstraint("batch_id", "sku", name="uq_skus_batch_sku"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)  # row order in the manifest
+    sku: Mapped[str] = mapped_column(String(300))
+    dirname: Mapped[str] = mapped_column(String(100))  # safe folder/key name for this SKU
+    title: Mapped[str | None] = mapped_column(Text, nullable=True)
+    template: Mapped[str] = mapped_column(String(100))
+    priority: Mapped[str] = mapped_column(String(16), default="standard")
+    source_path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    source_image_id: Mapped[int | None] = mapped_column(
+        ForeignKey("source_images.id"), nullable=True
+    )
+    state: Mapped[str] = mapped_column(String(32), default="pending", index=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    timings: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+    batch: Mapped[Batch] = relationship(back_populates="skus")
+    source_image: Mapped[SourceImage | None] = relationship()
+    renders: Mapped[list[Render]] = relationship(back_populates="sku", order_by="Render.id")
+
+
+class Render(Base):
+    __tablename__ = "renders"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sku_id: Mapped[int] = mapped_column(ForeignKey("skus.id", ondelete="CASCADE"), index=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    profile: Mapped[str] = mapped_column(String(64))
+    template: Mapped[str] = mapped_column(String(100))
+    params: Mapped[dict] = mapped_column(JSON)
+    model_versions: Mapped[dict] = mapped_column(JSON)
+    seed: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    uri: Mapped[str] = mapped_column(Text)  # where the rendered canvas lies
+    content_sha256: Mapped[str] = mapped_column(String(64))
+    segment_confidence: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    sku: Mapped[Sku] = relationship(back_populates="renders")
+    qc_results: Mapped[list[QcResult]] = relationship(back_populates="render")
+
+
+class QcResult(Base):
+    __tablename__ = "qc_results"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    render_id: Mapped[int] = mapped_column(ForeignKey("renders.id", ondelete="CASCADE"), index=True)
+    thresholds_version: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(8))  # pass | warn | fail
+    passed: Mapped[bool] = mapped_column(Boolean)
+    metrics: Mapped[dict] = mapped_column(JSON)
+    checks: Mapped[list] = mapped_column(JSON)
+    failing: Mapped[list] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    render: Mapped[Render] = relationship(back_populates="qc_results")
+
+
+class ReviewDecision(Base):
+    __tablename__ = "review_decisions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sku_id: Mapped[int] = mapped_column(ForeignKey("skus.id", ondelete="CASCADE"), index=True)
+    round: Mapped[int] = mapped_column(Integer, default=0)
+    decision: Mapped[str] = mapped_column(String(16))  # approve | reject | rerender
+    reviewer: Mapped[str] = mapped_column(String(200))
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    decided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Export(Base):
+    """One image delivered (or being delivered) to one destination.
+
+    The unique key makes exports exactly-once: the same bytes to the same destination key
+    are recorded once, and a re-run finds the row instead of uploading again.
+    """
+
+    __tablename__ = "exports"
+    __table_args__ = (
+        UniqueConstraint(
+            "destination", "destination_key", "content_sha256", name="uq_exports_dest_content"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sku_id: Mapped[int] = mapped_column(ForeignKey("skus.id", ondelete="CASCADE"), index=True)
+    render_id: Mapped[int | None] = mapped_column(ForeignKey("renders.id"), nullable=True)
+    profile: Mapped[str] = mapped_column(String(64))
+    destination: Mapped[str] = mapped_column(String(200))  # e.g. local:/abs/dir, s3://bucket
+    destination_key: Mapped[str] = mapped_column(Text)
+    content_sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | done
+    external_id: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class WebhookDelivery(Base):
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    webhook_id: Mapped[str] = mapped_column(String(200), unique=True)
+    shop: Mapped[str] = mapped_column(String(255), index=True)
+    topic: Mapped[str] = mapped_column(String(64))
+    product_id: Mapped[str] = mapped_column(String(64), index=True)
+    triggered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    product_updated_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    payload_sha256: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))  # accepted | stale
+    event_id: Mapped[str | None] = mapped_column(String(64), nullable=True)

@@ -1,0 +1,61 @@
+"""SKU ids and file names are hostile input: turn them into safe names, never paths."""
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from pathlib import Path
+
+MAX_SKU_LENGTH = 200
+_SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
+_WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)),
+                     *(f"lpt{i}" for i in range(1, 10))}
+
+
+class UnsafeName(ValueError):
+    """A SKU id or file name that cannot be used; the message says why."""
+
+
+def validate_sku(raw: str) -> str:
+    """Return the SKU id stripped of surrounding whitespace, or raise UnsafeName."""
+    sku = raw.strip()
+    if not sku:
+        raise UnsafeName("empty SKU id")
+    if len(sku) > MAX_SKU_LENGTH:
+        raise UnsafeName(f"SKU id is {len(sku)} characters long (at most {MAX_SKU_LENGTH})")
+    if any(unicodedata.category(ch)[0] == "C" for ch in sku):
+        raise UnsafeName("SKU id contains control characters")
+    return sku
+
+
+def sku_dirname(sku: str) -> str:
+    """A folder / object-key name for a SKU: the id itself when it is plainly safe, otherwise
+    an ASCII slug plus a hash of the exact id (so distinct ids never share a folder).
+
+    >>> sku_dirname("MUG-001")
+    'MUG-001'
+    >>> sku_dirname("../../etc/passwd")[:11]
+    'etc_passwd-'
+    """
+    sku = validate_sku(sku)
+    stem = sku.split(".")[0].lower()
+    if _SAFE.fullmatch(sku) and not sku.endswith(".") and stem not in _WINDOWS_RESERVED:
+        return sku
+    ascii_form = unicodedata.normalize("NFKD", sku).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", ascii_form).strip("._-")[:40] or "sku"
+    digest = hashlib.sha256(sku.encode("utf-8")).hexdigest()[:10]
+    return f"{slug}-{digest}"
+
+
+def contained_path(base: Path, relative: str) -> Path:
+    """Resolve ``relative`` under ``base``; refuse absolute paths and anything that escapes."""
+    if not relative or "\x00" in relative:
+        raise UnsafeName("empty image path")
+    candidate = Path(relative)
+    if candidate.is_absolute() or candidate.drive:
+        raise UnsafeName(f"image path {relative!r} is absolute; give it relative to the manifest")
+    base_resolved = base.resolve()
+    resolved = (base_resolved / candidate).resolve()
+    if not resolved.is_relative_to(base_resolved):
+        raise UnsafeName(f"image path {relative!r} points outside the catalog folder")
+    return resolved

@@ -1,0 +1,206 @@
+"""Every write the pipeline makes to the catalog database, one small function each.
+
+Functions take an open ``Session`` (see ``catalog.db.session_scope``) and never commit
+themselves: the caller's transaction decides. State changes go through the state machine.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from catalog.manifest import ManifestEntry
+from catalog.models import Batch, Export, QcResult, Render, ReviewDecision, Sku, SourceImage
+from catalog.paths import UnsafeName, sku_dirname
+from catalog.states import (
+    SKU_TERMINAL,
+    BatchState,
+    SkuState,
+    check_batch_transition,
+    check_sku_transition,
+)
+
+
+def create_batch(
+    session: Session, *, batch_id: str, name: str, manifest_path: str, manifest_sha256: str,
+    template: str, profiles: list[str], review_policy: str,
+) -> Batch:
+    batch = Batch(
+        id=batch_id, name=name, manifest_path=manifest_path, manifest_sha256=manifest_sha256,
+        template=template, profiles=list(profiles), review_policy=review_policy,
+        state=BatchState.created.value,
+    )
+    session.add(batch)
+    session.flush()
+    return batch
+
+
+def set_batch_state(session: Session, batch_id: str, state: BatchState, error: str | None = None) -> Batch:
+    batch = session.get(Batch, batch_id, with_for_update=True)
+    if batch is None:
+        raise LookupError(f"no batch {batch_id!r}")
+    batch.state = check_batch_transition(batch.state, state).value
+    if error is not None:
+        batch.error = error
+    return batch
+
+
+def add_skus(
+    session: Session, batch_id: str, entries: Iterable[ManifestEntry], default_template: str
+) -> list[Sku]:
+    """One SKU row per manifest entry; entries with a problem start (and end) ``failed``."""
+    rows = []
+    for position, entry in enumerate(entries):
+        problem = entry.problem
+        try:
+            dirname = sku_dirname(entry.sku)
+        except UnsafeName as exc:
+            dirname, problem = f"row-{entry.row}", problem or str(exc)
+        row = Sku(
+            batch_id=batch_id, position=position, sku=entry.sku or f"(row {entry.row})",
+            dirname=dirname, title=entry.title, template=entry.template or default_template,
+            priority=entry.priority, source_path=str(entry.image) if entry.image else None,
+            state=SkuState.failed.value if problem else SkuState.pending.value, reason=problem,
+            timings={},
+        )
+        session.add(row)
+        rows.append(row)
+    session.flush()
+    return rows
+
+
+def set_sku_state(session: Session, sku_id: int, state: SkuState, reason: str | None = None) -> Sku:
+    sku = session.get(Sku, sku_id, with_for_update=True)
+    if sku is None:
+        raise LookupError(f"no SKU row {sku_id}")
+    sku.state = check_sku_transition(sku.state, state, sku=sku.sku).value
+    if reason is not None:
+        sku.reason = reason
+    return sku
+
+
+def fail_sku(session: Session, sku_id: int, reason: str) -> Sku:
+    """Record a failure with its reason. A SKU already terminal keeps its state."""
+    sku = session.get(Sku, sku_id, with_for_update=True)
+    if sku is None:
+        raise LookupError(f"no SKU row {sku_id}")
+    if SkuState(sku.state) not in SKU_TERMINAL:
+        sku.state = SkuState.failed.value
+        sku.reason = reason
+    return sku
+
+
+def record_source(
+    session: Session, sku_id: int, *, sha256: str, width: int, height: int, fmt: str, size: int
+) -> SourceImage:
+    image = session.scalar(select(SourceImage).where(SourceImage.sha256 == sha256))
+    if image is None:
+        image = SourceImage(sha256=sha256, width=width, height=height, format=fmt, size_bytes=size)
+        try:
+            with session.begin_nested():
+                session.add(image)
+        except IntegrityError:  # another batch recorded the same content first
+            image = session.scalars(select(SourceImage).where(SourceImage.sha256 == sha256)).one()
+    session.get(Sku, sku_id).source_image_id = image.id
+    return image
+
+
+def add_timing(session: Session, sku_id: int, stage: str, value: float | str) -> None:
+    sku = session.get(Sku, sku_id)
+    sku.timings = {**(sku.timings or {}), stage: value}
+
+
+def record_render(
+    session: Session, sku_id: int, *, attempt: int, profile: str, template: str, params: dict,
+    model_versions: dict, seed: int | None, uri: str, content_sha256: str,
+    segment_confidence: float | None,
+) -> Render:
+    sku = session.get(Sku, sku_id)
+    sku.attempts = max(sku.attempts, attempt)
+    render = Render(
+        sku_id=sku_id, attempt=attempt, profile=profile, template=template, params=params,
+        model_versions=model_versions, seed=seed, uri=uri, content_sha256=content_sha256,
+        segment_confidence=segment_confidence,
+    )
+    session.add(render)
+    session.flush()
+    return render
+
+
+def record_qc(
+    session: Session, render_id: int, *, thresholds_version: str, status: str, metrics: dict,
+    checks: list, failing: list[str],
+) -> QcResult:
+    result = QcResult(
+        render_id=render_id, thresholds_version=thresholds_version, status=status,
+        passed=status != "fail", metrics=metrics, checks=checks, failing=failing,
+    )
+    session.add(result)
+    session.flush()
+    return result
+
+
+def record_review(
+    session: Session, sku_id: int, *, decision: str, reviewer: str, note: str | None, round: int
+) -> ReviewDecision:
+    row = ReviewDecision(sku_id=sku_id, decision=decision, reviewer=reviewer, note=note, round=round)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def claim_export(
+    session: Session, *, sku_id: int, render_id: int | None, profile: str, destination: str,
+    key: str, content_sha256: str, size: int,
+) -> tuple[Export, bool]:
+    """Find or create the export row for these bytes at this destination key.
+
+    Returns ``(row, already_done)``. A ``pending`` row found here is an upload a crash
+    interrupted: the caller finishes it (writes are idempotent for the same key+bytes).
+    """
+    query = select(Export).where(
+        Export.destination == destination, Export.destination_key == key,
+        Export.content_sha256 == content_sha256,
+    )
+    row = session.scalar(query)
+    if row is None:
+        row = Export(
+            sku_id=sku_id, render_id=render_id, profile=profile, destination=destination,
+            destination_key=key, content_sha256=content_sha256, size_bytes=size, status="pending",
+        )
+        try:
+            with session.begin_nested():
+                session.add(row)
+        except IntegrityError:  # a concurrent batch claimed it first
+            row = session.scalars(query).one()
+    return row, row.status == "done"
+
+
+def complete_export(session: Session, export_id: int, external_id: str | None = None) -> Export:
+    row = session.get(Export, export_id, with_for_update=True)
+    row.status = "done"
+    row.external_id = external_id
+    row.completed_at = datetime.now(UTC)
+    return row
+
+
+def batch_skus(session: Session, batch_id: str) -> list[Sku]:
+    return list(session.scalars(select(Sku).where(Sku.batch_id == batch_id).order_by(Sku.position)))
+
+
+def latest_qc(session: Session, sku_id: int) -> list[tuple[Render, QcResult | None]]:
+    """The newest attempt's renders (one per profile) with their QC results."""
+    renders = list(session.scalars(select(Render).where(Render.sku_id == sku_id).order_by(Render.id)))
+    if not renders:
+        return []
+    last = max(r.attempt for r in renders)
+    out = []
+    for render in (r for r in renders if r.attempt == last):
+        qc = session.scalar(
+            select(QcResult).where(QcResult.render_id == render.id).order_by(QcResult.id.desc())
+        )
+        out.append((render, qc))
+    return out
