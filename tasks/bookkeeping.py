@@ -1,0 +1,101 @@
+"""Database writes, in clearly named tasks. Each takes a list so a stage costs one task run
+and one transaction, not one per SKU. Retried: a dropped connection is transient."""
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from prefect import task
+
+from catalog import repository as repo
+from catalog.db import migrate, session_scope
+from catalog.manifest import load_manifest
+from catalog.states import BatchState, SkuState
+from tasks.records import QcInfo, RenderInfo, RunSettings, SkuJob, SourceInfo
+
+DB_RETRIES = dict(retries=3, retry_delay_seconds=[1, 4, 15])
+
+
+@task(name="prepare_batch", **DB_RETRIES)
+def prepare_batch(
+    manifest: str, settings: RunSettings, *, template: str, profiles: list[str], name: str,
+    review_policy: str,
+) -> tuple[str, list[SkuJob]]:
+    """Migrate, read the manifest, create the batch and its SKU rows (bad rows fail here)."""
+    migrate(settings.database_url)
+    parsed = load_manifest(Path(manifest), unpack_dir=Path(settings.data_dir) / "unpacked")
+    batch_id = uuid.uuid4().hex
+    with session_scope(settings.database_url) as s:
+        repo.create_batch(s, batch_id=batch_id, name=name, manifest_path=str(parsed.source),
+                          manifest_sha256=parsed.sha256, template=template, profiles=profiles,
+                          review_policy=review_policy)
+        rows = repo.add_skus(s, batch_id, parsed.entries, template)
+        repo.set_batch_state(s, batch_id, BatchState.validating)
+        jobs = [SkuJob(sku_id=r.id, sku=r.sku, dirname=r.dirname, source_path=r.source_path,
+                       template=r.template, title=r.title, priority=r.priority)
+                for r in rows if r.state == SkuState.pending.value]
+    return batch_id, jobs
+
+
+@task(name="set_batch_state", **DB_RETRIES)
+def set_batch_state(database_url: str, batch_id: str, state: BatchState, error: str | None = None) -> None:
+    with session_scope(database_url) as s:
+        repo.set_batch_state(s, batch_id, state, error)
+
+
+@task(name="record_failures", **DB_RETRIES)
+def record_failures(database_url: str, failures: dict[int, str]) -> None:
+    """SKU row id -> reason. Each SKU ends ``failed`` with the reason; none is dropped."""
+    with session_scope(database_url) as s:
+        for sku_id, why in failures.items():
+            repo.fail_sku(s, sku_id, why)
+
+
+@task(name="record_sources", **DB_RETRIES)
+def record_sources(database_url: str, sources: list[SourceInfo]) -> None:
+    with session_scope(database_url) as s:
+        for src in sources:
+            repo.record_source(s, src.sku_id, sha256=src.sha256, width=src.width, height=src.height,
+                               fmt=src.format, size=src.size_bytes)
+            repo.set_sku_state(s, src.sku_id, SkuState.validated)
+
+
+@task(name="record_sku_states", **DB_RETRIES)
+def record_sku_states(database_url: str, states: dict[int, SkuState], reasons: dict[int, str] | None = None) -> None:
+    reasons = reasons or {}
+    with session_scope(database_url) as s:
+        for sku_id, state in states.items():
+            repo.set_sku_state(s, sku_id, state, reasons.get(sku_id))
+
+
+@task(name="record_attempt", **DB_RETRIES)
+def record_attempt(
+    database_url: str, sku_id: int, renders: list[RenderInfo], qcs: list[QcInfo],
+    model_versions: dict, confidence: float | None, timings: dict, passed: bool,
+) -> None:
+    """One render attempt of one SKU: a render row and a QC row per profile, timings, and
+    the SKU's walk through rendering -> rendered -> qc_passed | qc_failed."""
+    with session_scope(database_url) as s:
+        for state in (SkuState.rendering, SkuState.rendered,
+                      SkuState.qc_passed if passed else SkuState.qc_failed):
+            repo.set_sku_state(s, sku_id, state)
+        for render, qc in zip(renders, qcs, strict=True):
+            row = repo.record_render(
+                s, sku_id, attempt=render.params.attempt, profile=render.profile,
+                template=render.template, params=render.params.model_dump(),
+                model_versions=model_versions, seed=render.seed, uri=render.path,
+                content_sha256=render.sha256, segment_confidence=confidence)
+            repo.record_qc(s, row.id, thresholds_version=qc.thresholds_version, status=qc.status,
+                           metrics=qc.metrics, checks=qc.checks, failing=qc.failing)
+        for stage, value in timings.items():
+            repo.add_timing(s, sku_id, stage, value)
+
+
+@task(name="record_reviews", **DB_RETRIES)
+def record_reviews(database_url: str, decisions: list[dict]) -> None:
+    """decisions: {sku_id, decision: approve|reject|rerender, reviewer, note, round, state}."""
+    with session_scope(database_url) as s:
+        for d in decisions:
+            repo.record_review(s, d["sku_id"], decision=d["decision"], reviewer=d["reviewer"],
+                               note=d.get("note"), round=d.get("round", 0))
+            repo.set_sku_state(s, d["sku_id"], SkuState(d["state"]), d.get("reason"))

@@ -1,0 +1,36 @@
+"""What every Lightbox task shares: which errors are worth a retry, and cache keys."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from imaging.errors import ImageRejected, ModelInputError, WeightsMissing
+
+# Errors about the input or the configuration: retrying cannot help, fail the SKU at once.
+PERMANENT = (ImageRejected, ModelInputError, WeightsMissing, ValueError, FileNotFoundError)
+
+
+def retry_transient(task, task_run, state) -> bool:
+    """retry_condition_fn: retry I/O hiccups, not bad input or missing weights."""
+    try:
+        state.result()
+    except PERMANENT:
+        return False
+    except Exception:
+        return True
+    return False
+
+
+def key_from(build: Callable[[dict[str, Any]], str]) -> Callable[[Any, dict[str, Any]], str]:
+    """Adapt ``build(parameters) -> key`` to Prefect's ``cache_key_fn(context, parameters)``."""
+
+    def cache_key_fn(_context, parameters: dict[str, Any]) -> str:
+        return build(parameters)
+
+    return cache_key_fn
+
+
+def reason(stage: str, exc: BaseException) -> str:
+    """One line for report.json and the database: the stage and what went wrong."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+    return f"{stage}: {text}"

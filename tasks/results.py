@@ -1,0 +1,78 @@
+"""Collecting mapped task runs: which SKUs succeeded, which failed and why, which were cached."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import Field
+
+from tasks.records import CutoutInfo, MaskInfo, QcInfo, Record, RenderInfo, RenderParams, SkuJob, SourceInfo
+
+
+@dataclass(frozen=True)
+class Resolved:
+    ok: bool
+    value: Any = None
+    error: BaseException | None = None
+    cached: bool = False
+
+
+def resolve(futures) -> list[Resolved]:
+    """Wait for mapped futures; never raises for a failed run (its exception is kept)."""
+    out = []
+    for future in futures:
+        future.wait()
+        state = future.state
+        if state.is_completed():
+            out.append(Resolved(True, state.result(), cached=state.name == "Cached"))
+        else:
+            error = state.result(raise_on_failure=False)
+            if not isinstance(error, BaseException):
+                error = RuntimeError(state.message or state.name)
+            out.append(Resolved(False, error=error))
+    return out
+
+
+class ShardItem(Record):
+    job: SkuJob
+    source: SourceInfo
+
+
+class SkuOutcome(Record):
+    """How one SKU left the render shard."""
+
+    sku_id: int
+    status: str  # passed | qc_failed | failed
+    reason: str | None = None
+    attempts: int = 0
+    confidence: float | None = None
+    renders: list[RenderInfo] = Field(default_factory=list)
+    qcs: list[QcInfo] = Field(default_factory=list)
+    failing: list[str] = Field(default_factory=list)
+    model_versions: dict = Field(default_factory=dict)
+    timings: dict = Field(default_factory=dict)  # stage -> seconds, or "cached"
+
+    @classmethod
+    def failed(cls, sku_id: int, why: str) -> "SkuOutcome":
+        return cls(sku_id=sku_id, status="failed", reason=why)
+
+    @classmethod
+    def from_attempt(cls, sku_id: int, mask: Resolved, cutout: Resolved, renders: list[Resolved],
+                     qcs: list[Resolved], params: RenderParams) -> "SkuOutcome":
+        m: MaskInfo = mask.value
+        c: CutoutInfo = cutout.value
+        rs: list[RenderInfo] = [r.value for r in renders]
+        qs: list[QcInfo] = [q.value for q in qcs]
+        failing = [f"{q.profile}:{name}" for q in qs if q.status == "fail" for name in q.failing]
+        timings = {
+            "segment": "cached" if mask.cached else m.seconds,
+            "upscale": "cached" if cutout.cached else c.seconds,
+            "render": "cached" if all(r.cached for r in renders) else round(sum(r.seconds for r in rs), 4),
+            "qc": round(sum(q.seconds for q in qs), 4),
+        }
+        return cls(
+            sku_id=sku_id, status="qc_failed" if failing else "passed", attempts=params.attempt,
+            confidence=m.confidence, renders=rs, qcs=qs, failing=failing,
+            model_versions={"segment": m.model, "upscale": c.upscaler}, timings=timings,
+            reason=("qc: " + ", ".join(failing)) if failing else None,
+        )
