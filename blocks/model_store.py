@@ -1,0 +1,55 @@
+"""ModelStore: where weights live, which backends a worker uses, and on which device."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect.blocks.core import Block
+from pydantic import Field, field_validator
+
+
+class ModelStore(Block):
+    """Model weights and backend choices for the workers of one pool.
+
+    The CPU pool uses the registry-shipped defaults (u2netp, Real-ESRGAN x4plus ncnn); the
+    GPU pool points at user-supplied weights (BiRefNet, RealESRGAN_x4plus.pth, SDXL
+    inpaint + ControlNet) and ``device="cuda"``. Weights are never downloaded on load:
+    ``fetch()`` (or ``lightbox models fetch``) places and verifies them.
+
+    Example:
+        ```python
+        from blocks.model_store import ModelStore
+        ModelStore(model_dir="/models", segmenter="birefnet-general",
+                   upscaler="realesrgan-x4plus", device="cuda",
+                   diffusion={"inpaint": "/models/sdxl-inpaint",
+                              "controlnet_depth": "/models/controlnet-depth-sdxl"}).save("gpu")
+        ```
+    """
+
+    _block_type_name = "Lightbox Model Store"
+    _description = "Model directory, backend names and device for Lightbox workers"
+
+    model_dir: Path = Field(description="Local directory holding the weight files")
+    s3_uri: str | None = Field(
+        default=None, description="Optional s3://bucket/prefix mirror the fetch step copies from"
+    )
+    segmenter: str = Field(default="u2netp", description="Key in imaging.segment.SEGMENTERS")
+    upscaler: str = Field(default="auto", description="auto | lanczos | realesrgan-x4plus-ncnn | realesrgan-x4plus")
+    device: str = Field(default="cpu", description="cpu | cuda | cuda:N | mps")
+    diffusion: dict[str, str] = Field(
+        default_factory=dict,
+        description="Lifestyle weights: inpaint, controlnet_depth, controlnet_canny, depth, clip "
+        "(local dirs, or hub ids when the worker may reach the hub)",
+    )
+
+    @field_validator("s3_uri")
+    @classmethod
+    def _s3(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("s3://"):
+            raise ValueError(f"s3_uri must start with s3:// (got {value!r})")
+        return value
+
+    def fetch(self) -> list[Path]:
+        """Place and verify the registry-sourced weights in ``model_dir``."""
+        from imaging.weights import fetch_weights
+
+        return fetch_weights(self.model_dir)
