@@ -33,9 +33,15 @@ class Placement:
     offset_y: float
 
     def matrix(self) -> np.ndarray:
-        """The 2x3 float64 matrix for ``cv2.warpAffine`` (source -> canvas)."""
+        """The 2x3 float64 matrix for ``cv2.warpAffine`` (source -> canvas).
+
+        Placement measures from pixel *corners*; OpenCV indexes pixel *centres*, so the
+        shift gains ``0.5 * (scale - 1)`` (without it: -0.25 px at scale 0.5, +1.5 px at 4).
+        """
+        shift = 0.5 * (self.scale - 1.0)
         return np.array(
-            [[self.scale, 0.0, self.offset_x], [0.0, self.scale, self.offset_y]], dtype=np.float64
+            [[self.scale, 0.0, self.offset_x + shift], [0.0, self.scale, self.offset_y + shift]],
+            dtype=np.float64,
         )
 
     def then(self, other: "Placement") -> "Placement":
