@@ -52,6 +52,9 @@ class Placement:
             offset_y=other.scale * self.offset_y + other.offset_y,
         )
 
+    def inverse(self) -> "Placement":
+        return Placement(1.0 / self.scale, -self.offset_x / self.scale, -self.offset_y / self.scale)
+
     @staticmethod
     def identity() -> "Placement":
         return Placement(1.0, 0.0, 0.0)

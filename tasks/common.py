@@ -5,6 +5,7 @@ from collections.abc import Callable
 from typing import Any
 
 from imaging.errors import ImageRejected, ModelInputError, WeightsMissing
+from imaging.profiles import ExportProfile, load_profiles
 
 # Errors about the input or the configuration: retrying cannot help, fail the SKU at once.
 PERMANENT = (ImageRejected, ModelInputError, WeightsMissing, ValueError, FileNotFoundError)
@@ -34,3 +35,8 @@ def reason(stage: str, exc: BaseException) -> str:
     """One line for report.json and the database: the stage and what went wrong."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
     return f"{stage}: {text}"
+
+
+def profiles_for(settings) -> dict[str, ExportProfile]:
+    """Built-in export profiles plus the run's overrides (``RunSettings.profiles``)."""
+    return load_profiles(settings.profiles or None)

@@ -21,6 +21,9 @@ class RunSettings(Record):
     upscale_budget_s: float = Field(60.0, description="auto: the model only if its estimate fits")
     device: str = "cpu"
     templates_dir: Path | None = None
+    profiles: dict = Field(default_factory=dict, description="extra/overridden export profiles (imaging.profiles)")
+    diffusion: dict[str, str] = Field(default_factory=dict, description="lifestyle weights (ModelStore.diffusion)")
+    generation_size: int = Field(1024, ge=64, description="side the scene model paints at; upsampled to the canvas")
     thresholds: dict = Field(default_factory=dict, description="QcThresholds as a dict; {} = defaults")
     max_attempts: int = Field(3, ge=1, le=6, description="renders per SKU before QC gives up")
     max_pixels: int = 40_000_000
@@ -100,6 +103,7 @@ class QcInfo(Record):
     checks: list
     failing: list[str]
     thresholds_version: str
+    encoded_path: str  # the profile's file bytes, as export will ship them
     seconds: float = 0.0
 
 

@@ -46,6 +46,7 @@ class SkuOutcome(Record):
     reason: str | None = None
     attempts: int = 0
     confidence: float | None = None
+    mask_path: str | None = None  # the product mask on the source grid (exported as mask.png)
     renders: list[RenderInfo] = Field(default_factory=list)
     qcs: list[QcInfo] = Field(default_factory=list)
     failing: list[str] = Field(default_factory=list)
@@ -72,7 +73,7 @@ class SkuOutcome(Record):
         }
         return cls(
             sku_id=sku_id, status="qc_failed" if failing else "passed", attempts=params.attempt,
-            confidence=m.confidence, renders=rs, qcs=qs, failing=failing,
+            confidence=m.confidence, mask_path=m.path, renders=rs, qcs=qs, failing=failing,
             model_versions={"segment": m.model, "upscale": c.upscaler}, timings=timings,
             reason=("qc: " + ", ".join(failing)) if failing else None,
         )

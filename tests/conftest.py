@@ -64,3 +64,32 @@ def _reset_pg(url: str) -> None:
 def model_dir() -> Path:
     """Where `lightbox models fetch` put the registry weights (Makefile runs it first)."""
     return Path(os.environ.get("LIGHTBOX_MODEL_DIR", REPO / ".lightbox" / "models"))
+
+
+@pytest.fixture(scope="session")
+def prefect_harness(tmp_path_factory):
+    """One temporary Prefect API (SQLite) for every flow test of the session (~14 s once)."""
+    from prefect.settings import PREFECT_LOCAL_STORAGE_PATH, temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    storage = tmp_path_factory.mktemp("prefect-results")
+    with prefect_test_harness(server_startup_timeout=120):
+        with temporary_settings({PREFECT_LOCAL_STORAGE_PATH: str(storage)}):
+            yield
+
+
+EXAMPLES = REPO / "examples" / "catalog"
+
+
+@pytest.fixture
+def run_settings(tmp_path, model_dir):
+    """RunSettings for a batch on SQLite in tmp_path, classical upscaling (fast)."""
+    from tasks.records import RunSettings
+
+    def make(**overrides):
+        values = dict(data_dir=tmp_path / "data", database_url=f"sqlite:///{tmp_path / 'catalog.db'}",
+                      model_dir=model_dir, upscaler="lanczos")
+        values.update(overrides)
+        return RunSettings(**values)
+
+    return make

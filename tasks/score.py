@@ -1,0 +1,80 @@
+"""score_render and score_batch_consistency: the automated quality gate, per image and batch."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from prefect import task
+
+from imaging.profiles import ExportProfile
+from quality.gate import QcEvidence, score_batch, score_image
+from quality.thresholds import MarketplaceRules, QcThresholds
+from tasks.common import profiles_for, retry_transient
+from tasks.export import encode_render
+from tasks.records import MaskInfo, QcInfo, RenderInfo, RunSettings, SourceInfo
+from tasks.results import SkuOutcome
+from tasks.workdir import read_png, work_path, write_atomic
+
+
+def marketplace_rules(profile: ExportProfile) -> MarketplaceRules:
+    """The gate's view of an export profile (one source of truth: imaging.profiles)."""
+    return MarketplaceRules(
+        name=profile.name,
+        background_rgb=(255, 255, 255) if profile.background == "white" else None,
+        fill_target=profile.fill if profile.background != "transparent" else None,
+        min_longest_side=profile.min_side, max_longest_side=profile.max_side,
+        max_megapixels=profile.max_megapixels, require_srgb=profile.icc, max_file_bytes=profile.max_bytes,
+    )
+
+
+@task(name="score_render", retries=1, retry_condition_fn=retry_transient,
+      task_run_name="qc-{render.profile}-{source.sku_id}")
+def score_render(source: SourceInfo, mask: MaskInfo, render: RenderInfo, profile: str,
+                 settings: RunSettings) -> QcInfo:
+    """Encode the render for its profile (the bytes export will ship) and grade it."""
+    started = time.perf_counter()
+    spec = profiles_for(settings)[profile]
+    data = encode_render(render, spec)
+    encoded = work_path(settings.data_dir, source.sha256, f"{render.sha256[:16]}-{profile}.{spec.extension}")
+    write_atomic(encoded, data)
+    canvas = read_png(render.path, 4 if spec.background == "transparent" else 3)[..., :3]
+    evidence = QcEvidence(
+        source_rgb=read_png(source.path, 4 if source.has_alpha else 3)[..., :3],
+        source_mask=read_png(mask.path, 1).astype(np.float32) / 255.0,
+        output_rgb=canvas, output_alpha=read_png(render.alpha_path, 1).astype(np.float32) / 255.0,
+        placement=(render.scale, render.offset_x, render.offset_y),
+        background_rgb=render.background, shadow_style=render.shadow_style,
+        light_direction_deg=render.light_direction_deg, grounded=render.shadow_style != "floating",
+        encoded_bytes=len(data), icc_is_srgb=spec.icc,
+    )
+    thresholds = QcThresholds(**settings.thresholds)
+    report = score_image(evidence, thresholds, marketplace_rules(spec))
+    metrics = {**report.metrics, **{f"feature.{k}": v for k, v in report.features.items()},
+               "segment.confidence": mask.confidence}
+    checks = [c.model_dump(mode="json") for c in report.checks]
+    failing = list(report.failing)
+    if mask.confidence < thresholds.segment_confidence_min:
+        failing.append("segment.confidence")
+        checks.append({"name": "segment.confidence", "status": "fail", "value": mask.confidence,
+                       "detail": "uncertain cut: goes to review rather than out the door"})
+    return QcInfo(profile=profile, status="fail" if failing else report.status, metrics=metrics,
+                  checks=checks, failing=failing, thresholds_version=report.thresholds_version,
+                  encoded_path=str(encoded), seconds=round(time.perf_counter() - started, 4))
+
+
+@task(name="score_batch_consistency")
+def score_batch_consistency(outcomes: list[SkuOutcome], settings: RunSettings) -> dict[str, list[str]]:
+    """Robust outliers across the batch, per profile: SKU row id -> ["profile:dimension", ...]."""
+    thresholds = QcThresholds(**settings.thresholds)
+    flags: dict[str, list[str]] = {}
+    profiles = sorted({q.profile for o in outcomes for q in o.qcs})
+    for profile in profiles:
+        rows = [(o.sku_id, q) for o in outcomes if o.status == "passed" for q in o.qcs if q.profile == profile]
+        features = [{k[8:]: v for k, v in q.metrics.items() if k.startswith("feature.")} for _, q in rows]
+        if not features:
+            continue
+        result = score_batch(features, thresholds)
+        for (sku_id, _), dims in zip(rows, result.flagged, strict=True):
+            if dims:
+                flags.setdefault(str(sku_id), []).extend(f"{profile}:{d}" for d in dims)
+    return flags

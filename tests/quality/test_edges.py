@@ -1,0 +1,114 @@
+"""quality/edges.py: halos, fringes, soft and jagged edges of known size."""
+import cv2
+import numpy as np
+import pytest
+
+from quality.edges import edge_quality, estimate_old_background
+
+KW = dict(profile_px=10, rim_px=3, ref_px=(5, 9), halo_delta_l=8.0, fringe_weight=0.3,
+          fringe_min_separation=20.0, smooth_px=16.0)
+
+
+def _edges(s, **kw):
+    old = estimate_old_background(s.source_rgb, s.source_mask)
+    return edge_quality(s.output_rgb, s.output_alpha, old_background_rgb=old, **{**KW, **kw})
+
+
+@pytest.mark.parametrize("kw", [{}, {"bg": (200, 200, 200)}, {"light_deg": 120, "shadow_offset": 12, "contact": 0.4},
+                                {"scale": 3.0, "size": 1024}, {"scale": 0.7, "size": 256}])
+def test_clean_edges_are_not_flagged(scene, kw):
+    q = _edges(scene.make(**kw))
+    assert q.halo_share == 0.0
+    assert q.fringe_share == 0.0
+    assert q.roughness_px < 0.3
+    assert q.n_profiles > 300
+
+
+@pytest.mark.parametrize("width", [2, 3])
+def test_bright_halo_of_known_width(scene, width):
+    q = _edges(scene.make(halo_px=width, bg=(200, 200, 200)))
+    assert q.halo_share > 0.95
+    assert q.halo_excursion > 8.0  # bright
+    assert width - 1.0 <= q.halo_width_px <= width + 0.5
+    assert q.fringe_share == 0.0
+
+
+def test_halo_width_grows_with_the_halo(scene):
+    w2 = _edges(scene.make(halo_px=2, bg=(200, 200, 200))).halo_width_px
+    w3 = _edges(scene.make(halo_px=3, bg=(200, 200, 200))).halo_width_px
+    assert w3 > w2 + 0.3
+
+
+def test_dark_halo(scene):
+    q = _edges(scene.make(halo_px=2, halo_rgb=(20, 20, 20)))
+    assert q.halo_share > 0.95 and q.halo_excursion < -20.0
+
+
+@pytest.mark.parametrize("source_px,lo,hi", [(1, 1.5, 3.0), (2, 2.5, 4.0)])
+def test_fringe_of_old_background(scene, source_px, lo, hi):
+    # The cut-out keeps source_px of green source backdrop; at scale 1.5 that is 1.5 / 3 px.
+    s = scene.make(fringe_px=source_px)
+    assert estimate_old_background(s.source_rgb, s.source_mask) == (40.0, 170.0, 60.0)
+    q = _edges(s)
+    assert q.fringe_share > 0.95
+    assert q.fringe_weight > 0.5
+    assert lo <= q.fringe_width_px <= hi
+    assert q.halo_share == 0.0  # green between red and white is a fringe, not a halo
+
+
+def test_fringe_not_measurable_when_old_background_matches(scene):
+    s = scene.make(old_bg=(255, 255, 255), fringe_px=2)
+    q = _edges(s)
+    assert q.fringe_share is None  # white on white: nothing to see, nothing to claim
+    q = edge_quality(s.output_rgb, s.output_alpha, old_background_rgb=None, **KW)
+    assert q.fringe_share is None
+
+
+def test_jagged_mask_is_rough(scene):
+    clean = _edges(scene.make()).roughness_px
+    stair2 = _edges(scene.make(jagged=2)).roughness_px
+    stair4 = _edges(scene.make(jagged=4)).roughness_px
+    stair8 = _edges(scene.make(jagged=8)).roughness_px
+    assert clean < 0.2
+    assert 0.4 < stair2 < 0.8  # warn band of the default thresholds
+    assert stair4 > 0.8 and stair8 > 0.8  # fail
+
+
+def test_transition_width(scene):
+    s = scene.make()
+    assert _edges(s).transition_width_px == pytest.approx(2.44, abs=0.1)  # 1 source px AA at x1.5
+    soft = s.output_alpha
+    soft = cv2.GaussianBlur(soft, (0, 0), 3.0)
+    q = edge_quality(s.output_rgb, soft, old_background_rgb=None, **KW)
+    assert q.transition_width_px > 7.0
+    hard = (s.output_alpha >= 0.5).astype(np.float32)
+    assert edge_quality(s.output_rgb, hard, old_background_rgb=None, **KW).transition_width_px < 1.0
+
+
+def test_identical_clean_edge_scores_zero_defects(scene):
+    s = scene.make(scale=1.0, size=300)
+    q = edge_quality(s.output_rgb, s.output_alpha, old_background_rgb=s.old_background_rgb, **KW)
+    assert (q.halo_share, q.fringe_share, q.halo_width_px, q.fringe_width_px) == (0.0, 0.0, 0.0, 0.0)
+
+
+def test_old_background_none_when_product_fills_photo():
+    rgb = np.full((50, 50, 3), 100, np.uint8)
+    assert estimate_old_background(rgb, np.ones((50, 50), np.float32)) is None
+
+
+def test_clear_errors(scene):
+    s = scene.make()
+    with pytest.raises(ValueError, match="empty"):
+        edge_quality(s.output_rgb, np.zeros_like(s.output_alpha), old_background_rgb=None, **KW)
+    bad = s.output_alpha.copy()
+    bad[0, 0] = np.inf
+    with pytest.raises(ValueError, match="NaN or inf"):
+        edge_quality(s.output_rgb, bad, old_background_rgb=None, **KW)
+    with pytest.raises(ValueError, match="does not match"):
+        edge_quality(s.output_rgb, s.output_alpha[:, :-2], old_background_rgb=None, **KW)
+    with pytest.raises(ValueError, match="rim_px"):
+        edge_quality(s.output_rgb, s.output_alpha, old_background_rgb=None, **{**KW, "rim_px": 6})
+    with pytest.raises(ValueError, match="boundary"):
+        tiny = np.zeros_like(s.output_alpha)
+        tiny[10:12, 10:12] = 1.0
+        edge_quality(s.output_rgb, tiny, old_background_rgb=None, **KW)
