@@ -16,7 +16,7 @@ from tasks.bookkeeping import record_attempt, record_failures
 from tasks.common import reason
 from tasks.records import RenderParams, RunSettings
 from tasks.render import cut_out_product, render_scene
-from tasks.results import ShardItem, SkuOutcome, resolve
+from tasks.results import ShardItem, SkuOutcome, add_timings, resolve
 from tasks.score import score_render
 from tasks.segment import segment_product
 
@@ -33,7 +33,7 @@ def render_shard(
     live = {item.job.sku_id: item for item in items}
     while live:
         logger.info("shard %s: rendering %s SKUs", shard_index, len(live))
-        finished = _attempt(live, params, profiles, settings)
+        finished = _attempt(live, params, profiles, settings, outcomes)
         outcomes.update(finished)
         for sku_id, outcome in finished.items():
             if outcome.status != "qc_failed" or params[sku_id].attempt >= settings.max_attempts:
@@ -44,8 +44,9 @@ def render_shard(
     return [outcomes[item.job.sku_id] for item in items]
 
 
-def _attempt(items: dict[int, ShardItem], params, profiles, settings) -> dict[int, SkuOutcome]:
-    """One render attempt for each SKU in ``items``: its outcome (passed, qc_failed, failed)."""
+def _attempt(items: dict[int, ShardItem], params, profiles, settings, earlier) -> dict[int, SkuOutcome]:
+    """One render attempt for each SKU in ``items``: its outcome (passed, qc_failed, failed).
+    Timings add up over the attempts; a stage is "cached" only if no attempt computed it."""
     failures: dict[int, str] = {}
 
     def survivors(ids, results, stage):
@@ -86,6 +87,8 @@ def _attempt(items: dict[int, ShardItem], params, profiles, settings) -> dict[in
         outcome = SkuOutcome.from_attempt(sku_id, masks[sku_id], cutouts[sku_id],
                                           [renders[k] for k in mine], [scores[k] for k in mine],
                                           params[sku_id])
+        if sku_id in earlier:
+            outcome = outcome.model_copy(update={"timings": add_timings(earlier[sku_id].timings, outcome.timings)})
         record_attempt(settings.database_url, sku_id, outcome.renders, outcome.qcs,
                        outcome.model_versions, outcome.confidence, outcome.timings,
                        outcome.status == "passed")

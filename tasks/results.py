@@ -77,3 +77,13 @@ class SkuOutcome(Record):
             model_versions={"segment": m.model, "upscale": c.upscaler}, timings=timings,
             reason=("qc: " + ", ".join(failing)) if failing else None,
         )
+
+
+def add_timings(before: dict, after: dict) -> dict:
+    """Per-stage seconds summed over attempts; "cached" + n seconds = n seconds."""
+    total = {}
+    for stage in {**before, **after}:
+        values = [v for v in (before.get(stage), after.get(stage)) if v is not None]
+        numbers = [v for v in values if isinstance(v, (int, float))]
+        total[stage] = round(sum(numbers), 4) if numbers else values[0]
+    return total
