@@ -156,7 +156,7 @@ def model_version(name: str) -> str:
     return wf.sha256[:12] if wf.sha256 else "user"
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -178,7 +178,7 @@ def _problem(path: Path, wf: WeightFile) -> str | None:
     if wf.size is not None and st.st_size != wf.size:
         return f"has {st.st_size} bytes, expected {wf.size}"
     if wf.sha256 is not None:
-        digest = _sha256(path)
+        digest = file_sha256(path)
         if digest != wf.sha256:
             return f"has sha256 {digest}, expected {wf.sha256}"
     _VERIFIED[path] = (st.st_size, st.st_mtime_ns)
@@ -189,6 +189,14 @@ def verify(model_dir: Path, name: str) -> bool:
     """True when the file is present and matches its pinned size and sha256 (if any)."""
     wf = _entry(name)
     return _problem(Path(model_dir) / wf.filename, wf) is None
+
+
+def installed_version(model_dir: Path, name: str) -> str:
+    """Like :func:`model_version`, but an unpinned (user-supplied) file is hashed where it lies,
+    so swapping the file changes cache keys. Raises :class:`WeightsMissing` when absent."""
+    path = weight_path(model_dir, name)
+    wf = _entry(name)
+    return wf.sha256[:12] if wf.sha256 else file_sha256(path)[:12]
 
 
 def _fix_hint(model_dir: Path, wf: WeightFile) -> str:
