@@ -56,17 +56,20 @@ def product_bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
 
 
 def crop_to_product(
-    rgb: np.ndarray, mask: np.ndarray, margin_px: int
+    rgb: np.ndarray, mask: np.ndarray, margin_px: int, snap_px: int = 1
 ) -> tuple[np.ndarray, np.ndarray, Placement]:
     """Cut the product (mask >= 1/255, plus ``margin_px`` clipped to the image) out of
-    ``rgb``/``mask``; returns copies and the source -> crop ``Placement``."""
+    ``rgb``/``mask``; returns copies and the source -> crop ``Placement``. ``snap_px``
+    rounds the box outward to multiples of it, so slightly different masks of the same
+    product give the same box (and a cached upscale of it stays valid)."""
     _check_product(rgb, mask)
-    if margin_px < 0:
-        raise ValueError(f"margin_px must be >= 0, got {margin_px}")
+    if margin_px < 0 or snap_px < 1:
+        raise ValueError(f"margin_px must be >= 0 and snap_px >= 1, got {margin_px}, {snap_px}")
     x0, y0, x1, y1 = _bbox(mask >= COVERAGE_EPS)
     height, width = mask.shape
-    x0, y0 = max(0, x0 - margin_px), max(0, y0 - margin_px)
-    x1, y1 = min(width, x1 + margin_px), min(height, y1 + margin_px)
+    x0, y0 = (max(0, x0 - margin_px) // snap_px) * snap_px, (max(0, y0 - margin_px) // snap_px) * snap_px
+    x1 = min(width, -(-(x1 + margin_px) // snap_px) * snap_px)
+    y1 = min(height, -(-(y1 + margin_px) // snap_px) * snap_px)
     return rgb[y0:y1, x0:x1].copy(), mask[y0:y1, x0:x1].copy(), Placement(1.0, -x0, -y0)
 
 

@@ -52,6 +52,7 @@ class QcEvidence:
     grounded: bool = True
     encoded_bytes: int | None = None
     icc_is_srgb: bool | None = None
+    old_background_known: bool = True  # False for sources that came cut out (own alpha): no fringe to find
 
     def __post_init__(self) -> None:
         # Checked once here; the metrics are then called with validate=False.
@@ -183,7 +184,8 @@ def score_image(evidence: QcEvidence, thresholds: QcThresholds, profile_rules: M
     ]
     metrics.update({"colour.n_pixels": fid.n_pixels, "colour.working_scale": fid.working_scale})
 
-    old_bg = estimate_old_background(ev.source_rgb, ev.source_mask, validate=False)
+    old_bg = (estimate_old_background(ev.source_rgb, ev.source_mask, validate=False)
+              if ev.old_background_known else None)
     edge = edge_quality(
         ev.output_rgb, ev.output_alpha, old_background_rgb=old_bg, profile_px=th.edge_profile_px,
         rim_px=th.edge_rim_px, ref_px=th.edge_ref_px, halo_delta_l=th.halo_delta_l,

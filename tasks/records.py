@@ -18,7 +18,7 @@ class RunSettings(Record):
     model_dir: Path
     segmenter: str = "u2netp"
     upscaler: str = Field("auto", description="auto | realesrgan-x4plus-ncnn | lanczos | realesrgan-x4plus")
-    upscale_budget_s: float = Field(60.0, description="auto: the model only if its estimate fits")
+    upscale_budget_s: float = Field(30.0, description="auto: the ncnn model only if its time estimate for the crop fits (s)")
     device: str = "cpu"
     templates_dir: Path | None = None
     profiles: dict = Field(default_factory=dict, description="extra/overridden export profiles (imaging.profiles)")

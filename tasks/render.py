@@ -19,11 +19,12 @@ from imaging.templates import get_template, load_templates
 from imaging.types import Composite, Placement, ShadowSpec
 from imaging.upscale import Upscaler, load_upscaler, upscale_to
 from imaging.weights import verify
-from tasks.common import key_from, profiles_for, retry_transient
+from tasks.common import MODEL_LOCK, key_from, profiles_for, retry_transient
 from tasks.records import CutoutInfo, MaskInfo, RenderInfo, RenderParams, RunSettings, SkuJob, SourceInfo
 from tasks.workdir import digest, read_png, work_path, write_png
 
 CROP_MARGIN = 8  # px of context kept round the product for edge filters
+CROP_SNAP = 32  # crop boxes snap outward to this grid: refinements keep the same box
 CLASSICAL_BELOW = 1.3  # below this scale a x4 model would only be blurred back down
 MAX_UPSCALE = 8.0  # beyond this no upscaler invents believable detail: the source is too small
 NCNN_PIXELS_PER_SECOND = 5_500.0  # Real-ESRGAN x4plus ncnn, 2 CPU cores: ~12 s for 256x256 in
@@ -52,31 +53,44 @@ def target_product_px(profiles: list[ExportProfile], fill: float | None) -> int:
 
 def _cutout_key(p: dict) -> str:
     params: RenderParams = p["params"]
-    return "cutout-" + digest(p["mask"].path, p["source"].sha256, sorted(p["profiles"]),
-                              p["settings"].upscaler, params.decontaminate, params.fill)
+    s: RunSettings = p["settings"]
+    return "cutout-" + digest(p["mask"].path, p["source"].sha256, sorted(p["profiles"]), s.profiles,
+                              s.upscaler, s.upscale_budget_s, s.device, params.decontaminate, params.fill)
 
 
 @task(name="cut_out_product", cache_key_fn=key_from(_cutout_key), persist_result=True,
       retries=1, retry_condition_fn=retry_transient, task_run_name="cutout-{source.sku_id}")
 def cut_out_product(source: SourceInfo, mask: MaskInfo, profiles: list[str], settings: RunSettings,
                     params: RenderParams) -> CutoutInfo:
-    """Crop to the product; upscale the crop only if a profile draws it bigger than it is."""
+    """Crop to the product; upscale the crop only if a profile draws it bigger than it is.
+
+    The upscaled crop depends on the pixels and the (snapped) box only, not on the mask's
+    refinement, so a retry with a stronger refinement reuses it from the work dir."""
     started = time.perf_counter()
     key = _cutout_key(dict(source=source, mask=mask, profiles=profiles, settings=settings, params=params))
     rgb = read_png(source.path, 4 if source.has_alpha else 3)[..., :3]
     alpha = read_png(mask.path, 1).astype(np.float32) / 255.0
-    if params.decontaminate:
-        rgb = decontaminate_edges(rgb, alpha)
-    crop, crop_alpha, to_crop = crop_to_product(rgb, alpha, CROP_MARGIN)
+    crop, crop_alpha, to_crop = crop_to_product(rgb, alpha, CROP_MARGIN, snap_px=CROP_SNAP)
     x0, y0, x1, y1 = product_bbox(crop_alpha)
     known = profiles_for(settings)
     need = target_product_px([known[p] for p in profiles], params.fill) / max(x1 - x0, y1 - y0)
     upscaler = choose_upscaler(crop.shape[:2], need, settings)
     name = "none"
     if upscaler is not None:
-        up, crop_alpha = upscale_to(crop, crop_alpha, min(need, MAX_UPSCALE), upscaler)
+        scale = round(min(need, MAX_UPSCALE), 2)
+        memo = work_path(settings.data_dir, source.sha256, "upscaled-" + digest(
+            to_crop, crop.shape, upscaler.name, upscaler.version, scale)[:16] + ".png")
+        if memo.exists():
+            up = read_png(memo, 3)
+        else:
+            with MODEL_LOCK:
+                up, _ = upscale_to(crop, None, scale, upscaler)
+            write_png(memo, up)
         factor = up.shape[1] / crop.shape[1]
+        crop_alpha = np.clip(cv2.resize(crop_alpha, up.shape[1::-1], interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
         crop, to_crop, name = up, to_crop.then(Placement(factor, 0.0, 0.0)), upscaler.name
+    if params.decontaminate:
+        crop = decontaminate_edges(crop, crop_alpha)
     cutout = np.dstack([crop, np.clip(crop_alpha * 255.0 + 0.5, 0, 255).astype(np.uint8)])
     path = work_path(settings.data_dir, source.sha256, f"cutout-{key[7:23]}.png")
     write_png(path, cutout)

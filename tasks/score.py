@@ -13,6 +13,7 @@ from tasks.common import profiles_for, retry_transient
 from tasks.export import encode_render
 from tasks.records import MaskInfo, QcInfo, RenderInfo, RunSettings, SourceInfo
 from tasks.results import SkuOutcome
+from tasks.segment import ALPHA_CUTOUT
 from tasks.workdir import read_png, work_path, write_atomic
 
 
@@ -45,7 +46,7 @@ def score_render(source: SourceInfo, mask: MaskInfo, render: RenderInfo, profile
         placement=(render.scale, render.offset_x, render.offset_y),
         background_rgb=render.background, shadow_style=render.shadow_style,
         light_direction_deg=render.light_direction_deg, grounded=render.shadow_style != "floating",
-        encoded_bytes=len(data), icc_is_srgb=spec.icc,
+        encoded_bytes=len(data), icc_is_srgb=spec.icc, old_background_known=mask.model != ALPHA_CUTOUT,
     )
     thresholds = QcThresholds(**settings.thresholds)
     report = score_image(evidence, thresholds, marketplace_rules(spec))

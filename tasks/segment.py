@@ -9,7 +9,7 @@ from prefect import task
 from imaging.refine import refine_mask
 from imaging.segment import load_segmenter, mask_confidence
 from imaging.weights import model_version
-from tasks.common import key_from, retry_transient
+from tasks.common import MODEL_LOCK, key_from, retry_transient
 from tasks.records import MaskInfo, RunSettings, SourceInfo
 from tasks.workdir import digest, read_png, work_path, write_png
 
@@ -40,7 +40,8 @@ def segment_product(source: SourceInfo, settings: RunSettings, refine_strength: 
         confidence, model = mask_confidence(mask), ALPHA_CUTOUT
     else:
         segmenter = load_segmenter(settings.segmenter, settings.model_dir, settings.device)
-        raw = segmenter.predict(rgb)
+        with MODEL_LOCK:
+            raw = segmenter.predict(rgb)
         mask = refine_mask(rgb, raw, strength=refine_strength)
         confidence, model = mask_confidence(raw), segmenter_version(settings)
     if float(mask.max()) < 0.5:
