@@ -69,7 +69,7 @@ class SkuOutcome(Record):
             "segment": "cached" if mask.cached else m.seconds,
             "upscale": "cached" if cutout.cached else c.seconds,
             "render": "cached" if all(r.cached for r in renders) else round(sum(r.seconds for r in rs), 4),
-            "qc": round(sum(q.seconds for q in qs), 4),
+            "qc": "cached" if all(q.cached for q in qcs) else round(sum(q.seconds for q in qs), 4),
         }
         return cls(
             sku_id=sku_id, status="qc_failed" if failing else "passed", attempts=params.attempt,

@@ -9,12 +9,12 @@ from prefect import task
 from imaging.profiles import ExportProfile
 from quality.gate import QcEvidence, score_batch, score_image
 from quality.thresholds import MarketplaceRules, QcThresholds
-from tasks.common import profiles_for, retry_transient
+from tasks.common import key_from, profiles_for, retry_transient
 from tasks.export import encode_render
 from tasks.records import MaskInfo, QcInfo, RenderInfo, RunSettings, SourceInfo
 from tasks.results import SkuOutcome
 from tasks.segment import ALPHA_CUTOUT
-from tasks.workdir import read_png, work_path, write_atomic
+from tasks.workdir import digest, read_png, work_path, write_atomic
 
 
 def marketplace_rules(profile: ExportProfile) -> MarketplaceRules:
@@ -28,8 +28,14 @@ def marketplace_rules(profile: ExportProfile) -> MarketplaceRules:
     )
 
 
-@task(name="score_render", retries=1, retry_condition_fn=retry_transient,
-      task_run_name="qc-{render.profile}-{source.sku_id}")
+def _score_key(p: dict) -> str:
+    settings: RunSettings = p["settings"]
+    return "qc-" + digest(p["render"].sha256, p["mask"].path, p["mask"].confidence, p["profile"],
+                          settings.profiles, QcThresholds(**settings.thresholds).model_dump_json())
+
+
+@task(name="score_render", cache_key_fn=key_from(_score_key), persist_result=True, retries=1,
+      retry_condition_fn=retry_transient, task_run_name="qc-{render.profile}-{source.sku_id}")
 def score_render(source: SourceInfo, mask: MaskInfo, render: RenderInfo, profile: str,
                  settings: RunSettings) -> QcInfo:
     """Encode the render for its profile (the bytes export will ship) and grade it."""
