@@ -13,7 +13,6 @@ from prefect import task
 from imaging.compose import compose_studio, crop_to_product, overlay_product, product_bbox
 from imaging.decontaminate import decontaminate_edges
 from imaging.errors import WeightsMissing
-from imaging.lifestyle import DiffusionSceneGenerator, DiffusionWeights
 from imaging.profiles import ExportProfile, profile_canvas
 from imaging.templates import get_template, load_templates
 from imaging.types import Composite, Placement, ShadowSpec
@@ -36,8 +35,11 @@ def template_library(templates_dir: Path | None):
 
 
 @lru_cache(maxsize=2)
-def scene_generator(weights: tuple[tuple[str, str], ...], device: str, controlnet: str) -> DiffusionSceneGenerator:
-    """One generator per worker process and configuration (models load once)."""
+def scene_generator(weights: tuple[tuple[str, str], ...], device: str, controlnet: str):
+    """One generator per worker process and configuration (models load once). Imported
+    here: diffusers and transformers cost seconds to import and studio runs never need them."""
+    from imaging.lifestyle import DiffusionSceneGenerator, DiffusionWeights
+
     return DiffusionSceneGenerator.from_config(DiffusionWeights(**dict(weights), device=device),
                                                controlnets=(controlnet,))
 
