@@ -11,7 +11,7 @@ from prefect import flow, get_run_logger, unmapped
 from prefect.artifacts import create_progress_artifact
 
 from catalog.states import BatchState
-from flows.render_shard import render_shard
+from flows.dispatch import render_all
 from tasks.bookkeeping import prepare_batch, record_failures, record_sources, set_batch_state
 from tasks.common import reason
 from tasks.export import export_sku
@@ -27,7 +27,7 @@ from tasks.validate import validate_source
 def catalog_batch(
     manifest: str, out_dir: str, settings: RunSettings, name: str = "catalog",
     template: str = "white_studio", profiles: list[str] = ("amazon-main", "shopify"),
-    review_policy: str = "auto", shard_size: int = 25,
+    review_policy: str = "auto", shard_size: int = 25, render_deployment: str | None = None,
 ) -> dict:
     logger = get_run_logger()
     profiles = list(profiles)
@@ -44,12 +44,11 @@ def catalog_batch(
     items = [ShardItem(job=j, source=r.value) for j, r in zip(jobs, checked) if r.ok]
     record_sources(db, [i.source for i in items])
 
-    # processing: per SKU, in shards (the GPU pool's unit of work in production)
+    # processing: per SKU, in shards (in production each shard is a flow run on the GPU pool)
     set_batch_state(db, batch_id, BatchState.processing)
-    outcomes = []
-    for index in range(0, len(items), shard_size):
-        outcomes += render_shard(batch_id, index // shard_size, items[index:index + shard_size],
-                                 profiles, settings, progress, len(outcomes), len(items))
+    outcomes = render_all(batch_id, items, profiles, settings, progress, shard_size, render_deployment)
+    failed_runs = {o.sku_id: o.reason for o in outcomes if o.status == "failed"}
+    record_failures(db, failed_runs)
 
     # qc: batch consistency across the rendered images
     set_batch_state(db, batch_id, BatchState.qc)

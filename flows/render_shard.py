@@ -21,7 +21,8 @@ from tasks.score import score_render
 from tasks.segment import segment_product
 
 
-@flow(name="render-shard", flow_run_name="render-{batch_id}-{shard_index}", log_prints=False)
+@flow(name="render-shard", flow_run_name="render-{batch_id}-{shard_index}", log_prints=False,
+      persist_result=True)
 def render_shard(
     batch_id: str, shard_index: int, items: list[ShardItem], profiles: list[str],
     settings: RunSettings, progress_artifact_id: UUID | None = None, done_before: int = 0,
