@@ -117,11 +117,25 @@ def choose_upscaler(crop_hw: tuple[int, int], need: float, settings: RunSettings
     return load_upscaler(name, settings.model_dir, settings.device)
 
 
+def weights_fingerprint(folder: str) -> str:
+    """Cheap identity of a user-supplied model folder: file names, sizes and mtimes."""
+    root = Path(folder)
+    if not root.exists():
+        return "absent"
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    return digest(*[(str(f.relative_to(root)), f.stat().st_size, f.stat().st_mtime_ns) for f in files])[:16]
+
+
 def _render_key(p: dict) -> str:
     params: RenderParams = p["params"]
-    template = template_library(p["settings"].templates_dir)
-    t = get_template(p["job"].template, template)
-    return "render-" + digest(p["cutout"].path, p["profile"], t.name, t.version,
+    settings: RunSettings = p["settings"]
+    t = get_template(p["job"].template, template_library(settings.templates_dir))
+    scene = ()
+    if t.kind == "lifestyle":  # which weights painted it, at what size, on what device
+        scene = (settings.generation_size, settings.device,
+                 sorted((k, weights_fingerprint(v)) for k, v in settings.diffusion.items()))
+    return "render-" + digest(p["cutout"].path, profiles_for(settings)[p["profile"]].model_dump_json(),
+                              t.model_dump_json(), scene,
                               params.model_dump(exclude={"attempt", "refine_strength", "decontaminate"}))
 
 
