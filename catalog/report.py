@@ -21,9 +21,10 @@ def build_report(session: Session, batch_id: str, consistency: dict | None = Non
     skus = []
     for row in repo.batch_skus(session, batch_id):
         qc = {}
-        confidence = None
+        confidence = preview = None
         for render, result in repo.latest_qc(session, row.id):
             confidence = render.segment_confidence
+            preview = preview or render.uri
             if result is not None:
                 qc[render.profile] = {"status": result.status, "failing": result.failing,
                                       "metrics": result.metrics, "checks": result.checks,
@@ -35,7 +36,7 @@ def build_report(session: Session, batch_id: str, consistency: dict | None = Non
             "state": row.state, "reason": row.reason, "attempts": row.attempts,
             "segment_confidence": confidence, "timings": row.timings or {}, "qc": qc,
             "consistency_flags": flags, "status": _status(row.state, qc, flags),
-            "outputs": {e.profile: e.destination_key for e in exports},
+            "outputs": {e.profile: e.destination_key for e in exports}, "preview": preview,
         })
     counts = Counter(s["state"] for s in skus)
     return {
@@ -43,7 +44,8 @@ def build_report(session: Session, batch_id: str, consistency: dict | None = Non
         "profiles": batch.profiles, "review_policy": batch.review_policy,
         "created_at": batch.created_at.isoformat(), "finished_at": batch.updated_at.isoformat(),
         "wall_seconds": round((batch.updated_at - batch.created_at).total_seconds(), 2),
-        "counts": {state: counts.get(state, 0) for state in ("exported", "rejected", "failed")},
+        "counts": {state: counts.get(state, 0) for state in ("exported", "rejected", "failed")}
+        | {state: counts[state] for state in ("held", "approved") if counts.get(state)},
         "skus": skus,
     }
 
