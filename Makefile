@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 MODEL_DIR ?= .lightbox/models
 STAMP := $(VENV)/.installed
 
-.PHONY: venv models demo test bench clean
+.PHONY: venv models demo test browser bench clean up down status
 
 venv: $(STAMP)
 
@@ -26,13 +26,37 @@ models: venv
 demo: models
 	$(BIN)/lightbox run examples/catalog/manifest.csv --out out/demo --model-dir $(MODEL_DIR)
 
-test: models
+test: models browser
 	LIGHTBOX_MODEL_DIR=$(abspath $(MODEL_DIR)) $(BIN)/python -m pytest
+
+# The UI test (tests/ui) looks at the Prefect UI in a headless Chromium. Installed here when
+# missing and we are root on a Debian-like system; otherwise that test skips and says why.
+browser:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y chromium \
+	  || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; } \
+	  || echo "make: could not install chromium; tests/ui will be skipped"; \
+	else echo "make: no /usr/bin/chromium and not root: tests/ui will be skipped (apt-get install -y chromium)"; fi
 
 bench: models
 	$(BIN)/python bench/cpu_models.py --model-dir $(MODEL_DIR)
 	$(BIN)/python bench/qc_gate.py
 	$(BIN)/python bench/segmentation_quality.py --model-dir $(MODEL_DIR)
+
+# The production shape on one machine, no containers (infra/stack.py): Prefect server +
+# UI on 127.0.0.1:4200, bootstrap, prefect deploy --all, a CPU and a GPU-pool worker, the
+# Shopify webhook receiver on 127.0.0.1:8787. Pids and logs under .lightbox/stack/.
+up: models
+	LIGHTBOX_MODEL_DIR=$(abspath $(MODEL_DIR)) $(BIN)/python -m infra.stack up
+
+# Workers first, then the receiver, then the server (a process worker ignores SIGTERM
+# once its server is gone). Standard library only: works without the venv.
+down:
+	$(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON)) -m infra.stack down
+
+status:
+	$(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON)) -m infra.stack status
 
 clean:
 	rm -rf out .lightbox

@@ -1,4 +1,5 @@
-"""Catalog manifests: a CSV (``sku,image`` + optional ``title,template,priority``), a folder
+"""Catalog manifests: a CSV (``sku,image`` + optional ``title,template,priority,
+shopify_product_id``), a folder
 of images (the SKU is the file stem) or a ZIP holding either.
 
 Problems with the manifest as a whole raise ``ManifestError`` (the batch cannot run).
@@ -11,6 +12,7 @@ import codecs
 import csv
 import hashlib
 import io
+import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +22,8 @@ from catalog.paths import UnsafeName, contained_path, validate_sku
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif"})
 PRIORITIES = ("urgent", "standard", "backfill")
 REQUIRED = ("sku", "image")
-OPTIONAL = ("title", "template", "priority")
+OPTIONAL = ("title", "template", "priority", "shopify_product_id")
+SHOPIFY_PRODUCT_ID = re.compile(r"(?:gid://shopify/Product/)?([1-9][0-9]{0,19})")
 MAX_MANIFEST_BYTES = 20 * 2**20
 MAX_ROWS = 100_000
 MAX_ZIP_BYTES = 2 * 2**30
@@ -40,6 +43,7 @@ class ManifestEntry:
     template: str | None = None
     priority: str = "standard"
     problem: str | None = None  # why this row cannot be processed
+    shopify_product_id: str | None = None  # gid://shopify/Product/<n>: where Shopify exports go
 
 
 @dataclass
@@ -104,6 +108,7 @@ def _entry(number: int, record: dict[str, str], base: Path, seen: dict[str, int]
     title = (record.get("title") or "").strip() or None
     template = (record.get("template") or "").strip() or None
     priority = (record.get("priority") or "").strip().lower() or "standard"
+    product = (record.get("shopify_product_id") or "").strip() or None
 
     def bad(reason: str, image: Path | None = None) -> ManifestEntry:
         return ManifestEntry(number, raw_sku, image, title, template, "standard", reason)
@@ -117,13 +122,18 @@ def _entry(number: int, record: dict[str, str], base: Path, seen: dict[str, int]
     seen[sku] = number
     if priority not in PRIORITIES:
         return bad(f"unknown priority {priority!r} (use {', '.join(PRIORITIES)})")
+    if product is not None:
+        found = SHOPIFY_PRODUCT_ID.fullmatch(product)
+        if found is None:
+            return bad(f"shopify_product_id {product!r} is neither a number nor gid://shopify/Product/<n>")
+        product = f"gid://shopify/Product/{found.group(1)}"
     try:
         image = contained_path(base, (record.get("image") or "").strip())
     except UnsafeName as exc:
         return bad(str(exc))
     if not image.is_file():
         return bad(f"image file not found: {record.get('image', '').strip()}", image)
-    return ManifestEntry(number, sku, image, title, template, priority)
+    return ManifestEntry(number, sku, image, title, template, priority, shopify_product_id=product)
 
 
 def _decode(data: bytes, path: Path) -> tuple[str, str]:

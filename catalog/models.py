@@ -43,6 +43,7 @@ class Batch(Base):
     state: Mapped[str] = mapped_column(String(32), default="created", index=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     flow_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    review_round: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # holds opened so far
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
@@ -83,6 +84,10 @@ class Sku(Base):
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     timings: Mapped[dict] = mapped_column(JSON, default=dict)
+    shopify_product_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The rendered result the review shows and export ships (job, source, renders, QC and
+    # their work-file paths), stored as it enters review so a later run can pick it up.
+    review_item: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
@@ -130,7 +135,10 @@ class QcResult(Base):
 
 
 class ReviewDecision(Base):
+    """One decision per SKU per review round: by a person (the UI form) or a policy."""
+
     __tablename__ = "review_decisions"
+    __table_args__ = (UniqueConstraint("sku_id", "round", name="uq_review_sku_round"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     sku_id: Mapped[int] = mapped_column(ForeignKey("skus.id", ondelete="CASCADE"), index=True)

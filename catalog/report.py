@@ -9,7 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from catalog import repository as repo
-from catalog.models import Batch, Export
+from catalog.models import Batch, Export, Sku
+from catalog.states import SkuState
 
 STATUS_COLOUR = {"pass": "green", "warn": "amber", "fail": "red"}
 
@@ -29,7 +30,8 @@ def build_report(session: Session, batch_id: str, consistency: dict | None = Non
                 qc[render.profile] = {"status": result.status, "failing": result.failing,
                                       "metrics": result.metrics, "checks": result.checks,
                                       "thresholds_version": result.thresholds_version}
-        exports = session.scalars(select(Export).where(Export.sku_id == row.id, Export.status == "done"))
+        exports = session.scalars(select(Export).where(_delivered_for(row), Export.status == "done")
+                                  .order_by(Export.completed_at))
         flags = consistency.get(str(row.id), [])
         skus.append({
             "sku": row.sku, "dir": row.dirname, "title": row.title, "template": row.template,
@@ -48,6 +50,15 @@ def build_report(session: Session, batch_id: str, consistency: dict | None = Non
         | {state: counts[state] for state in ("held", "approved") if counts.get(state)},
         "skus": skus,
     }
+
+
+def _delivered_for(row: Sku):
+    """Which export rows show where a SKU's images are. An exported SKU's files may have
+    been delivered by an earlier batch of the same SKU (a re-run skips them, a crashed run
+    left the claim this batch completed): those rows count. Otherwise only its own."""
+    if row.state != SkuState.exported.value:
+        return Export.sku_id == row.id
+    return Export.sku_id.in_(select(Sku.id).where(Sku.sku == row.sku, Sku.dirname == row.dirname))
 
 
 def _status(state: str, qc: dict, flags: list) -> str:

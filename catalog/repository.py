@@ -24,18 +24,26 @@ from catalog.states import (
 )
 
 
+SKU_COLUMN = Sku.__table__.c.sku.type.length  # 300
+TEMPLATE_COLUMN = Sku.__table__.c.template.type.length  # 100
+
+
 def create_batch(
     session: Session, *, batch_id: str, name: str, manifest_path: str, manifest_sha256: str,
-    template: str, profiles: list[str], review_policy: str,
+    template: str, profiles: list[str], review_policy: str, flow_run_id: str | None = None,
 ) -> Batch:
     batch = Batch(
         id=batch_id, name=name, manifest_path=manifest_path, manifest_sha256=manifest_sha256,
         template=template, profiles=list(profiles), review_policy=review_policy,
-        state=BatchState.created.value,
+        state=BatchState.created.value, flow_run_id=flow_run_id,
     )
     session.add(batch)
     session.flush()
     return batch
+
+
+def find_batch(session: Session, batch_id: str) -> Batch | None:
+    return session.get(Batch, batch_id, with_for_update=True)
 
 
 def set_batch_state(session: Session, batch_id: str, state: BatchState, error: str | None = None) -> Batch:
@@ -51,7 +59,13 @@ def set_batch_state(session: Session, batch_id: str, state: BatchState, error: s
 def add_skus(
     session: Session, batch_id: str, entries: Iterable[ManifestEntry], default_template: str
 ) -> list[Sku]:
-    """One SKU row per manifest entry; entries with a problem start (and end) ``failed``."""
+    """One SKU row per manifest entry; entries with a problem start (and end) ``failed``.
+
+    A failed row whose id cannot be stored as written (a duplicate, none at all, longer than
+    the column) is stored as ``"<id> (row N)"``, so the batch records it instead of failing."""
+    entries = list(entries)
+    valid = {e.sku for e in entries if not e.problem}
+    taken: set[str] = set()
     rows = []
     for position, entry in enumerate(entries):
         problem = entry.problem
@@ -59,12 +73,20 @@ def add_skus(
             dirname = sku_dirname(entry.sku)
         except UnsafeName as exc:
             dirname, problem = f"row-{entry.row}", problem or str(exc)
+        template = entry.template or default_template
+        if len(template) > TEMPLATE_COLUMN:
+            problem = problem or f"template name is {len(template)} characters long (at most {TEMPLATE_COLUMN})"
+            template = template[:TEMPLATE_COLUMN]
+        sku = entry.sku or f"(row {entry.row})"
+        if problem and (sku in valid or sku in taken or len(sku) > SKU_COLUMN):
+            sku = f"{sku[:SKU_COLUMN - 16]} (row {entry.row})"
+        taken.add(sku)
         row = Sku(
-            batch_id=batch_id, position=position, sku=entry.sku or f"(row {entry.row})",
-            dirname=dirname, title=entry.title, template=entry.template or default_template,
+            batch_id=batch_id, position=position, sku=sku,
+            dirname=dirname, title=entry.title, template=template,
             priority=entry.priority, source_path=str(entry.image) if entry.image else None,
             state=SkuState.failed.value if problem else SkuState.pending.value, reason=problem,
-            timings={},
+            timings={}, shopify_product_id=entry.shopify_product_id,
         )
         session.add(row)
         rows.append(row)
@@ -146,10 +168,43 @@ def record_qc(
 def record_review(
     session: Session, sku_id: int, *, decision: str, reviewer: str, note: str | None, round: int
 ) -> ReviewDecision:
+    """One decision per SKU and round. Recording the same decision again (a replayed flow
+    step) returns the stored row; a different decision for a decided round raises."""
+    row = session.scalar(select(ReviewDecision).where(
+        ReviewDecision.sku_id == sku_id, ReviewDecision.round == round))
+    if row is not None:
+        if (row.decision, row.reviewer, row.note) != (decision, reviewer, note):
+            raise ValueError(f"SKU row {sku_id} already has a {row.decision!r} decision by "
+                             f"{row.reviewer!r} in review round {round}")
+        return row
     row = ReviewDecision(sku_id=sku_id, decision=decision, reviewer=reviewer, note=note, round=round)
     session.add(row)
     session.flush()
     return row
+
+
+def open_review_round(session: Session, batch_id: str) -> int:
+    """Count one more review hold for the batch; returns its round number (1, 2, ...)."""
+    batch = session.get(Batch, batch_id, with_for_update=True)
+    if batch is None:
+        raise LookupError(f"no batch {batch_id!r}")
+    batch.review_round = (batch.review_round or 0) + 1
+    return batch.review_round
+
+
+def store_review_item(session: Session, sku_id: int, item: dict) -> Sku:
+    """Keep what the SKU entered review with (renders, QC, work-file paths) as JSON."""
+    sku = session.get(Sku, sku_id, with_for_update=True)
+    if sku is None:
+        raise LookupError(f"no SKU row {sku_id}")
+    sku.review_item = item
+    return sku
+
+
+def skus_in_states(session: Session, batch_id: str, states: Iterable[SkuState]) -> list[Sku]:
+    wanted = [SkuState(s).value for s in states]
+    return list(session.scalars(
+        select(Sku).where(Sku.batch_id == batch_id, Sku.state.in_(wanted)).order_by(Sku.position)))
 
 
 def claim_export(

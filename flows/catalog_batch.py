@@ -1,42 +1,83 @@
 """catalog-batch: one batch's whole lifecycle, in the order of DESIGN.md's diagram.
 
     validate -> render shards (segment, scene, upscale, QC, automatic retries) -> batch QC
-    -> review -> export -> report
+    -> review hold (policy, then people; sent-back SKUs re-render) -> export -> report
 
-Every SKU ends exported, rejected or failed-with-reason; the database says which.
+Every SKU ends exported, rejected or failed-with-reason; the database says which. A hold
+that is not answered in time leaves its SKUs ``held`` (not exported, not lost): run the
+flow again with ``batch_id`` to continue that batch's review.
+
+The batch id is the flow run's id, so a suspended run that resumes (Prefect runs the flow
+again from the top) finds its own batch; the steps before the hold return their recorded
+results instead of writing again (see flows/review.py).
 """
 from __future__ import annotations
 
+from functools import partial
+from typing import Annotated
+from uuid import UUID
+
 from prefect import flow, get_run_logger, unmapped
-from prefect.artifacts import create_progress_artifact
+from prefect.runtime import flow_run
+from pydantic import Field
 
 from catalog.states import BatchState
 from flows.dispatch import render_all
+from flows.review import hold_for_review, require_deployment, review_items
 from tasks.bookkeeping import prepare_batch, record_failures, record_sources, set_batch_state
 from tasks.common import reason
-from tasks.export import export_sku
-from tasks.records import RunSettings
-from tasks.report import publish_summary, write_report
+from tasks.export import check_destinations, export_sku
+from tasks.records import DestinationSpec, RunSettings
+from tasks.report import publish_summary, start_progress, write_report
 from tasks.results import ShardItem, resolve
-from tasks.review import auto_review
+from tasks.review import ReviewPolicy, approved_items
 from tasks.score import score_batch_consistency
 from tasks.validate import validate_source
 
 
-@flow(name="catalog-batch", flow_run_name="batch-{name}", log_prints=False)
+@flow(name="catalog-batch", flow_run_name="batch-{name}", log_prints=False, persist_result=True)
 def catalog_batch(
     manifest: str, out_dir: str, settings: RunSettings, name: str = "catalog",
     template: str = "white_studio", profiles: list[str] = ("amazon-main", "shopify"),
-    review_policy: str = "auto", shard_size: int = 25, render_deployment: str | None = None,
+    review_policy: ReviewPolicy = "auto", shard_size: int = 25, render_deployment: str | None = None,
+    destinations: list[DestinationSpec] | None = None,
+    review_rounds: Annotated[int, Field(ge=1, le=10)] = 2,
+    review_timeout_s: Annotated[int, Field(ge=1)] | None = 24 * 3600,
+    thumbnail_store: str | None = None, batch_id: str | None = None,
 ) -> dict:
+    """One batch, from manifest to exported images and report.
+
+    Args:
+        manifest: CSV (sku,image[,title,template,priority,shopify_product_id]), folder or ZIP.
+        out_dir: where the report goes, and the images unless ``destinations`` says otherwise.
+        settings: data dir, catalog database, models and QC settings for the workers.
+        name: the batch's name (runs are named ``batch-<name>``).
+        template: the default scene template.
+        profiles: export profiles rendered for every SKU.
+        review_policy: auto (QC decides), hold-failures (QC failures wait for a person) or
+            hold-all (everything waits); a hold suspends the run, so it needs a deployment.
+        shard_size: SKUs per render shard.
+        render_deployment: render shards as runs of this deployment (the GPU pool).
+        destinations: where approved images go; default: a local folder at ``out_dir``.
+        review_rounds: answered review holds per run (re-renders come back to the next one).
+        review_timeout_s: how long a hold waits for an answer; then the run fails and the
+            SKUs stay held for a later run with ``batch_id``. Empty: no limit.
+        thumbnail_store: an S3 destination block for review thumbnails (presigned URLs);
+            default: thumbnails inline in the review artifact.
+        batch_id: continue this batch's review hold instead of starting a batch.
+    """
     logger = get_run_logger()
     profiles = list(profiles)
+    destinations = destinations or [DestinationSpec()]
     db = settings.database_url
-    batch_id, jobs = prepare_batch(manifest, settings, template=template, profiles=profiles,
-                                   name=name, review_policy=review_policy)
+    require_deployment(review_policy)
+    check_destinations(destinations, out_dir, profiles)
+    run_id = flow_run.get_id()
+    batch_id, jobs = prepare_batch(manifest, settings, batch_id=batch_id or UUID(run_id).hex,
+                                   template=template, profiles=profiles, name=name,
+                                   review_policy=review_policy, flow_run_id=run_id)
     logger.info("batch %s: %s SKUs to process", batch_id, len(jobs))
-    progress = create_progress_artifact(0.0, key=f"batch-progress-{batch_id[:8]}",
-                                        description=f"Batch {name}: SKUs rendered and scored")
+    progress = start_progress(batch_id, name)
 
     # validating
     checked = resolve(validate_source.map(jobs, unmapped(settings)))
@@ -47,23 +88,31 @@ def catalog_batch(
     # processing: per SKU, in shards (in production each shard is a flow run on the GPU pool)
     set_batch_state(db, batch_id, BatchState.processing)
     outcomes = render_all(batch_id, items, profiles, settings, progress, shard_size, render_deployment)
-    failed_runs = {o.sku_id: o.reason for o in outcomes if o.status == "failed"}
-    record_failures(db, failed_runs)
+    record_failures(db, {o.sku_id: o.reason for o in outcomes if o.status == "failed"})
 
     # qc: batch consistency across the rendered images
     set_batch_state(db, batch_id, BatchState.qc)
     consistency = score_batch_consistency(outcomes, settings)
 
-    # review hold (auto policy: QC passes are approved, QC failures rejected with the checks)
+    # review hold: the policy decides; what it holds waits for people (the run suspends)
     set_batch_state(db, batch_id, BatchState.review_hold)
-    approved = auto_review(db, outcomes)
+    render = partial(render_all, batch_id, profiles=profiles, settings=settings, progress=None,
+                     shard_size=shard_size, render_deployment=render_deployment)
+    held = hold_for_review(batch_id, name, review_items(items, outcomes), settings, render,
+                           policy=review_policy, rounds=review_rounds, timeout_s=review_timeout_s,
+                           thumbnail_store=thumbnail_store)
+    if held:
+        logger.warning("batch %s: %s SKU(s) still held after %s review round(s); nothing exported. "
+                       "Continue with batch_id=%s", batch_id, held, review_rounds, batch_id)
+        return write_report(batch_id, out_dir, settings, consistency)
 
     # exporting: exactly once per destination key and content
     set_batch_state(db, batch_id, BatchState.exporting)
-    by_id = {i.job.sku_id: i for i in items}
-    exports = resolve(export_sku.map([by_id[o.sku_id].job for o in approved], approved,
-                                     unmapped(out_dir), unmapped(settings)))
-    record_failures(db, {o.sku_id: reason("export", r.error) for o, r in zip(approved, exports) if not r.ok})
+    approved = approved_items(db, batch_id)
+    exports = resolve(export_sku.map([a.job for a in approved], [a.outcome for a in approved],
+                                     unmapped(out_dir), unmapped(settings), unmapped(destinations)))
+    record_failures(db, {a.job.sku_id: reason("export", r.error)
+                         for a, r in zip(approved, exports) if not r.ok})
 
     set_batch_state(db, batch_id, BatchState.done)
     report = write_report(batch_id, out_dir, settings, consistency)

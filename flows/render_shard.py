@@ -30,7 +30,7 @@ def render_shard(
 ) -> list[SkuOutcome]:
     logger = get_run_logger()
     outcomes: dict[int, SkuOutcome] = {}
-    params = {item.job.sku_id: RenderParams() for item in items}
+    params = {item.job.sku_id: item.params or RenderParams() for item in items}
     live = {item.job.sku_id: item for item in items}
     while live:
         logger.info("shard %s: rendering %s SKUs", shard_index, len(live))

@@ -2,7 +2,6 @@
 and one transaction, not one per SKU. Retried: a dropped connection is transient."""
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 from prefect import task
@@ -11,39 +10,59 @@ from catalog import repository as repo
 from catalog.db import migrate, session_scope
 from catalog.manifest import load_manifest
 from catalog.states import BatchState, SkuState
+from tasks.common import retry_transient
 from tasks.records import QcInfo, RenderInfo, RunSettings, SkuJob, SourceInfo
 
 DB_RETRIES = dict(retries=3, retry_delay_seconds=[1, 4, 15])
+# A suspended batch run that resumes runs its flow again from the top. These tasks persist
+# their results and keep Prefect's default cache policy (inputs + task source + flow run
+# id), so in the same flow run a replayed call with the same inputs returns what the first
+# call returned instead of writing again. A step that a later review round repeats on
+# purpose takes that round as an input.
+REPLAYED = dict(persist_result=True)
 
 
-@task(name="prepare_batch", **DB_RETRIES)
+@task(name="prepare_batch", retry_condition_fn=retry_transient, **DB_RETRIES, **REPLAYED)
 def prepare_batch(
-    manifest: str, settings: RunSettings, *, template: str, profiles: list[str], name: str,
-    review_policy: str,
+    manifest: str, settings: RunSettings, *, batch_id: str, template: str, profiles: list[str],
+    name: str, review_policy: str, flow_run_id: str | None = None,
 ) -> tuple[str, list[SkuJob]]:
-    """Migrate, read the manifest, create the batch and its SKU rows (bad rows fail here)."""
+    """Migrate, read the manifest, create the batch and its SKU rows (bad rows fail here).
+
+    A batch that already exists with this id is continued instead: only a batch waiting in
+    ``review_hold`` (a hold that timed out) can be, and it brings no new SKUs to render."""
     migrate(settings.database_url)
+    with session_scope(settings.database_url) as s:
+        existing = repo.find_batch(s, batch_id)
+        if existing is not None:
+            if existing.state != BatchState.review_hold.value:
+                raise ValueError(f"batch {batch_id} is {existing.state!r}: only a batch waiting in "
+                                 "review_hold can be continued (run the manifest again for a new batch)")
+            existing.flow_run_id = flow_run_id or existing.flow_run_id
+            return batch_id, []
     parsed = load_manifest(Path(manifest), unpack_dir=Path(settings.data_dir) / "unpacked")
-    batch_id = uuid.uuid4().hex
     with session_scope(settings.database_url) as s:
         repo.create_batch(s, batch_id=batch_id, name=name, manifest_path=str(parsed.source),
                           manifest_sha256=parsed.sha256, template=template, profiles=profiles,
-                          review_policy=review_policy)
+                          review_policy=review_policy, flow_run_id=flow_run_id)
         rows = repo.add_skus(s, batch_id, parsed.entries, template)
         repo.set_batch_state(s, batch_id, BatchState.validating)
         jobs = [SkuJob(sku_id=r.id, sku=r.sku, dirname=r.dirname, source_path=r.source_path,
-                       template=r.template, title=r.title, priority=r.priority)
+                       template=r.template, title=r.title, priority=r.priority,
+                       shopify_product_id=r.shopify_product_id)
                 for r in rows if r.state == SkuState.pending.value]
     return batch_id, jobs
 
 
-@task(name="set_batch_state", **DB_RETRIES)
-def set_batch_state(database_url: str, batch_id: str, state: BatchState, error: str | None = None) -> None:
+@task(name="set_batch_state", **DB_RETRIES, **REPLAYED)
+def set_batch_state(database_url: str, batch_id: str, state: BatchState, error: str | None = None,
+                    round: int = 0) -> None:
+    """``round``: the review round this transition belongs to (0 before the first hold)."""
     with session_scope(database_url) as s:
         repo.set_batch_state(s, batch_id, state, error)
 
 
-@task(name="record_failures", **DB_RETRIES)
+@task(name="record_failures", **DB_RETRIES, **REPLAYED)
 def record_failures(database_url: str, failures: dict[int, str]) -> None:
     """SKU row id -> reason. Each SKU ends ``failed`` with the reason; none is dropped."""
     with session_scope(database_url) as s:
@@ -51,7 +70,7 @@ def record_failures(database_url: str, failures: dict[int, str]) -> None:
             repo.fail_sku(s, sku_id, why)
 
 
-@task(name="record_sources", **DB_RETRIES)
+@task(name="record_sources", **DB_RETRIES, **REPLAYED)
 def record_sources(database_url: str, sources: list[SourceInfo]) -> None:
     with session_scope(database_url) as s:
         for src in sources:
@@ -60,7 +79,7 @@ def record_sources(database_url: str, sources: list[SourceInfo]) -> None:
             repo.set_sku_state(s, src.sku_id, SkuState.validated)
 
 
-@task(name="record_sku_states", **DB_RETRIES)
+@task(name="record_sku_states", **DB_RETRIES, **REPLAYED)
 def record_sku_states(database_url: str, states: dict[int, SkuState], reasons: dict[int, str] | None = None) -> None:
     reasons = reasons or {}
     with session_scope(database_url) as s:
@@ -89,13 +108,3 @@ def record_attempt(
                            metrics=qc.metrics, checks=qc.checks, failing=qc.failing)
         for stage, value in timings.items():
             repo.add_timing(s, sku_id, stage, value)
-
-
-@task(name="record_reviews", **DB_RETRIES)
-def record_reviews(database_url: str, decisions: list[dict]) -> None:
-    """decisions: {sku_id, decision: approve|reject|rerender, reviewer, note, round, state}."""
-    with session_scope(database_url) as s:
-        for d in decisions:
-            repo.record_review(s, d["sku_id"], decision=d["decision"], reviewer=d["reviewer"],
-                               note=d.get("note"), round=d.get("round", 0))
-            repo.set_sku_state(s, d["sku_id"], SkuState(d["state"]), d.get("reason"))

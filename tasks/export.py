@@ -1,4 +1,11 @@
-"""export_sku: encode each approved render for its profile and deliver it exactly once."""
+"""export_sku: deliver each approved SKU's images to every configured destination, exactly
+once (claim -> put -> complete; a crash between put and complete is finished by the next
+run, and every destination's ``put`` is idempotent for the same key and bytes).
+
+Destinations are ``DestinationSpec`` records: the run's ``out_dir`` as a local folder, or a
+saved block (``LocalFolderDestination``, ``S3Destination``, ``ShopifyStore``) by its slug.
+Blocks are loaded inside the task that uses them, never passed between tasks (they hold
+credentials, and task results are persisted)."""
 from __future__ import annotations
 
 import hashlib
@@ -8,8 +15,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 from prefect import task
+from prefect.blocks.core import Block
 
-from blocks.destinations import ExportContext, LocalFolderDestination
+from blocks.destinations import ExportContext, LocalFolderDestination, S3Destination
+from blocks.shopify import ShopifyStore
 from catalog import repository as repo
 from catalog.db import session_scope
 from catalog.states import SkuState
@@ -17,7 +26,7 @@ from imaging.profiles import ExportProfile, encode_for_profile
 from imaging.types import Composite, Placement
 from tasks.bookkeeping import DB_RETRIES
 from tasks.common import profiles_for, retry_transient
-from tasks.records import ExportInfo, RenderInfo, RunSettings, SkuJob
+from tasks.records import DestinationSpec, ExportInfo, RenderInfo, RunSettings, SkuJob
 from tasks.results import SkuOutcome
 from tasks.workdir import read_png
 
@@ -62,28 +71,87 @@ def encode_mask(mask: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
-@task(name="export_sku", task_run_name="export-{job.sku}", retry_condition_fn=retry_transient,
-      **DB_RETRIES)
-def export_sku(job: SkuJob, outcome: SkuOutcome, out_dir: str, settings: RunSettings) -> list[ExportInfo]:
-    """Every profile's image plus mask.png to ``out_dir/<sku>/``; then the SKU is exported."""
-    started = time.perf_counter()
-    destination = LocalFolderDestination(base_path=Path(out_dir))
-    profiles = profiles_for(settings)
+DESTINATION_TYPES = (LocalFolderDestination, S3Destination, ShopifyStore)
+
+
+def load_destination(name: str):
+    """A saved destination block by ``"<block-type-slug>/<block-name>"``."""
+    if name.count("/") != 1:
+        raise ValueError(f"destination {name!r} is not '<block-type-slug>/<block-name>', e.g. "
+                         "'lightbox-s3-destination/catalog-assets'")
+    block = Block.load(name)
+    if not isinstance(block, DESTINATION_TYPES):
+        raise ValueError(f"block {name!r} is a {type(block).__name__}, not an export destination "
+                         f"({', '.join(t.__name__ for t in DESTINATION_TYPES)})")
+    return block
+
+
+def open_destination(spec: DestinationSpec, out_dir: str):
+    if spec.block is None:
+        return LocalFolderDestination(base_path=Path(out_dir).resolve())
+    return load_destination(spec.block)
+
+
+def sends_mask(spec: DestinationSpec, destination) -> bool:
+    return spec.mask if spec.mask is not None else not isinstance(destination, ShopifyStore)
+
+
+@task(name="check_destinations", retries=2, retry_delay_seconds=2)
+def check_destinations(destinations: list[DestinationSpec], out_dir: str, profiles: list[str]) -> None:
+    """Before any work: every destination block loads, and its profiles are the batch's."""
+    for spec in destinations:
+        destination = open_destination(spec, out_dir)
+        unknown = sorted(set(spec.profiles or []) - set(profiles))
+        if unknown:
+            raise ValueError(f"destination {spec.block or out_dir}: profile(s) {', '.join(unknown)} "
+                             f"are not rendered in this batch ({', '.join(profiles)})")
+        if isinstance(destination, ShopifyStore) and spec.mask:
+            raise ValueError(f"destination {spec.block}: a Shopify product takes images, not masks")
+
+
+def _deliver_all(destination, spec: DestinationSpec, job: SkuJob, outcome: SkuOutcome,
+                 mask: bytes | None, profiles: dict[str, ExportProfile], settings: RunSettings) -> list[ExportInfo]:
+    if isinstance(destination, ShopifyStore) and not job.shopify_product_id:
+        raise ValueError(f"SKU {job.sku!r} has no shopify_product_id in the manifest, so it cannot "
+                         f"go to {spec.block}")
     results = []
     for render, qc in zip(outcome.renders, outcome.qcs, strict=True):
+        if spec.profiles is not None and render.profile not in spec.profiles:
+            continue
         profile = profiles[render.profile]
         data = Path(qc.encoded_path).read_bytes()  # what QC graded is what ships
-        context = ExportContext(sku=job.sku, title=job.title, alt_text=job.title, profile=render.profile)
+        context = ExportContext(sku=job.sku, title=job.title, alt_text=job.title,
+                                profile=render.profile, product_id=job.shopify_product_id)
         key = destination.object_key(job.dirname, profile.filename())
         results.append(deliver(destination, settings.database_url, sku_id=job.sku_id, render_id=None,
                                profile=render.profile, key=key, data=data,
                                content_type=CONTENT_TYPES[profile.format], context=context))
-    if outcome.mask_path:
-        mask = encode_mask(read_png(outcome.mask_path, 1))
+    if mask is not None and sends_mask(spec, destination):
         results.append(deliver(destination, settings.database_url, sku_id=job.sku_id, render_id=None,
                                profile="mask", key=destination.object_key(job.dirname, "mask.png"),
                                data=mask, content_type="image/png",
-                               context=ExportContext(sku=job.sku, profile="mask")))
+                               context=ExportContext(sku=job.sku, profile="mask",
+                                                     product_id=job.shopify_product_id)))
+    return results
+
+
+@task(name="export_sku", task_run_name="export-{job.sku}", retry_condition_fn=retry_transient,
+      **DB_RETRIES)
+def export_sku(job: SkuJob, outcome: SkuOutcome, out_dir: str, settings: RunSettings,
+               destinations: list[DestinationSpec] | None = None) -> list[ExportInfo]:
+    """Every profile's image (and mask.png) to each destination; then the SKU is exported.
+    Default destination: ``out_dir/<sku>/`` on local disk."""
+    started = time.perf_counter()
+    profiles = profiles_for(settings)
+    mask = encode_mask(read_png(outcome.mask_path, 1)) if outcome.mask_path else None
+    results = []
+    for spec in destinations or [DestinationSpec()]:
+        destination = open_destination(spec, out_dir)
+        try:
+            results += _deliver_all(destination, spec, job, outcome, mask, profiles, settings)
+        finally:
+            if isinstance(destination, ShopifyStore):
+                destination.close()
     skipped = all(r.skipped for r in results)
     with session_scope(settings.database_url) as s:
         repo.set_sku_state(s, job.sku_id, SkuState.exported)

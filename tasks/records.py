@@ -38,6 +38,7 @@ class SkuJob(Record):
     template: str
     title: str | None = None
     priority: str = "standard"
+    shopify_product_id: str | None = None
 
 
 class SourceInfo(Record):
@@ -115,3 +116,16 @@ class ExportInfo(Record):
     size: int
     skipped: bool  # True when an earlier run had already exported these bytes
     seconds: float = 0.0
+
+
+class DestinationSpec(Record):
+    """Where approved images go: a local folder at the run's ``out_dir`` (no ``block``),
+    or a saved destination block (``LocalFolderDestination``, ``S3Destination``,
+    ``ShopifyStore``) named ``"<block-type-slug>/<block-name>"``."""
+
+    block: str | None = Field(
+        None, description='e.g. "lightbox-s3-destination/catalog-assets" or '
+        '"lightbox-shopify-store/acme"; empty: a local folder at out_dir')
+    profiles: list[str] | None = Field(None, description="profiles sent there; empty: all of the batch's")
+    mask: bool | None = Field(
+        None, description="also send <sku>/mask.png; empty: yes, except to a Shopify store")

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from uuid import UUID
 
 import cv2
 import numpy as np
 from prefect import task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact
 
 from catalog.db import session_scope
 from catalog.report import build_report, render_html, sku_label
@@ -23,6 +24,13 @@ def _thumbnail(path: str | None, side: int) -> np.ndarray | None:
     scale = side / max(rgb.shape[:2])
     return cv2.resize(rgb, (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale))),
                       interpolation=cv2.INTER_AREA)
+
+
+@task(name="start_progress", persist_result=True)
+def start_progress(batch_id: str, name: str) -> UUID:
+    """The batch's progress bar (a persisted result: a resumed run keeps updating this one)."""
+    return create_progress_artifact(0.0, key=f"batch-progress-{batch_id[:8]}",
+                                    description=f"Batch {name}: SKUs rendered and scored")
 
 
 @task(name="write_report", retries=2, retry_delay_seconds=2)

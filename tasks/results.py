@@ -36,6 +36,7 @@ def resolve(futures) -> list[Resolved]:
 class ShardItem(Record):
     job: SkuJob
     source: SourceInfo
+    params: RenderParams | None = None  # a reviewer's re-render starts here; None: the template's
 
 
 class SkuOutcome(Record):
@@ -87,3 +88,11 @@ def add_timings(before: dict, after: dict) -> dict:
         numbers = [v for v in values if isinstance(v, (int, float))]
         total[stage] = round(sum(numbers), 4) if numbers else values[0]
     return total
+
+
+class ReviewItem(Record):
+    """A rendered SKU as it enters review: what the form shows and export ships."""
+
+    job: SkuJob
+    source: SourceInfo
+    outcome: SkuOutcome

@@ -15,7 +15,7 @@ from tasks.workdir import work_path, write_png
 
 
 @task(name="validate_source", retries=2, retry_delay_seconds=1, retry_condition_fn=retry_transient,
-      task_run_name="validate-{job.sku}")
+      task_run_name="validate-{job.sku}", persist_result=True)
 def validate_source(job: SkuJob, settings: RunSettings) -> SourceInfo:
     """Decode with the safety caps, hash the original bytes, write the sRGB copy."""
     path = Path(job.source_path)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.prefect_server import batch_deployment  # noqa: F401  (session fixture, real server)
+
 REPO = Path(__file__).resolve().parents[1]
 PG_ADMIN_URL = os.environ.get("LIGHTBOX_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 

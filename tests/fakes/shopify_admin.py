@@ -10,6 +10,10 @@ fields, wrong enum values fail as graphql-core reports them); the staged upload 
 multipart POST with every returned parameter, unaltered, before ``file``, the declared
 ``fileSize`` must match, and no Shopify token may go to the storage host.
 
+Listing: ``products(first, after, query, sortKey, reverse)`` pages through the products
+(``add_product(title, updated_at, image_urls)``); its search ``query`` may hold only
+``updated_at:<op><timestamp>`` terms joined by ``AND`` (anything else is refused).
+
 Cost: a mutation costs 10, a query 1 plus ``2 + first`` per connection (close to
 Shopify's calculated cost), charged to a leaky bucket (``bucket_size``, ``restore_rate``)
 reported in ``extensions.cost``; a query the bucket cannot pay gets THROTTLED. Time is
@@ -24,12 +28,15 @@ Every request is recorded in ``fake.calls``.
 from __future__ import annotations
 
 import json
+import operator
+import re
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from email.parser import BytesParser
 from email.policy import HTTP
 
@@ -50,6 +57,7 @@ SCHEMA = build_schema("""
 schema { query: QueryRoot mutation: Mutation }
 scalar URL
 scalar UnsignedInt64
+scalar DateTime
 enum StagedUploadTargetGenerateUploadResource { BULK_MUTATION_VARIABLES COLLECTION_IMAGE
   FILE IMAGE MODEL_3D PRODUCT_IMAGE RETURN_LABEL SHOP_IMAGE URL_REDIRECT_IMPORT VIDEO }
 enum StagedUploadHttpMethodType { POST PUT }
@@ -62,10 +70,15 @@ type FilesUserError { code: FilesErrorCode field: [String!] message: String! }
 type PageInfo { endCursor: String hasNextPage: Boolean! }
 interface Media { alt: String id: ID! mediaContentType: MediaContentType! status: MediaStatus! }
 interface File { alt: String id: ID! fileStatus: FileStatus! }
-type MediaImage implements Media & File { alt: String id: ID! fileStatus: FileStatus!
+type Image { url: URL! }
+type MediaImage implements Media & File { alt: String id: ID! fileStatus: FileStatus! image: Image
   mediaContentType: MediaContentType! status: MediaStatus! }
 type MediaConnection { nodes: [Media!]! pageInfo: PageInfo! }
-type Product { id: ID! title: String! media(first: Int, after: String): MediaConnection! }
+type Product { id: ID! legacyResourceId: UnsignedInt64! title: String! updatedAt: DateTime!
+  media(first: Int, after: String): MediaConnection! }
+type ProductConnection { nodes: [Product!]! pageInfo: PageInfo! }
+enum ProductSortKeys { CREATED_AT ID INVENTORY_TOTAL PRODUCT_TYPE PUBLISHED_AT RELEVANCE TITLE
+  UPDATED_AT VENDOR }
 type StagedUploadParameter { name: String! value: String! }
 type StagedMediaUploadTarget { parameters: [StagedUploadParameter!]! resourceUrl: URL url: URL }
 type StagedUploadsCreatePayload { stagedTargets: [StagedMediaUploadTarget!]
@@ -79,7 +92,9 @@ type ProductUpdatePayload { product: Product userErrors: [UserError!]! }
 input FileUpdateInput { alt: String filename: String id: ID! originalSource: String
   previewImageSource: String referencesToAdd: [ID!] referencesToRemove: [ID!] }
 type FileUpdatePayload { files: [File!] userErrors: [FilesUserError!]! }
-type QueryRoot { product(id: ID!): Product }
+type QueryRoot { product(id: ID!): Product
+  products(first: Int, after: String, last: Int, before: String, query: String,
+           sortKey: ProductSortKeys = ID, reverse: Boolean = false): ProductConnection! }
 type Mutation {
   stagedUploadsCreate(input: [StagedUploadInput!]!): StagedUploadsCreatePayload
   productUpdate(product: ProductUpdateInput, media: [CreateMediaInput!]): ProductUpdatePayload
@@ -142,15 +157,22 @@ class ShopifyAdminFake:
         ])
 
     # --- test helpers ------------------------------------------------------------------
-    def add_product(self, title: str = "Blue mug") -> str:
-        gid = f"gid://shopify/Product/{next(self._ids)}"
-        self.products[gid] = {"id": gid, "title": title, "media": []}
+    def add_product(self, title: str = "Blue mug", updated_at: str = "2026-01-01T00:00:00Z",
+                    image_urls: tuple[str, ...] = ()) -> str:
+        number = next(self._ids)
+        gid = f"gid://shopify/Product/{number}"
+        self.products[gid] = {"id": gid, "legacyResourceId": str(number), "title": title,
+                              "updatedAt": updated_at, "media": []}
+        for url in image_urls:
+            self.add_media(gid, "", url=url)
         return gid
 
-    def add_media(self, product_id: str, alt: str, status: str = "READY", data: bytes = b"") -> str:
+    def add_media(self, product_id: str, alt: str, status: str = "READY", data: bytes = b"",
+                  url: str | None = None) -> str:
         gid = f"gid://shopify/MediaImage/{next(self._ids)}"
         self.files[gid] = {"__typename": "MediaImage", "id": gid, "alt": alt, "status": status,
-                           "fileStatus": status, "mediaContentType": "IMAGE", "data": data}
+                           "fileStatus": status, "mediaContentType": "IMAGE", "data": data,
+                           "image": {"url": url or f"{self.base_url}/cdn/{gid.rsplit('/', 1)[1]}.png"}}
         self.products[product_id]["media"].append(gid)
         return gid
 
@@ -333,6 +355,28 @@ class _Root:
         view["media"] = lambda info, **args: self._media_page(id, **args)
         return view
 
+    def products(self, info, first: int | None = None, after: str | None = None,
+                 query: str | None = None, sortKey: str = "ID", reverse: bool = False,  # noqa: N803
+                 **unsupported) -> dict:
+        """Products matching ``query`` (only ``updated_at:<op><timestamp>`` terms joined by
+        AND, as Shopify's search syntax writes them), sorted by ``sortKey``, paginated."""
+        if unsupported or first is None or not 0 <= first <= 250:
+            raise GraphQLError("this fake pages forward only: give first (0..250) and after")
+        tests = [_updated_at_test(term) for term in (query or "").split(" AND ") if term.strip()]
+        rows = [self.product(info, gid) for gid, p in self.fake.products.items()
+                if all(test(_timestamp(p["updatedAt"])) for test in tests)]
+        order = {"ID": lambda p: int(p["legacyResourceId"]),
+                 "UPDATED_AT": lambda p: (_timestamp(p["updatedAt"]), int(p["legacyResourceId"])),
+                 "TITLE": lambda p: p["title"]}
+        if sortKey not in order:
+            raise GraphQLError(f"this fake sorts products by {', '.join(order)} only")
+        rows.sort(key=order[sortKey], reverse=reverse)
+        start = int(after.removeprefix("pcursor:")) + 1 if after else 0
+        page = rows[start:start + first]
+        end = start + len(page)
+        return {"nodes": page, "pageInfo": {"hasNextPage": end < len(rows),
+                                            "endCursor": f"pcursor:{end - 1}" if page else None}}
+
     def _media_page(self, product_id: str, first: int | None = None, after: str | None = None):
         if first is None or not 0 <= first <= 250:
             raise GraphQLError("you must provide first, between 0 and 250")
@@ -388,6 +432,23 @@ class _Root:
             if f.get("alt") is not None:
                 self.fake.files[f["id"]]["alt"] = f["alt"]
         return {"files": [self.fake.files[f["id"]] for f in files], "userErrors": []}
+
+
+def _timestamp(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+_SEARCH_TERM = re.compile(r"\s*updated_at:(>=|<=|>|<)'?([0-9T:.+\-Z]+)'?\s*")
+_COMPARE = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
+
+
+def _updated_at_test(term: str):
+    found = _SEARCH_TERM.fullmatch(term)
+    if found is None:
+        raise GraphQLError(f"this fake's product search understands updated_at:<op><time> "
+                           f"only, not {term!r}")
+    bound = _timestamp(found.group(2))
+    return lambda value: _COMPARE[found.group(1)](value, bound)
 
 
 @contextmanager

@@ -1,0 +1,316 @@
+"""Create, or bring up to date, what Lightbox's deployments need on a Prefect server.
+
+    python -m infra.bootstrap [--pool-type process|kubernetes|docker] [--gpu-slots 1]
+                              [--data-dir .lightbox] [--model-dir DIR] [--gpu-device cpu|cuda]
+                              [--database-url URL] [--export-dir DIR] [--dry-run]
+
+Idempotent: each object is compared with what the server holds and only written when it
+differs, so a second run reports every line ``unchanged`` and changes nothing.
+
+* work pools ``lightbox-cpu`` and ``lightbox-gpu`` with the base job templates in
+  ``infra/job_templates/`` (``process-*.json`` for one machine; Kubernetes and Docker
+  templates with ``--pool-type``); the GPU pool's concurrency limit is ``--gpu-slots``;
+* work queues ``urgent``, ``standard``, ``backfill`` with priorities 1, 2, 3 on each pool
+  (Prefect keeps priorities unique and sequential: the pool's ``default`` queue ends last);
+* the global concurrency limit ``gpu-slots`` (``--gpu-slots`` slots) for GPU work;
+* the variables ``lightbox_data_dir`` (work files, caches) and ``lightbox_inbox`` (the
+  folder the nightly batch reads), which prefect.yaml reads at deploy time;
+* the Lightbox block types, and the blocks the deployments name: ``CatalogDatabase``
+  "catalog", ``ModelStore`` "cpu" and "gpu", ``LocalFolderDestination`` "exports", an
+  ``S3Destination`` "assets" when ``LIGHTBOX_S3_BUCKET`` is set, and a ``ShopifyStore``
+  "store" when ``LIGHTBOX_SHOPIFY_SHOP`` is set; the catalog schema is migrated.
+
+Secrets come from the environment only (never flags, which ``ps`` shows):
+``LIGHTBOX_DATABASE_URL``, ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``,
+``LIGHTBOX_SHOPIFY_ACCESS_TOKEN``, ``LIGHTBOX_SHOPIFY_WEBHOOK_SECRET``. Output names
+objects and what happened to them, never a value.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from prefect.blocks.core import Block
+from prefect.client.orchestration import PrefectClient, get_client
+from prefect.client.schemas.actions import (
+    GlobalConcurrencyLimitCreate,
+    GlobalConcurrencyLimitUpdate,
+    VariableCreate,
+    VariableUpdate,
+    WorkPoolCreate,
+    WorkPoolUpdate,
+)
+from prefect.exceptions import ObjectNotFound
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from infra.desired import block_types, desired_blocks, stack_variables
+
+TEMPLATES = Path(__file__).parent / "job_templates"
+POOLS = {"lightbox-cpu": "cpu", "lightbox-gpu": "gpu"}
+QUEUES = {  # name -> (priority, description)
+    "urgent": (1, "Urgent SKUs and Shopify refreshes marked urgent: taken before anything else"),
+    "standard": (2, "Day-time small batches, Shopify refreshes, the nightly batch"),
+    "backfill": (3, "Re-shoots of whole catalogs: only when nothing else waits"),
+}
+GPU_SLOTS = "gpu-slots"
+POOL_TYPES = ("process", "kubernetes", "docker")
+
+
+@dataclass(frozen=True)
+class Change:
+    kind: str
+    name: str
+    action: str  # created | updated | unchanged | skipped (planned, in --dry-run)
+
+    def line(self) -> str:
+        return f"{self.kind:<18} {self.name:<34} {self.action}"
+
+
+def load_template(path: Path) -> dict[str, Any]:
+    """A base job template from a .json or .yaml file, checked for its two sections."""
+    text = path.read_text()
+    template = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    if not isinstance(template, dict) or set(template) != {"job_configuration", "variables"}:
+        raise ValueError(f"{path}: a base job template has exactly job_configuration and variables")
+    return template
+
+
+def template_for(pool_type: str, role: str) -> dict[str, Any]:
+    if pool_type not in POOL_TYPES:
+        raise ValueError(f"pool type {pool_type!r}: use one of {', '.join(POOL_TYPES)}")
+    suffix = ".json" if pool_type == "process" else ".yaml"
+    return load_template(TEMPLATES / f"{pool_type}-{role}{suffix}")
+
+
+async def ensure_pool(client: PrefectClient, name: str, pool_type: str, template: dict,
+                      concurrency_limit: int | None, dry_run: bool) -> Change:
+    description = f"Lightbox {POOLS[name].upper()} pool"
+    try:
+        pool = await client.read_work_pool(name)
+    except ObjectNotFound:
+        if not dry_run:
+            await client.create_work_pool(WorkPoolCreate(
+                name=name, type=pool_type, base_job_template=template,
+                concurrency_limit=concurrency_limit, description=description))
+        return Change("work pool", name, "skipped" if dry_run else "created")
+    if pool.type != pool_type:
+        raise ValueError(f"work pool {name!r} exists with type {pool.type!r}, not {pool_type!r}: "
+                         f"delete it (prefect work-pool delete {name}) or pass --pool-type {pool.type}")
+    wanted = dict(base_job_template=template, concurrency_limit=concurrency_limit,
+                  description=description)
+    current = dict(base_job_template=pool.base_job_template,
+                   concurrency_limit=pool.concurrency_limit, description=pool.description)
+    if current == wanted:
+        return Change("work pool", name, "unchanged")
+    if not dry_run:
+        await client.update_work_pool(name, WorkPoolUpdate(**wanted))
+    return Change("work pool", name, "skipped" if dry_run else "updated")
+
+
+async def ensure_queue(client: PrefectClient, pool: str, name: str, priority: int,
+                       description: str, dry_run: bool) -> Change:
+    label = f"{pool}/{name}"
+    try:
+        queue = await client.read_work_queue_by_name(name, work_pool_name=pool)
+    except ObjectNotFound:
+        if not dry_run:
+            await client.create_work_queue(name, description=description, priority=priority,
+                                           work_pool_name=pool)
+        return Change("work queue", label, "skipped" if dry_run else "created")
+    if queue.priority == priority and queue.description == description:
+        return Change("work queue", label, "unchanged")
+    if not dry_run:
+        await client.update_work_queue(queue.id, priority=priority, description=description)
+    return Change("work queue", label, "skipped" if dry_run else "updated")
+
+
+async def ensure_limit(client: PrefectClient, name: str, limit: int, dry_run: bool) -> Change:
+    try:
+        current = await client.read_global_concurrency_limit_by_name(name)
+    except ObjectNotFound:
+        if not dry_run:
+            await client.create_global_concurrency_limit(
+                GlobalConcurrencyLimitCreate(name=name, limit=limit, active=True))
+        return Change("concurrency limit", name, "skipped" if dry_run else "created")
+    if current.limit == limit and current.active:
+        return Change("concurrency limit", name, "unchanged")
+    if not dry_run:
+        await client.update_global_concurrency_limit(
+            name, GlobalConcurrencyLimitUpdate(limit=limit, active=True))
+    return Change("concurrency limit", name, "skipped" if dry_run else "updated")
+
+
+async def ensure_variable(client: PrefectClient, name: str, value: str, dry_run: bool) -> Change:
+    current = await client.read_variable_by_name(name)
+    if current is not None and current.value == value:
+        return Change("variable", name, "unchanged")
+    if not dry_run:
+        if current is None:
+            await client.create_variable(VariableCreate(name=name, value=value, tags=["lightbox"]))
+        else:
+            await client.update_variable(VariableUpdate(name=name, value=value, tags=["lightbox"]))
+    return Change("variable", name, "skipped" if dry_run else ("created" if current is None else "updated"))
+
+
+async def ensure_block_type(client: PrefectClient, cls: type[Block], dry_run: bool) -> Change:
+    """Register a block type and its schema unless the server has this exact schema."""
+    name = cls.get_block_type_slug()
+    try:
+        await client.read_block_schema_by_checksum(cls._calculate_schema_checksum())
+        return Change("block type", name, "unchanged")
+    except ObjectNotFound:
+        pass
+    if not dry_run:
+        await cls.aregister_type_and_schema(client=client)
+    return Change("block type", name, "skipped" if dry_run else "registered")
+
+
+def _plain(block: Block) -> Any:
+    """A block's field values with secrets revealed, for comparison only (never output);
+    without the document ids and names a loaded block carries (nested blocks too)."""
+    def strip(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if not k.startswith("_")}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+
+    return strip(block.model_dump(mode="json", context={"include_secrets": True}))
+
+
+async def ensure_block(client: PrefectClient, block: Block, name: str, dry_run: bool) -> Change:
+    slug = block.get_block_type_slug()
+    label = f"{slug}/{name}"
+    try:
+        await client.read_block_document_by_name(name, slug, include_secrets=False)
+    except ObjectNotFound:
+        current = None
+    else:
+        current = await type(block).aload(name, client=client)
+    if current is not None and _plain(current) == _plain(block):
+        return Change("block", label, "unchanged")
+    if not dry_run:
+        await block.asave(name, overwrite=True, client=client)
+    if current is None:
+        return Change("block", label, "skipped" if dry_run else "created")
+    return Change("block", label, "skipped" if dry_run else "updated")
+
+
+async def ensure_catalog_schema(database: Any, dry_run: bool) -> Change:
+    """Migrate the catalog database to the newest revision when it is behind."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    from catalog.db import alembic_config, get_engine
+
+    url = database.get_url()
+    label = make_url(url).render_as_string(hide_password=True)
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    try:
+        with get_engine(url).connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+    except SQLAlchemyError as exc:
+        cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise RuntimeError(f"catalog database {label} does not answer: {cause}") from exc
+    if current == head:
+        return Change("catalog schema", label, "unchanged")
+    if not dry_run:
+        await asyncio.to_thread(database.migrate)
+    return Change("catalog schema", label, "skipped" if dry_run else ("created" if current is None else "updated"))
+
+
+async def bootstrap(args: argparse.Namespace, env: dict[str, str]) -> list[Change]:
+    """Every object, in order; raises ValueError/RuntimeError with a one-line reason."""
+    blocks = desired_blocks(args, env)  # bad configuration fails before anything is written
+    changes: list[Change] = []
+    async with get_client() as client:
+        unhealthy = await client.api_healthcheck()
+        if unhealthy is not None:
+            raise RuntimeError(f"the Prefect API at {client.api_url} does not answer: {unhealthy}")
+        for pool, role in POOLS.items():
+            template = template_for(args.pool_type, role)
+            slots = args.gpu_slots if role == "gpu" else None
+            changes.append(await ensure_pool(client, pool, args.pool_type, template, slots,
+                                             args.dry_run))
+            for queue, (priority, description) in QUEUES.items():
+                if args.dry_run and changes[-1].action == "skipped":
+                    changes.append(Change("work queue", f"{pool}/{queue}", "skipped"))
+                    continue
+                changes.append(await ensure_queue(client, pool, queue, priority, description,
+                                                  args.dry_run))
+        changes.append(await ensure_limit(client, GPU_SLOTS, args.gpu_slots, args.dry_run))
+        for name, value in stack_variables(args).items():
+            changes.append(await ensure_variable(client, name, value, args.dry_run))
+        for cls in block_types():
+            changes.append(await ensure_block_type(client, cls, args.dry_run))
+        for block, name in blocks:
+            changes.append(await ensure_block(client, block, name, args.dry_run))
+    changes.append(await ensure_catalog_schema(blocks[0][0], args.dry_run))
+    return changes
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m infra.bootstrap",
+                                description=__doc__.split("\n\n")[0])
+    p.add_argument("--pool-type", choices=POOL_TYPES, default="process",
+                   help="work pool type and job templates (default: process, one machine)")
+    p.add_argument("--gpu-slots", type=int, default=1,
+                   help="GPU flow runs at once: the gpu-slots limit and the GPU pool's limit")
+    p.add_argument("--data-dir", type=Path, default=Path(".lightbox"),
+                   help="default home of the SQLite catalog and the exports folder")
+    p.add_argument("--model-dir", type=Path, default=Path(".lightbox/models"),
+                   help="weights for the CPU pool (ModelStore 'cpu')")
+    p.add_argument("--gpu-model-dir", type=Path, help="weights for the GPU pool (default: --model-dir)")
+    p.add_argument("--gpu-device", default="cpu",
+                   help="device of ModelStore 'gpu': cuda on a GPU host (default cpu: one CPU machine)")
+    p.add_argument("--gpu-segmenter", default="u2netp")
+    p.add_argument("--gpu-upscaler", default="auto")
+    p.add_argument("--inbox", type=Path,
+                   help="folder the nightly batch reads (variable lightbox_inbox; default DATA_DIR/inbox)")
+    p.add_argument("--export-dir", type=Path, help="LocalFolderDestination 'exports' (default DATA_DIR/exports)")
+    p.add_argument("--dry-run", action="store_true", help="say what would change, change nothing")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    from prefect.settings import get_current_settings
+
+    if not get_current_settings().api.url:
+        sys.stderr.write("bootstrap: PREFECT_API_URL is not set: point it at the Prefect server\n")
+        return 2
+    if args.gpu_slots < 1:
+        sys.stderr.write(f"bootstrap: --gpu-slots must be >= 1, got {args.gpu_slots}\n")
+        return 2
+    env = dict(os.environ)
+    database_url = env.get("LIGHTBOX_DATABASE_URL", "")
+    if database_url and make_url(database_url).password:
+        sys.stderr.write(
+            "bootstrap: warning: LIGHTBOX_DATABASE_URL carries a password. prefect deploy "
+            "resolves {{ prefect.blocks.* }} into the deployment and flow-run parameters carry "
+            "the URL: prefer a URL without one, with PGPASSWORD or ~/.pgpass on the workers\n")
+    try:
+        changes = asyncio.run(bootstrap(args, env))
+    except (ValueError, RuntimeError) as exc:
+        sys.stderr.write(f"bootstrap: {exc}\n")
+        return 2
+    for change in changes:
+        sys.stdout.write(change.line() + "\n")
+    counts: dict[str, int] = {}
+    for change in changes:
+        counts[change.action] = counts.get(change.action, 0) + 1
+    sys.stdout.write("bootstrap: " + ", ".join(f"{n} {a}" for a, n in sorted(counts.items())) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,317 @@
+"""The production shape on one machine, without containers: ``make up`` / ``make down``.
+
+    python -m infra.stack up | down | status
+
+``up`` starts, in order: a Prefect server on 127.0.0.1 (SQLite under the stack's home, or
+PostgreSQL when ``PREFECT_API_DATABASE_CONNECTION_URL`` is set), ``python -m
+infra.bootstrap``, ``prefect deploy --all``, a process worker for ``lightbox-cpu`` and one
+for ``lightbox-gpu``, and the Shopify webhook receiver. Each is its own process group;
+pids go to ``<home>/pids/`` and logs to ``<home>/logs/``. If a step fails, what was
+started is stopped again and the log to read is named.
+
+``down`` stops the workers first (a process worker ignores SIGTERM once its server is
+gone), then the receiver, then the server: SIGTERM to each process group, SIGKILL after
+``STOP_TIMEOUT_S``; the pid files are removed. A flow run still running is ended with its
+worker; before the server stops, such runs are marked Crashed with the reason (Prefect
+would otherwise show them Running for ever). Running one again reuses every finished step
+from the cache.
+
+Settings (environment): ``LIGHTBOX_STACK_HOME`` (default ``.lightbox/stack``),
+``LIGHTBOX_PREFECT_PORT`` (4200), ``LIGHTBOX_WEBHOOK_PORT`` (8787), ``LIGHTBOX_MODEL_DIR``
+(``.lightbox/models``), ``LIGHTBOX_DATABASE_URL`` (the catalog; default SQLite in the
+stack's data folder), ``LIGHTBOX_SHOPIFY_WEBHOOK_SECRET`` (else one is generated into
+``<home>/webhook-secret``, mode 0600), ``LIGHTBOX_GPU_SLOTS`` (1), ``LIGHTBOX_CPU_RUNS``
+(flow runs at once on the CPU worker, 2). Only the standard library is imported here.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+STOP_ORDER = ("worker-cpu", "worker-gpu", "webhook", "server")
+RECONCILE = "reconcile-shopify/hourly"
+STOP_TIMEOUT_S = 30.0
+START_TIMEOUT_S = 180.0
+
+
+class StackError(RuntimeError):
+    """A step of ``up`` failed; the message names the log to read."""
+
+
+class Stack:
+    def __init__(self, env: dict[str, str]) -> None:
+        self.home = Path(env.get("LIGHTBOX_STACK_HOME") or ROOT / ".lightbox" / "stack").resolve()
+        self.port = int(env.get("LIGHTBOX_PREFECT_PORT") or 4200)
+        self.webhook_port = int(env.get("LIGHTBOX_WEBHOOK_PORT") or 8787)
+        self.model_dir = Path(env.get("LIGHTBOX_MODEL_DIR") or ROOT / ".lightbox" / "models").resolve()
+        self.gpu_slots = int(env.get("LIGHTBOX_GPU_SLOTS") or 1)
+        self.cpu_runs = int(env.get("LIGHTBOX_CPU_RUNS") or 2)
+        self.data = self.home / "data"
+        self.database_url = env.get("LIGHTBOX_DATABASE_URL") or f"sqlite:///{self.data / 'catalog.db'}"
+        self.logs, self.pids = self.home / "logs", self.home / "pids"
+        self.secret_file = self.home / "webhook-secret"
+        self.api_url = f"http://127.0.0.1:{self.port}/api"
+        self.base_env = env
+
+    # --- environment and processes -----------------------------------------------------
+    def child_env(self) -> dict[str, str]:
+        env = dict(self.base_env)
+        env.update({
+            "PREFECT_HOME": str(self.home / "prefect"),
+            "PREFECT_API_URL": self.api_url,
+            "PREFECT_SERVER_API_HOST": "127.0.0.1",
+            "PREFECT_SERVER_API_PORT": str(self.port),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_LOCAL_STORAGE_PATH": str(self.data / "results"),
+            "LIGHTBOX_ROOT": str(ROOT),
+            "LIGHTBOX_DATABASE_URL": self.database_url,
+        })
+        return env
+
+    def bin(self, name: str) -> str:
+        return str(Path(sys.executable).parent / name)
+
+    def pid_of(self, name: str) -> int | None:
+        path = self.pids / f"{name}.pid"
+        if not path.is_file():
+            return None
+        pid = int(path.read_text().strip())
+        return pid if _alive(pid) else None
+
+    def start(self, name: str, argv: list[str]) -> int:
+        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 (the child keeps it open)
+        try:
+            process = subprocess.Popen(argv, cwd=ROOT, env=self.child_env(), stdout=log,
+                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                       start_new_session=True)
+        finally:
+            log.close()
+        (self.pids / f"{name}.pid").write_text(f"{process.pid}\n")
+        return process.pid
+
+    def run_step(self, name: str, argv: list[str]) -> str:
+        with open(self.logs / f"{name}.log", "wb") as log:
+            done = subprocess.run(argv, cwd=ROOT, env=self.child_env(), stdout=log,
+                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, check=False)
+        text = (self.logs / f"{name}.log").read_text(errors="replace")
+        if done.returncode != 0:
+            raise StackError(f"{name} failed (exit {done.returncode}); see {self.logs / name}.log:\n"
+                             + "\n".join(text.strip().splitlines()[-8:]))
+        return text
+
+    def wait_http(self, name: str, url: str) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.pid_of(name) is None:
+                raise StackError(f"{name} exited while starting; see {self.logs / name}.log")
+            try:
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(1.0)
+        raise StackError(f"{name} did not answer {url} within {START_TIMEOUT_S:.0f} s; "
+                         f"see {self.logs / name}.log")
+
+    # --- commands ----------------------------------------------------------------------
+    def up(self) -> list[str]:
+        running = [n for n in STOP_ORDER if self.pid_of(n) is not None]
+        if running:
+            if len(running) == len(STOP_ORDER):
+                return [f"already up: {', '.join(running)}", *self.addresses()]
+            raise StackError(f"partly up ({', '.join(running)} running): run `make down` first")
+        for port in (self.port, self.webhook_port):
+            _require_free(port)
+        server_db = self.base_env.get("PREFECT_API_DATABASE_CONNECTION_URL", "")
+        if server_db.startswith("postgresql") and importlib.util.find_spec("asyncpg") is None:
+            raise StackError("PREFECT_API_DATABASE_CONNECTION_URL names PostgreSQL, which the "
+                             "Prefect server reaches through asyncpg: pip install asyncpg")
+        for folder in (self.logs, self.pids, self.data, self.home / "prefect"):
+            folder.mkdir(parents=True, exist_ok=True)
+        secret_note = self.ensure_secret()
+        try:
+            self.start("server", [self.bin("prefect"), "server", "start", "--host", "127.0.0.1",
+                                  "--port", str(self.port)])
+            self.wait_http("server", f"{self.api_url}/health")
+            summary = self.run_step("bootstrap", [
+                sys.executable, "-m", "infra.bootstrap", "--data-dir", str(self.data),
+                "--model-dir", str(self.model_dir), "--gpu-slots", str(self.gpu_slots)])
+            self.run_step("deploy", [self.bin("prefect"), "--no-prompt", "deploy", "--all"])
+            reconcile_note = self.pause_reconcile_without_store()
+            self.start("worker-cpu", [self.bin("prefect"), "worker", "start", "--pool", "lightbox-cpu",
+                                      "--name", "lightbox-cpu-1", "--limit", str(self.cpu_runs)])
+            self.start("worker-gpu", [self.bin("prefect"), "worker", "start", "--pool", "lightbox-gpu",
+                                      "--name", "lightbox-gpu-1", "--limit", str(self.gpu_slots)])
+            self.start("webhook", [sys.executable, "-m", "deployments.webhook", "--host", "127.0.0.1",
+                                   "--port", str(self.webhook_port), "--database-url", self.database_url,
+                                   "--secret-file", str(self.secret_file), "--migrate"])
+            self.wait_http("webhook", f"http://127.0.0.1:{self.webhook_port}/healthz")
+        except BaseException:
+            self.down()
+            raise
+        return [summary.strip().splitlines()[-1], secret_note, reconcile_note, *self.addresses()]
+
+    def pause_reconcile_without_store(self) -> str:
+        """No Shopify store configured: the hourly reconciliation could only fail, so its
+        schedule is paused (resume it in the UI once the ``store`` block exists)."""
+        if self.base_env.get("LIGHTBOX_SHOPIFY_SHOP"):
+            return f"{RECONCILE}: scheduled hourly"
+        deployment = _api(f"{self.api_url}/deployments/name/{RECONCILE}")
+        for schedule in deployment["schedules"]:
+            _api(f"{self.api_url}/deployments/{deployment['id']}/schedules/{schedule['id']}",
+                 method="PATCH", body={"active": False})
+        return (f"{RECONCILE}: schedule paused (no LIGHTBOX_SHOPIFY_SHOP, so no ShopifyStore "
+                "block to reconcile with)")
+
+    def ensure_secret(self) -> str:
+        """The receiver's secret file: from the environment, else generated once."""
+        given = self.base_env.get("LIGHTBOX_SHOPIFY_WEBHOOK_SECRET")
+        if given or not self.secret_file.is_file():
+            fd = os.open(self.secret_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(given or secrets.token_urlsafe(32))
+        os.chmod(self.secret_file, 0o600)
+        source = "from LIGHTBOX_SHOPIFY_WEBHOOK_SECRET" if given else "generated"
+        return f"webhook secret: {self.secret_file} ({source}; give Shopify the same value)"
+
+    def down(self) -> list[str]:
+        lines = []
+        for name in STOP_ORDER:
+            if name == "webhook" and self.pid_of("server") is not None:
+                try:  # the workers are gone, the server is not yet
+                    lines += self.mark_orphans()
+                except (StackError, OSError) as exc:  # reported; stopping goes on regardless
+                    lines.append(f"flow runs left as they were: {exc}")
+            pid_file = self.pids / f"{name}.pid"
+            pid = self.pid_of(name)
+            if pid is not None and _ours(pid):
+                lines.append(f"{name}: {_stop(pid)} (pid {pid})")
+            elif pid_file.is_file():
+                lines.append(f"{name}: was not running")
+            pid_file.unlink(missing_ok=True)
+        return lines or ["nothing was running"]
+
+    def mark_orphans(self) -> list[str]:
+        """Flow runs the stopped workers were running (or had picked up) would show Running
+        for ever: mark them Crashed, saying why. Scheduled and suspended runs stay."""
+        query = {"flow_runs": {"state": {"type": {"any_": ["RUNNING", "PENDING"]}}}}
+        runs = _api(f"{self.api_url}/flow_runs/filter", method="POST", body=query)
+        for run in runs:
+            state = {"type": "CRASHED", "name": "Crashed",
+                     "message": "make down stopped its worker; run it again to continue"}
+            _api(f"{self.api_url}/flow_runs/{run['id']}/set_state", method="POST",
+                 body={"state": state, "force": True})
+        return [f"flow run {run['name']}: marked Crashed (it was {run['state']['name']})" for run in runs]
+
+    def status(self) -> list[str]:
+        lines = [f"{n}: {'running (pid %d)' % p if (p := self.pid_of(n)) else 'stopped'}"
+                 for n in STOP_ORDER]
+        return lines + self.addresses()
+
+    def addresses(self) -> list[str]:
+        return [f"Prefect UI:       http://127.0.0.1:{self.port}",
+                f"webhook receiver: http://127.0.0.1:{self.webhook_port}/webhooks/shopify",
+                f"logs:             {self.logs}/",
+                f"exports:          {self.data / 'exports'}/"]
+
+
+def _api(url: str, method: str = "GET", body: dict | None = None) -> dict:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            text = response.read()
+    except urllib.error.HTTPError as exc:
+        raise StackError(f"{method} {url} answered {exc.code}: {exc.read()[:300]!r}") from exc
+    return json.loads(text) if text else {}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return Path(f"/proc/{pid}").exists() and "zombie" not in _state(pid)
+
+
+def _state(pid: int) -> str:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return ""
+    return next((line for line in status.splitlines() if line.startswith("State:")), "").lower()
+
+
+def _ours(pid: int) -> bool:
+    """The pid still belongs to a process this stack started (not a recycled pid)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+    except OSError:
+        return True  # no /proc here: trust the pid file
+    return any(word in cmdline for word in (b"prefect", b"deployments.webhook"))
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _stop(pid: int) -> str:
+    """SIGTERM the process group (the leader's pid is its id), wait, SIGKILL what is left."""
+    os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if not _group_alive(pid):
+            return "stopped"
+        time.sleep(0.2)
+    os.killpg(pid, signal.SIGKILL)
+    return f"killed after {STOP_TIMEOUT_S:.0f} s"
+
+
+def _require_free(port: int) -> None:
+    """Nothing listens on the port. SO_REUSEADDR as uvicorn sets it: connections of a stack
+    stopped just now (TIME_WAIT) do not count."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise StackError(f"port {port} on 127.0.0.1 is in use ({exc.strerror}); set "
+                             "LIGHTBOX_PREFECT_PORT / LIGHTBOX_WEBHOOK_PORT") from exc
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1 or argv[0] not in ("up", "down", "status"):
+        sys.stderr.write("usage: python -m infra.stack up|down|status\n")
+        return 2
+    stack = Stack(dict(os.environ))
+    try:
+        lines = getattr(stack, argv[0])()
+    except StackError as exc:
+        sys.stderr.write(f"stack: {exc}\n")
+        return 1
+    sys.stdout.write("\n".join(lines) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

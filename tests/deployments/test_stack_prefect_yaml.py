@@ -1,0 +1,123 @@
+"""prefect.yaml on its own (no server): every deployment loads its flow, names the pools,
+queues, blocks and variables bootstrap creates, enforces its parameter schema, and the
+pieces that must agree do (cron vs off-peak window, trigger vs receiver event)."""
+import inspect
+import re
+from datetime import time
+from pathlib import Path
+
+import pytest
+import yaml
+from prefect.flows import load_flow_from_entrypoint
+
+from deployments.offpeak import OffPeakWindow, cron_schedule
+from deployments.webhook import EVENT_NAME
+from infra.bootstrap import POOLS, QUEUES, parser
+from infra.desired import desired_blocks, stack_variables
+
+ROOT = Path(__file__).resolve().parents[2]
+BLOCK = re.compile(r"{{\s*prefect\.blocks\.([\w-]+)\.([\w-]+)\.(\w+)\s*}}")
+VARIABLE = re.compile(r"{{\s*prefect\.variables\.(\w+)\s*}}")
+EVENT = re.compile(r"{{\s*event\.payload\.(\w+)\s*}}")
+# The payload the receiver emits for one delivery (deployments/webhook.py record_and_emit).
+RECEIVER_PAYLOAD = {"shop", "product_id", "topic", "webhook_id", "image_urls", "updated_at",
+                    "triggered_at"}
+
+
+@pytest.fixture(scope="module")
+def config() -> dict:
+    return yaml.safe_load((ROOT / "prefect.yaml").read_text())
+
+
+@pytest.fixture(scope="module")
+def flows(config) -> dict:
+    return {d["entrypoint"]: load_flow_from_entrypoint(str(ROOT / d["entrypoint"].split(":")[0])
+                                                       + ":" + d["entrypoint"].split(":")[1])
+            for d in config["deployments"]}
+
+
+def strings(value):
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from strings(v)
+    elif isinstance(value, str):
+        yield value
+
+
+def test_every_deployment(config, flows):
+    names = set()
+    for deployment in config["deployments"]:
+        flow = flows[deployment["entrypoint"]]
+        names.add(f"{flow.name}/{deployment['name']}")
+        assert deployment["enforce_parameter_schema"] is True, deployment["name"]
+        assert deployment["work_pool"]["name"] in POOLS
+        assert deployment["work_pool"]["work_queue_name"] in QUEUES
+        signature = inspect.signature(flow.fn).parameters
+        assert set(deployment.get("parameters", {})) <= set(signature), deployment["name"]
+    assert names == {"catalog-batch/nightly", "catalog-batch/on-demand", "catalog-batch/backfill",
+                     "render-shard/gpu", "shopify-refresh/webhook", "reconcile-shopify/hourly"}
+    assert config["definitions"]["render_deployment"] in names
+    gpu = [d for d in config["deployments"] if d["work_pool"]["name"] == "lightbox-gpu"]
+    assert [d["entrypoint"] for d in gpu] == ["flows/render_shard.py:render_shard"]
+
+
+def test_pull_step_sets_the_checkout_directory(config):
+    (step,) = config["pull"]
+    assert step == {"prefect.deployments.steps.set_working_directory":
+                    {"directory": "{{ $LIGHTBOX_ROOT }}"}}
+
+
+def test_placeholders_name_what_bootstrap_creates(config):
+    args = parser().parse_args(["--data-dir", "/tmp/x", "--dry-run"])
+    env = {"LIGHTBOX_SHOPIFY_SHOP": "acme.myshopify.com", "LIGHTBOX_SHOPIFY_ACCESS_TOKEN": "t",
+           "LIGHTBOX_SHOPIFY_WEBHOOK_SECRET": "s"}
+    blocks = {(b.get_block_type_slug(), name): b for b, name in desired_blocks(args, env)}
+    variables = stack_variables(args)
+    found = 0
+    for text in strings(config["deployments"]):
+        for slug, name, field in BLOCK.findall(text):
+            assert (slug, name) in blocks, f"bootstrap saves no {slug}/{name}"
+            assert field in type(blocks[(slug, name)]).model_fields, f"{slug} has no field {field}"
+            found += 1
+        for name in VARIABLE.findall(text):
+            assert name in variables, f"bootstrap sets no variable {name}"
+            found += 1
+    assert found >= 10
+    reconcile = next(d for d in config["deployments"] if d["name"] == "hourly")
+    assert ("lightbox-shopify-store", reconcile["parameters"]["store_block"]) in blocks
+
+
+def test_no_secret_is_written_in_the_file(config):
+    for text in strings(config):
+        for word in ("password", "shpat_", "token", "secret"):
+            assert word not in text.lower(), text
+    assert config["definitions"]["settings"]["database_url"].startswith("{{ prefect.blocks.")
+
+
+def test_nightly_cron_is_the_offpeak_window(config):
+    offpeak = config["definitions"]["offpeak"]
+    window = OffPeakWindow(time.fromisoformat(offpeak["start"]), time.fromisoformat(offpeak["end"]),
+                           offpeak["timezone"])
+    nightly = next(d for d in config["deployments"] if d["name"] == "nightly")
+    (schedule,) = nightly["schedules"]
+    assert {k: schedule[k] for k in ("cron", "timezone")} == cron_schedule(window)
+    refresh = next(d for d in config["deployments"] if d["name"] == "webhook")
+    assert refresh["parameters"]["offpeak"] == offpeak
+
+
+def test_webhook_trigger_takes_the_receivers_event(config, flows):
+    refresh = next(d for d in config["deployments"] if d["name"] == "webhook")
+    (trigger,) = refresh["triggers"]
+    assert trigger["expect"] == [EVENT_NAME] and trigger["posture"] == "Reactive"
+    assert trigger["match"] == {"prefect.resource.id": "shopify.product.*"}
+    parameters = trigger["parameters"]
+    assert {"shop", "product_id", "image_urls"} <= set(parameters)
+    for name, template in parameters.items():
+        (field,) = EVENT.findall(template)
+        assert field in RECEIVER_PAYLOAD and field == name
+    signature = inspect.signature(flows[refresh["entrypoint"]].fn).parameters
+    required = {n for n, p in signature.items() if p.default is inspect.Parameter.empty}
+    assert required <= set(parameters) | set(refresh["parameters"])

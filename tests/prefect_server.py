@@ -1,0 +1,225 @@
+"""A real Prefect server, a process work pool, a deployment and a worker, on loopback.
+
+For tests that need what an ephemeral API cannot give: suspending a flow run (needs a
+deployment) and resuming it from outside, as the UI does. ``tests/conftest.py`` exposes
+the ``batch_deployment`` session fixture from here.
+
+Processes are started in their own session and stopped by their own ids, the worker before
+the server (a process worker ignores SIGTERM once its server is gone).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from uuid import UUID
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "examples" / "catalog"
+SERVER_START_TIMEOUT_S = 180
+CUP, STICKER = "CUP-ESPRESSO-01", "STICKER-LOGO"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class PrefectServer:
+    url: str  # the UI; the API is url + "/api"
+    home: Path
+    env: dict[str, str]  # what a client process (worker, CLI) needs to talk to it
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.url}/api"
+
+
+def _stop(proc: subprocess.Popen, grace_s: float = 20.0) -> None:
+    """SIGTERM the process group we started, then SIGKILL it if it does not exit."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+
+def _log_tail(path: Path, lines: int = 40) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+
+@contextmanager
+def run_prefect_server(root: Path) -> Iterator[PrefectServer]:
+    """``prefect server start`` on a free loopback port with its own PREFECT_HOME (SQLite)."""
+    home = root / "prefect-home"
+    home.mkdir(parents=True)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false",
+               PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED="false",
+               PREFECT_SERVER_SERVICES_PAUSE_EXPIRATIONS_LOOP_SECONDS="2",
+               PREFECT_UI_API_URL=f"{url}/api", PREFECT_LOGGING_LEVEL="WARNING")
+    log = root / "server.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+             "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True, cwd=root)
+    try:
+        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"prefect server exited with {proc.returncode}:\n{_log_tail(log)}")
+            try:
+                if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"prefect server not healthy in {SERVER_START_TIMEOUT_S} s:\n{_log_tail(log)}")
+            time.sleep(0.5)
+        client_env = {**env, "PREFECT_API_URL": f"{url}/api"}
+        client_env.pop("PREFECT_UI_API_URL")
+        yield PrefectServer(url=url, home=home, env=client_env)
+    finally:
+        _stop(proc)
+
+
+@contextmanager
+def run_process_worker(server: PrefectServer, pool: str, root: Path, env: dict[str, str]) -> Iterator[Path]:
+    """``prefect worker start --pool POOL`` polling every second; yields its log file."""
+    log = root / f"worker-{pool}.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            # no --limit: a limited 3.8.8 worker crashes ("this borrower is already holding one
+            # of this CapacityLimiter's tokens") when a run it just saw suspend is resumed
+            # before the suspended process has exited
+            [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool, "--type", "process"],
+            env={**server.env, "PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_WORKER_PREFETCH_SECONDS": "1",
+                 "PREFECT_LOGGING_LEVEL": "INFO", **env},
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=REPO)
+    try:
+        yield log
+    finally:
+        _stop(proc)
+
+
+POOL = "lightbox-test"
+DEPLOYMENT = "review-test"
+
+
+@dataclass
+class BatchDeployment:
+    """catalog-batch deployed to a process pool on a real server, with a worker running."""
+
+    server: PrefectServer
+    name: str  # "catalog-batch/review-test", for run_deployment
+    root: Path  # session folder: server home, worker log, results
+    worker_log: Path
+
+    def api(self):
+        """Settings for talking to this server from the test process."""
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        return temporary_settings({PREFECT_API_URL: self.server.api_url})
+
+
+def deploy_catalog_batch(server: PrefectServer) -> str:
+    """Create the process pool and deploy the batch flow from this working tree (no image:
+    the process worker runs it from the folder, ``flow.from_source`` + ``deploy``)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.workers.process import ProcessWorker
+
+    from flows.catalog_batch import catalog_batch
+
+    with get_client(sync_client=True) as client:
+        client.create_work_pool(WorkPoolCreate(
+            name=POOL, type="process", base_job_template=ProcessWorker.get_default_base_job_template()))
+    flow = catalog_batch.from_source(source=str(REPO), entrypoint="flows/catalog_batch.py:catalog_batch")
+    flow.deploy(name=DEPLOYMENT, work_pool_name=POOL, build=False, push=False,
+                print_next_steps=False, ignore_warnings=True)
+    return f"{flow.name}/{DEPLOYMENT}"
+
+
+@pytest.fixture(scope="session")
+def batch_deployment(tmp_path_factory) -> Iterator[BatchDeployment]:
+    """A Prefect server on loopback (own PREFECT_HOME, SQLite), catalog-batch deployed to a
+    process pool, and a worker polling it every second. Stopped worker first."""
+    root = tmp_path_factory.mktemp("prefect-server")
+    with run_prefect_server(root) as server:
+        deployed = BatchDeployment(server=server, name="", root=root, worker_log=root)
+        with deployed.api():
+            deployed.name = deploy_catalog_batch(server)
+        worker_env = {"PREFECT_LOCAL_STORAGE_PATH": str(root / "results")}
+        with run_process_worker(server, POOL, root, worker_env) as log:
+            deployed.worker_log = log
+            yield deployed
+
+
+# --- running batches on it ----------------------------------------------------------
+
+
+def small_manifest(folder: Path, skus: tuple[str, ...]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(EXAMPLES / "images", folder / "images", dirs_exist_ok=True)
+    rows = [line for line in (EXAMPLES / "manifest.csv").read_text().splitlines()
+            if line.startswith(("sku,", *skus))]
+    (folder / "manifest.csv").write_text("\n".join(rows) + "\n")
+    return folder / "manifest.csv"
+
+
+def start_batch(deployed, manifest: Path, out: Path, settings, **params) -> UUID:
+    from prefect.deployments import run_deployment
+
+    with deployed.api():
+        run = run_deployment(deployed.name, timeout=0, parameters=dict(
+            manifest=str(manifest), out_dir=str(out), settings=settings.model_dump(mode="json"),
+            profiles=["shopify"], **params))
+    return run.id
+
+
+def wait_for(deployed, run_id: UUID, done, what: str, timeout_s: float = 240):
+    """Poll the run until ``done(state)``; a run that ends otherwise fails the test with the
+    worker's log tail."""
+    from prefect.client.orchestration import get_client
+
+    deadline = time.monotonic() + timeout_s
+    with deployed.api(), get_client(sync_client=True) as client:
+        while True:
+            state = client.read_flow_run(run_id).state
+            if state is not None and done(state):
+                return state
+            if state is not None and state.is_final() or time.monotonic() > deadline:
+                log = deployed.worker_log.read_text(errors="replace")[-6000:]
+                pytest.fail(f"run {run_id} is {state.name if state else None} ({state.message if state else ''}), "
+                            f"not {what}\n--- worker log ---\n{log}")
+            time.sleep(1)
+
+
+def suspended_at(key: str):
+    return lambda state: state.is_paused() and state.state_details.pause_key == key
+
+
+def resume(deployed, run_id: UUID, answer: dict) -> None:
+    from prefect.flow_runs import resume_flow_run
+
+    with deployed.api():
+        resume_flow_run(run_id, run_input=answer)
