@@ -59,4 +59,5 @@ status:
 	$(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON)) -m infra.stack status
 
 clean:
+	-[ -d .lightbox/stack/pids ] && $(MAKE) down
 	rm -rf out .lightbox

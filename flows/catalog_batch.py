@@ -22,7 +22,7 @@ from prefect.runtime import flow_run
 from pydantic import Field
 
 from catalog.states import BatchState
-from flows.dispatch import render_all
+from flows.dispatch import own_work_queue, render_all
 from flows.review import hold_for_review, require_deployment, review_items
 from tasks.bookkeeping import prepare_batch, record_failures, record_sources, set_batch_state
 from tasks.common import reason
@@ -87,7 +87,8 @@ def catalog_batch(
 
     # processing: per SKU, in shards (in production each shard is a flow run on the GPU pool)
     set_batch_state(db, batch_id, BatchState.processing)
-    outcomes = render_all(batch_id, items, profiles, settings, progress, shard_size, render_deployment)
+    queue = own_work_queue()  # urgent batches keep their shards on the urgent queue
+    outcomes = render_all(batch_id, items, profiles, settings, progress, shard_size, render_deployment, queue)
     record_failures(db, {o.sku_id: o.reason for o in outcomes if o.status == "failed"})
 
     # qc: batch consistency across the rendered images
@@ -97,7 +98,7 @@ def catalog_batch(
     # review hold: the policy decides; what it holds waits for people (the run suspends)
     set_batch_state(db, batch_id, BatchState.review_hold)
     render = partial(render_all, batch_id, profiles=profiles, settings=settings, progress=None,
-                     shard_size=shard_size, render_deployment=render_deployment)
+                     shard_size=shard_size, render_deployment=render_deployment, queue=queue)
     held = hold_for_review(batch_id, name, review_items(items, outcomes), settings, render,
                            policy=review_policy, rounds=review_rounds, timeout_s=review_timeout_s,
                            thumbnail_store=thumbnail_store)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from uuid import UUID
 
 from prefect import get_run_logger
+from prefect.context import FlowRunContext
 from prefect.deployments import run_deployment
 from prefect.exceptions import FlowRunWaitTimeout
 from prefect.flow_runs import wait_for_flow_run
@@ -16,6 +17,12 @@ from tasks.results import ShardItem, SkuOutcome
 from tasks.workdir import digest
 
 SHARD_TIMEOUT_S = 6 * 3600  # a shard that has not finished in six hours is reported, not awaited
+
+
+def own_work_queue() -> str | None:
+    """The work queue this flow run came from (None outside a deployment)."""
+    context = FlowRunContext.get()
+    return context.flow_run.work_queue_name if context and context.flow_run else None
 
 
 def render_all(batch_id: str, items: list[ShardItem], profiles: list[str], settings: RunSettings,

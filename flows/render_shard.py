@@ -6,10 +6,13 @@ parameters up to ``settings.max_attempts`` times; every attempt is recorded.
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
 from uuid import UUID
 
 from prefect import flow, get_run_logger, unmapped
 from prefect.artifacts import update_progress_artifact
+from prefect.concurrency.sync import concurrency
+from prefect.runtime import deployment
 
 from tasks.adjust import next_params
 from tasks.bookkeeping import record_attempt, record_failures
@@ -19,6 +22,8 @@ from tasks.render import cut_out_product, render_scene
 from tasks.results import ShardItem, SkuOutcome, add_timings, resolve
 from tasks.score import score_render
 from tasks.segment import segment_product
+
+GPU_SLOTS = "gpu-slots"
 
 
 @flow(name="render-shard", flow_run_name="render-{batch_id}-{shard_index}", log_prints=False,
@@ -32,16 +37,20 @@ def render_shard(
     outcomes: dict[int, SkuOutcome] = {}
     params = {item.job.sku_id: item.params or RenderParams() for item in items}
     live = {item.job.sku_id: item for item in items}
-    while live:
-        logger.info("shard %s: rendering %s SKUs", shard_index, len(live))
-        finished = _attempt(live, params, profiles, settings, outcomes)
-        outcomes.update(finished)
-        for sku_id, outcome in finished.items():
-            if outcome.status != "qc_failed" or params[sku_id].attempt >= settings.max_attempts:
-                live.pop(sku_id)
-            else:
-                params[sku_id] = next_params(params[sku_id], outcome.failing)
-        _progress(progress_artifact_id, done_before + len(items) - len(live), total)
+    # Deployed on the GPU pool, a shard holds one of the global "gpu-slots" (infra/bootstrap.py
+    # creates the limit); in-process on the embedded default there is nothing to share.
+    slot = concurrency(GPU_SLOTS, occupy=1, strict=True) if deployment.id else nullcontext()
+    with slot:
+        while live:
+            logger.info("shard %s: rendering %s SKUs", shard_index, len(live))
+            finished = _attempt(live, params, profiles, settings, outcomes)
+            outcomes.update(finished)
+            for sku_id, outcome in finished.items():
+                if outcome.status != "qc_failed" or params[sku_id].attempt >= settings.max_attempts:
+                    live.pop(sku_id)
+                else:
+                    params[sku_id] = next_params(params[sku_id], outcome.failing)
+            _progress(progress_artifact_id, done_before + len(items) - len(live), total)
     return [outcomes[item.job.sku_id] for item in items]
 
 
