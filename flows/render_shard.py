@@ -12,7 +12,7 @@ from uuid import UUID
 from prefect import flow, get_run_logger, unmapped
 from prefect.artifacts import update_progress_artifact
 from prefect.concurrency.sync import concurrency
-from prefect.runtime import deployment
+from prefect.context import FlowRunContext
 
 from tasks.adjust import next_params
 from tasks.bookkeeping import record_attempt, record_failures
@@ -37,9 +37,12 @@ def render_shard(
     outcomes: dict[int, SkuOutcome] = {}
     params = {item.job.sku_id: item.params or RenderParams() for item in items}
     live = {item.job.sku_id: item for item in items}
-    # Deployed on the GPU pool, a shard holds one of the global "gpu-slots" (infra/bootstrap.py
-    # creates the limit); in-process on the embedded default there is nothing to share.
-    slot = concurrency(GPU_SLOTS, occupy=1, strict=True) if deployment.id else nullcontext()
+    # A shard run deployed on the GPU pool holds one of the global "gpu-slots" (created by
+    # infra/bootstrap.py). In-process (a subflow of the batch run: no deployment of its own)
+    # there is nothing to share.
+    context = FlowRunContext.get()
+    deployed = bool(context and context.flow_run and context.flow_run.deployment_id)
+    slot = concurrency(GPU_SLOTS, occupy=1, strict=True) if deployed else nullcontext()
     with slot:
         while live:
             logger.info("shard %s: rendering %s SKUs", shard_index, len(live))
