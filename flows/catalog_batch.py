@@ -23,6 +23,7 @@ from pydantic import Field
 
 from catalog.states import BatchState
 from flows.dispatch import own_work_queue, render_all
+from flows.runner import bounded_task_runner
 from flows.review import hold_for_review, require_deployment, review_items
 from tasks.bookkeeping import prepare_batch, record_failures, record_sources, set_batch_state
 from tasks.common import reason
@@ -35,7 +36,8 @@ from tasks.score import score_batch_consistency
 from tasks.validate import validate_source
 
 
-@flow(name="catalog-batch", flow_run_name="batch-{name}", log_prints=False, persist_result=True)
+@flow(name="catalog-batch", flow_run_name="batch-{name}", log_prints=False, persist_result=True,
+      task_runner=bounded_task_runner())
 def catalog_batch(
     manifest: str, out_dir: str, settings: RunSettings, name: str = "catalog",
     template: str = "white_studio", profiles: list[str] = ("amazon-main", "shopify"),

@@ -14,6 +14,7 @@ from prefect.artifacts import update_progress_artifact
 from prefect.concurrency.sync import concurrency
 from prefect.context import FlowRunContext
 
+from flows.runner import bounded_task_runner
 from tasks.adjust import next_params
 from tasks.bookkeeping import record_attempt, record_failures
 from tasks.common import reason
@@ -27,7 +28,7 @@ GPU_SLOTS = "gpu-slots"
 
 
 @flow(name="render-shard", flow_run_name="render-{batch_id}-{shard_index}", log_prints=False,
-      persist_result=True)
+      persist_result=True, task_runner=bounded_task_runner())
 def render_shard(
     batch_id: str, shard_index: int, items: list[ShardItem], profiles: list[str],
     settings: RunSettings, progress_artifact_id: UUID | None = None, done_before: int = 0,
