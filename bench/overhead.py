@@ -161,14 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--skus", type=int, default=100)
     ap.add_argument("--model-dir", type=Path, default=REPO / ".lightbox" / "models")
-    ap.add_argument("--max-workers", type=int,
-                    help="cap Prefect's thread pool (PREFECT_TASKS_RUNNER_THREAD_POOL_MAX_WORKERS); "
-                         "default: Prefect's, unbounded")
     ap.add_argument("--workdir", type=Path, help="keep the catalog and outputs here (default: a temp dir)")
     ap.add_argument("--json", type=Path, help="write the figures here")
     args = ap.parse_args(argv)
-    if args.max_workers:
-        os.environ["PREFECT_TASKS_RUNNER_THREAD_POOL_MAX_WORKERS"] = str(args.max_workers)
     with tempfile.TemporaryDirectory(prefix="lightbox-overhead-") as tmp:
         root = (args.workdir or Path(tmp)).resolve()
         (root / "prefect-home").mkdir(parents=True, exist_ok=True)
@@ -200,12 +195,11 @@ def main(argv: list[str] | None = None) -> int:
 
     flow_passed = report["counts"]["exported"]
     plain_passed = sum(s == "passed" for s in states.values())
-    result = {"skus": args.skus, "max_workers": args.max_workers, "flow_s": round(flow_s, 2),
+    result = {"skus": args.skus, "flow_s": round(flow_s, 2),
               "plain_s": round(plain_s, 2), "ratio": round(flow_s / plain_s, 4), "flow_counts": report["counts"],
               "plain_passed": plain_passed, "identical_files": identical, "compared_files": compared,
               "cpu_count": os.cpu_count(), "load_average_before_flow_after_flow_after_loop": loads}
-    workers = f", task threads capped at {args.max_workers}" if args.max_workers else ""
-    print(f"flow {args.skus} SKUs: {flow_s:.1f} s ({report['counts']}{workers})")
+    print(f"flow {args.skus} SKUs: {flow_s:.1f} s ({report['counts']})")
     print(f"plain loop {args.skus} SKUs: {plain_s:.1f} s ({plain_passed} passed)")
     print(f"flow / plain loop: {result['ratio']:.3f} (target < 1.15)")
     print(f"same work: {identical} of {compared} output files byte-identical; "
