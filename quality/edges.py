@@ -11,7 +11,11 @@ them). A profile runs from ``-profile_px`` (inside the product) to ``+profile_px
   (their means are the product and backdrop colours of the fringe model).
 * halo: a rim sample whose L* lies outside the range spanned by the reference samples
   on both sides (a clean edge only *mixes* product and backdrop, so it stays between
-  them; using the full range of the samples keeps product texture from counting).
+  them; using the full range of the samples keeps product texture from counting); a rim
+  sample already clear of the product (alpha <= 0.02) must stay within the backdrop
+  band's own range or its straight-line trend carried inwards, give or take the band's
+  scatter (a soft shadow's gradient continues; a dark rim round a dark product on white
+  lies between the two sides and is still a halo).
 * fringe: each rim colour is written as backdrop + u (product - backdrop) +
   v (old backdrop - backdrop) in sRGB values (the space compositors blend in); v is the
   weight of the *source photo's* background that leaked into the edge. Profiles where
@@ -227,8 +231,24 @@ def edge_quality(
     lin = srgb_to_linear(prof8)
     y = 0.2126 * lin[..., 0] + 0.7152 * lin[..., 1] + 0.0722 * lin[..., 2]
     lum = np.where(y > 216 / 24389, 116.0 * np.cbrt(y) - 16.0, y * 24389 / 27)
-    refs = lum[:, inner | outer]  # the range of *all* reference samples, so texture is not a halo
-    lo, hi = refs.min(axis=1)[:, None], refs.max(axis=1)[:, None]
+    # A rim sample may range over the reference samples of the side(s) it belongs to: the
+    # mixed edge over both (texture and blending are not a halo), pure backdrop (alpha ~ 0)
+    # over the backdrop's band only, where that band is even (no contact shadow), so a
+    # dark rim round a dark product on white counts although it lies between the two.
+    a_rim = _sample(alpha, b, nrm, tr)[:, rim]
+    both = lum[:, inner | outer]
+    lo, hi = np.repeat(both.min(axis=1)[:, None], rim.sum(), 1), np.repeat(both.max(axis=1)[:, None], rim.sum(), 1)
+    # Backdrop under the rim: the backdrop band's straight-line trend carried inwards (a soft
+    # shadow's gradient continues; a rim painted round the product does not), give or take
+    # the band's own scatter about that line plus 1 L*.
+    t_out = tr[outer]
+    slope, icpt = np.polyfit(t_out, lum[:, outer].T, 1)
+    scatter = np.abs(lum[:, outer] - (icpt[:, None] + slope[:, None] * t_out[None, :])).max(axis=1) + 1.0
+    expect = icpt[:, None] + slope[:, None] * tr[rim][None, :]
+    band_lo, band_hi = lum[:, outer].min(axis=1)[:, None], lum[:, outer].max(axis=1)[:, None]
+    out_of_product = a_rim <= 0.02
+    lo = np.where(out_of_product, np.minimum(expect - scatter[:, None], band_lo), lo)
+    hi = np.where(out_of_product, np.maximum(expect + scatter[:, None], band_hi), hi)
     exc = lum[:, rim] - np.clip(lum[:, rim], lo, hi)
     peak = np.take_along_axis(exc, np.abs(exc).argmax(axis=1)[:, None], 1)[:, 0]
     peak = _median_along(peak, ids)

@@ -36,14 +36,19 @@ from quality.delta_e import delta_e_2000, srgb_to_lab
 
 __all__ = ["ColourFidelity", "product_colour_fidelity", "placement_matrix"]
 
+SHARP_WINDOW = 256  # px square (on the sharpness grid) where sharpness is compared
+SHARP_COARSER = 1.5  # the sharpness grid is this much coarser than the finer of source and canvas:
+# resampling kernels soften the top half-octave themselves; blur a person sees (sigma >= 1.5 px) is coarser
+LOCAL_GRID = 2  # local (patch) change is judged on a grid this many working px coarser
+
 
 @dataclass(frozen=True)
 class ColourFidelity:
     """CIEDE2000 statistics over interior product pixels (see ``product_colour_fidelity``)."""
 
     delta_e_mean: float
-    delta_e_p95: float
-    share_above: float  # share of interior pixels with dE00 > pixel_threshold
+    delta_e_p95: float  # of the dE00 on the coarser local grid (see _local_change)
+    share_above: float  # share of the interior in regions (>= 3x3 local px) with dE00 > pixel_threshold
     delta_e_of_means: float  # dE00 between the mean Lab colours of the two interiors
     sharpness_ratio: float | None  # var(LoG) output / source on the interior; None if flat
     placement_iou: float  # IoU of the warped source mask and the output alpha (>= 0.5)
@@ -140,6 +145,59 @@ def _align_to_source(
     return src, msk, out_w, alp_w, valid, f
 
 
+def _local_change(src: np.ndarray, out: np.ndarray, interior: np.ndarray,
+                  threshold: float) -> tuple[np.ndarray | None, float]:
+    """dE00 on a grid ``LOCAL_GRID`` working px coarser (area-averaged, so a resampled
+    texture's pixel-by-pixel differences average out while a repainted patch stays), and the
+    share of the interior in regions of at least 3x3 such px above ``threshold``."""
+    h, w = interior.shape
+    size = (max(1, w // LOCAL_GRID), max(1, h // LOCAL_GRID))
+    inner = cv2.resize(interior.astype(np.float32), size, interpolation=cv2.INTER_AREA) >= 0.5
+    if inner.sum() < 64:
+        return None, 0.0
+    a, b = (cv2.resize(im, size, interpolation=cv2.INTER_AREA) for im in (src, out))
+    de = delta_e_2000(srgb_to_lab(a[inner]), srgb_to_lab(b[inner]))
+    above = np.zeros(inner.shape, np.uint8)
+    above[inner] = de > threshold
+    above = cv2.morphologyEx(above, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    return de, float(above.sum() / inner.sum())
+
+
+def _sharpness_ratio(source_rgb, source_mask, output_rgb, placement, min_texture_std: float,
+                     window: int = SHARP_WINDOW) -> float | None:
+    """LoG variance of output over source on a grid ``SHARP_COARSER`` times coarser than
+    the finer of the two resolutions the product has (the source's when the canvas
+    enlarges it, the canvas's when it shrinks it), in a ``window`` px square around the
+    product's centre: blur a person sees at either scale, at a fixed cost. None when the
+    product there is too flat to tell."""
+    s = math.sqrt(abs(np.linalg.det(placement[:, :2])))
+    g = min(1.0, s)  # finer grid px per source px
+    x0, y0, x1, y1 = bbox(source_mask)
+    half = 0.5 * window * SHARP_COARSER / g  # source px
+    cx, cy = 0.5 * (x0 + x1), 0.5 * (y0 + y1)
+    h, w = source_mask.shape
+    wx0, wy0 = int(max(0, cx - half)), int(max(0, cy - half))
+    wx1, wy1 = int(min(w, cx + half)), int(min(h, cy + half))
+    fine = (max(1, round((wx1 - wx0) * g)), max(1, round((wy1 - wy0) * g)))
+    grid_to_canvas = as_affine3(placement) @ translate(wx0, wy0) @ np.linalg.inv(
+        resize_matrix(fine[0] / (wx1 - wx0), fine[1] / (wy1 - wy0)))
+    out = cv2.warpAffine(output_rgb, grid_to_canvas[:2], fine, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                         borderMode=cv2.BORDER_REPLICATE)
+    size = (max(1, round(fine[0] / SHARP_COARSER)), max(1, round(fine[1] / SHARP_COARSER)))
+    # Both sides take the same last step (area-averaged down from the finer grid), so
+    # identical pixels give identical grids.
+    src, msk = (cv2.resize(cv2.resize(a, fine, interpolation=cv2.INTER_AREA), size, interpolation=cv2.INTER_AREA)
+                for a in (source_rgb[wy0:wy1, wx0:wx1], source_mask[wy0:wy1, wx0:wx1]))
+    out = cv2.resize(out, size, interpolation=cv2.INTER_AREA)
+    region = cv2.erode((msk >= 0.98).astype(np.uint8), disk(6)).astype(bool)
+    g_src = cv2.cvtColor(src, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    if region.sum() < 64 or float(g_src[region].std()) < min_texture_std:
+        return None
+    v_src = _log_variance(g_src, region)
+    g_out = cv2.cvtColor(out, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    return _log_variance(g_out, region) / v_src if v_src > 0 else None
+
+
 def _log_variance(gray: np.ndarray, region: np.ndarray) -> float:
     """Variance of the Laplacian of Gaussian (sigma 1 px): the Gaussian keeps pixel noise
     and resampling aliasing, which differ between the two sides, out of the ratio."""
@@ -173,10 +231,10 @@ def product_colour_fidelity(
     ``erode_px``: interior erosion on the working grid; ``max_side``: cap on the working
     grid across the product; ``min_texture_std``: grey-level std below which the
     interior is too flat for ``sharpness_ratio`` (reported as None). ``sharpness_ratio``
-    compares the variance of the Laplacian of Gaussian (sigma 1 working px) of output and
-    source on the working grid: it sees blur coarser than ~1-2 working pixels (gross
-    blur: a repainted or badly upscaled product), not softness at canvas-pixel scale,
-    and it needs product detail at that scale (a smooth product reads ~1 regardless).
+    compares the variance of the Laplacian of Gaussian (sigma 1 px) of output and source
+    at the finer of the two resolutions, in a ``SHARP_WINDOW`` square around the
+    product's centre (not the working grid: a person sees blur at full size); it needs
+    product detail there (a smooth product is None, not "blurred").
     ``max_pixels``:
     the dE statistics use an evenly strided subset of at most this many interior
     pixels (the mean and percentiles of 50k samples are stable to ~1 %).
@@ -215,15 +273,11 @@ def product_colour_fidelity(
     lab_out = srgb_to_lab(out[ys, xs])
     de = delta_e_2000(lab_src, lab_out)
     de_means = float(delta_e_2000(lab_src.mean(axis=0), lab_out.mean(axis=0)))
+    de_local, share = _local_change(src, out, interior, pixel_threshold)
+    if de_local is None:  # too small a product for a coarser grid
+        de_local, share = de, float((de > pixel_threshold).mean())
 
-    g_src = cv2.cvtColor(src, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    g_out = cv2.cvtColor(out, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    # The LoG (Gaussian radius 4 + Laplacian 1) must not reach the edge: 5 px more.
-    sharp_region = cv2.erode(interior.astype(np.uint8), disk(5)).astype(bool)
-    sharpness = None
-    if sharp_region.sum() >= 16 and float(g_src[sharp_region].std()) >= min_texture_std:
-        v_src = _log_variance(g_src, sharp_region)
-        sharpness = _log_variance(g_out, sharp_region) / v_src if v_src > 0 else None
+    sharpness = _sharpness_ratio(source_rgb, source_mask, output_rgb, placement, min_texture_std)
 
     a = (msk >= 0.5) & valid
     b = (alp >= 0.5) & valid
@@ -231,8 +285,8 @@ def product_colour_fidelity(
     iou = float((a & b).sum()) / union if union else 0.0
     return ColourFidelity(
         delta_e_mean=float(de.mean()),
-        delta_e_p95=float(np.percentile(de, 95)),
-        share_above=float((de > pixel_threshold).mean()),
+        delta_e_p95=float(np.percentile(de_local, 95)),
+        share_above=share,
         delta_e_of_means=de_means,
         sharpness_ratio=sharpness,
         placement_iou=iou,

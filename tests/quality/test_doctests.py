@@ -4,7 +4,8 @@ import importlib
 
 import pytest
 
-MODULES = ["delta_e", "fidelity", "edges", "shadow", "marketplace", "exposure", "consistency", "thresholds"]
+MODULES = ["delta_e", "fidelity", "edges", "shadow", "marketplace", "exposure", "consistency", "thresholds", "cut",
+           "artefacts", "defects"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -81,7 +81,9 @@ def test_local_damage_shows_in_the_tail(scene):
     out[cy - 40 : cy + 40, cx - 40 : cx + 40] = (40, 90, 200)  # a repainted label
     patch_share = 80 * 80 / float((s.output_alpha >= 1.0).sum())
     r = _run(s.source_rgb, s.source_mask, out, s.output_alpha, s.placement)
-    assert r.share_above == pytest.approx(patch_share, abs=0.03)
+    # measured on a grid 2 working px coarser, over the eroded interior: the patch's rim
+    # counts, the product's own rim does not, so the share reads a little high
+    assert patch_share <= r.share_above <= 1.5 * patch_share
     assert r.delta_e_p95 > 30.0
 
 

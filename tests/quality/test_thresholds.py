@@ -25,11 +25,12 @@ def test_limit_rejects_inverted_levels():
 def test_every_threshold_states_its_reason():
     for name, field in QcThresholds.model_fields.items():
         assert field.description and len(field.description) > 20, name
+        assert "PROVISIONAL" not in field.description, name
 
 
 def test_version_and_json_round_trip():
     th = QcThresholds()
-    assert th.version == "1.1.0"
+    assert th.version == "2.0.0"
     again = QcThresholds.model_validate_json(th.model_dump_json())
     assert again == th
     with pytest.raises(ValidationError):

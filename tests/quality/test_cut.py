@@ -1,0 +1,161 @@
+"""quality/cut.py: the cut against the photo, on constructed cases with known answers.
+
+Each case draws a source photo (a textured product on a plain or textured backdrop,
+anti-aliased by supersampling) and a mask that is right or wrong by a known area. The
+thresholds on these figures are provisional, so defects here are far beyond any plausible
+fail level (a few % of the product) and clean cases read (near) zero.
+"""
+import cv2
+import numpy as np
+import pytest
+
+from quality.cut import cut_quality
+
+H = W = 400
+CLEAN = 0.001  # "about zero": well under any plausible threshold (fail levels are ~0.4 %)
+
+
+def _backdrop(kind, scene):
+    rng = np.random.default_rng(1)
+    if kind == "plain":
+        return np.full((H, W, 3), 205.0) + rng.normal(0, 2, (H, W, 1))
+    if kind == "wood":
+        return scene.texture(H, W, (150, 110, 70), amp=15, seed=3, grain=4)
+    if kind == "white":
+        return np.full((H, W, 3), 253.0) + rng.normal(0, 1, (H, W, 1))
+    raise ValueError(kind)
+
+
+def _photo(mask, product, back):
+    m = mask[..., None]
+    return np.clip(m * product + (1 - m) * back, 0, 255).round().astype(np.uint8)
+
+
+def _product(scene, rgb=(180, 60, 50)):
+    return scene.texture(H, W, rgb, amp=20)
+
+
+@pytest.mark.parametrize("backdrop", ["plain", "wood"])
+def test_filled_hole_is_background_inside(scene, backdrop):
+    outer = scene.ellipse(H, W, 200, 200, 120, 120)
+    hole = scene.ellipse(H, W, 200, 200, 50, 50)
+    ring = np.clip(outer - hole, 0, 1)
+    img = _photo(ring, _product(scene, (40, 60, 160)), _backdrop(backdrop, scene))
+    expected = hole.sum() / outer.sum()  # ~0.17 of the filled mask
+    filled = cut_quality(img, outer)
+    assert filled.background_inside == pytest.approx(expected, rel=0.25)
+    assert cut_quality(img, ring).background_inside <= CLEAN
+
+
+def _body_and_stem(scene, width=40, below=30):
+    body = scene.ellipse(H, W, 200, 180, 100, 100)  # rows 80..280
+    stem = np.zeros((H, W), np.float32)
+    stem[250:280 + below, 200 - width // 2:200 + width // 2] = 1
+    return body, np.maximum(body, stem)
+
+
+@pytest.mark.parametrize("width,below", [(40, 30), (80, 20)])
+def test_lost_stem_is_measured_as_its_share(scene, width, below):
+    body, full = _body_and_stem(scene, width, below)
+    img = _photo(full, _product(scene), _backdrop("plain", scene))
+    expected = (full - body).sum() / body.sum()  # ~4-5 % of the product
+    lost = cut_quality(img, body).lost_part
+    assert expected / 1.5 <= lost <= expected * 1.5, (lost, expected)
+    assert cut_quality(img, full).lost_part <= CLEAN
+
+
+def test_large_missing_chunk_is_found(scene):
+    # The bottom eighth of the product left out of the mask: the clearest lost part there is.
+    s = scene.make(size=640, src_size=(560, 440), scale=1.0)
+    cut = s.source_mask.copy()
+    cut[430:] = 0
+    expected = (s.source_mask - cut).sum() / cut.sum()  # ~0.12
+    assert cut_quality(s.source_rgb, cut).lost_part >= expected / 1.5
+    assert cut_quality(s.source_rgb, s.source_mask).lost_part <= CLEAN
+
+
+@pytest.mark.parametrize("strength", [0.3, 0.6])
+def test_contact_shadow_is_not_a_lost_part(scene, strength):
+    body = scene.ellipse(H, W, 200, 180, 100, 100)
+    blob = scene.ellipse(H, W, 200, 282, 110, 14)
+    dark = strength * cv2.GaussianBlur(blob, (0, 0), 6)
+    back = _backdrop("plain", scene) * (1 - dark)[..., None]
+    q = cut_quality(_photo(body, _product(scene), back), body)
+    assert q.lost_part <= CLEAN
+    assert q.fragments <= CLEAN
+
+
+def test_detached_backdrop_blob_is_a_fragment(scene):
+    body = scene.ellipse(H, W, 200, 180, 100, 100)
+    blob = scene.ellipse(H, W, 335, 335, 15, 15)
+    img = _photo(body, _product(scene), _backdrop("plain", scene))
+    q = cut_quality(img, np.clip(body + blob, 0, 1))
+    assert q.fragments > 0.5 * blob.sum() / body.sum()  # ~2 % of the product
+    assert cut_quality(img, body).fragments == 0.0
+
+
+def test_second_product_piece_is_not_a_fragment(scene):
+    # A pair of shoes: two product-coloured components, neither looks like the backdrop.
+    left = scene.ellipse(H, W, 130, 200, 60, 40)
+    right = scene.ellipse(H, W, 280, 200, 55, 40)
+    pair = np.clip(left + right, 0, 1)
+    for backdrop in ("plain", "wood"):
+        q = cut_quality(_photo(pair, _product(scene), _backdrop(backdrop, scene)), pair)
+        assert q.fragments <= CLEAN, backdrop
+        assert q.lost_part <= CLEAN, backdrop
+
+
+def test_backdrop_stuck_to_the_outline_is_attached(scene):
+    body = scene.ellipse(H, W, 200, 180, 100, 100)
+    bump = np.clip(body + scene.ellipse(H, W, 305, 180, 25, 25), 0, 1)  # backdrop bulge on the right
+    img = _photo(body, _product(scene), _backdrop("plain", scene))
+    share = (bump - body).sum() / body.sum()  # ~2.5 % of the product
+    stuck = cut_quality(img, bump)
+    assert stuck.background_attached is not None and stuck.background_attached > 0.25 * share
+    assert cut_quality(img, body).background_attached <= CLEAN
+
+
+def test_product_past_the_photo_border_is_cut_off(scene):
+    past = scene.ellipse(H, W, 60, 200, 100, 100)  # runs 40 px off the left edge
+    inside = scene.ellipse(H, W, 200, 200, 100, 100)
+    back = _backdrop("plain", scene)
+    q = cut_quality(_photo(past, _product(scene), back), past)
+    assert q.cut_off > 0.1  # ~0.2 of its outline lies on the border
+    assert cut_quality(_photo(inside, _product(scene), back), inside).cut_off == 0.0
+
+
+def test_product_like_its_backdrop_is_not_measurable(scene):
+    # A white box on white paper: colour cannot tell the cut from the photo.
+    box = np.zeros((H, W), np.float32)
+    box[100:300, 120:280] = 1
+    box = cv2.GaussianBlur(box, (0, 0), 0.7)
+    white = scene.texture(H, W, (250, 250, 250), amp=1.0, grain=1.0)
+    q = cut_quality(_photo(box, white, _backdrop("white", scene)), box)
+    assert q.background_inside is None and q.background_attached is None
+    assert q.backdrop_like_share > 0.5
+
+
+@pytest.mark.parametrize("blur", [2.0, 6.0, 12.0])
+def test_specular_highlight_on_white_backdrop_is_not_background(scene, blur):
+    body = scene.ellipse(H, W, 200, 180, 100, 100)
+    spot = cv2.GaussianBlur(scene.ellipse(H, W, 170, 140, 30, 20), (0, 0), blur)
+    spot = spot / spot.max()  # peaks at pure white, like the backdrop
+    product = _product(scene) * (1 - spot[..., None]) + 255.0 * spot[..., None]
+    q = cut_quality(_photo(body, product, _backdrop("white", scene)), body)
+    assert q.background_inside <= CLEAN  # the highlight looks like the backdrop, but it is the product
+    assert q.background_attached <= CLEAN
+
+
+def test_input_errors(scene):
+    body = scene.ellipse(H, W, 200, 180, 100, 100)
+    img = _photo(body, _product(scene), _backdrop("plain", scene))
+    nan = body.copy()
+    nan[5, 5] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        cut_quality(img, nan)
+    with pytest.raises(ValueError, match="does not match"):
+        cut_quality(img, body[:-10])
+    with pytest.raises(ValueError, match="empty"):
+        cut_quality(img, np.zeros_like(body))
+    with pytest.raises(ValueError):
+        cut_quality(img.astype(np.float32), body)
