@@ -1,8 +1,9 @@
 """render-shard: segment -> cut out (+upscale) -> scene per profile -> QC, for a shard of SKUs.
 
 This is the GPU-pool flow: the batch flow calls it directly on the embedded default and
-through ``run_deployment`` in production. A SKU that fails QC is re-rendered with adjusted
-parameters up to ``settings.max_attempts`` times; every attempt is recorded.
+through ``run_deployment`` in production. A SKU that fails QC is re-rendered with parameters
+that target the defect that failed (quality.defects), up to ``settings.max_attempts`` times,
+unless no re-render can fix it; every attempt is recorded and the best one is kept.
 """
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ from tasks.bookkeeping import record_attempt, record_failures
 from tasks.common import reason
 from tasks.records import RenderParams, RunSettings
 from tasks.render import cut_out_product, render_scene
-from tasks.results import ShardItem, SkuOutcome, add_timings, resolve
-from tasks.score import score_render
+from tasks.results import ShardItem, SkuOutcome, add_timings, best_attempt, resolve
+from tasks.score import score_renders
 from tasks.segment import segment_product
 
 GPU_SLOTS = "gpu-slots"
@@ -48,12 +49,15 @@ def render_shard(
         while live:
             logger.info("shard %s: rendering %s SKUs", shard_index, len(live))
             finished = _attempt(live, params, profiles, settings, outcomes)
-            outcomes.update(finished)
+            outcomes.update({i: best_attempt(outcomes.get(i), o) for i, o in finished.items()})
             for sku_id, outcome in finished.items():
-                if outcome.status != "qc_failed" or params[sku_id].attempt >= settings.max_attempts:
+                following = (next_params(params[sku_id], outcome.failing)
+                             if outcome.status == "qc_failed" and params[sku_id].attempt < settings.max_attempts
+                             else None)
+                if following is None:  # passed, failed, out of attempts, or nothing a re-render can fix
                     live.pop(sku_id)
                 else:
-                    params[sku_id] = next_params(params[sku_id], outcome.failing)
+                    params[sku_id] = following
             _progress(progress_artifact_id, done_before + len(items) - len(live), total)
     return [outcomes[item.job.sku_id] for item in items]
 
@@ -74,8 +78,8 @@ def _attempt(items: dict[int, ShardItem], params, profiles, settings, earlier) -
 
     ids = list(items)
     masks = survivors(ids, resolve(segment_product.map(
-        [items[i].source for i in ids], unmapped(settings), [params[i].refine_strength for i in ids])),
-        "segment")
+        [items[i].source for i in ids], unmapped(settings), [params[i].refine_strength for i in ids],
+        [params[i].fill_holes for i in ids], [params[i].cut_bias for i in ids])), "segment")
     ids = list(masks)
     cutouts = survivors(ids, resolve(cut_out_product.map(
         [items[i].source for i in ids], [masks[i].value for i in ids], unmapped(profiles),
@@ -85,22 +89,20 @@ def _attempt(items: dict[int, ShardItem], params, profiles, settings, earlier) -
         [items[i].job for i, _ in pairs], [items[i].source for i, _ in pairs],
         [cutouts[i].value for i, _ in pairs], [p for _, p in pairs], unmapped(settings),
         [params[i] for i, _ in pairs])), strict=True))
-    rendered = [k for k in pairs if renders[k].ok]
-    scores = dict(zip(rendered, resolve(score_render.map(
-        [items[i].source for i, _ in rendered], [masks[i].value for i, _ in rendered],
-        [renders[k].value for k in rendered], [p for _, p in rendered], unmapped(settings))),
-        strict=True))
+    whole = [i for i in cutouts if all(renders[(i, p)].ok for p in profiles)]
+    scores = dict(zip(whole, resolve(score_renders.map(
+        [items[i].source for i in whole], [masks[i].value for i in whole], [cutouts[i].value for i in whole],
+        [[renders[(i, p)].value for p in profiles] for i in whole], unmapped(settings))), strict=True))
     outcomes: dict[int, SkuOutcome] = {}
     for sku_id in cutouts:
         mine = [k for k in pairs if k[0] == sku_id]
         broken = [("render", renders[k]) for k in mine if not renders[k].ok]
-        broken += [("qc", scores[k]) for k in mine if k in scores and not scores[k].ok]
+        broken += [("qc", scores[sku_id])] if sku_id in scores and not scores[sku_id].ok else []
         if broken:
             failures[sku_id] = reason(broken[0][0], broken[0][1].error)
             continue
         outcome = SkuOutcome.from_attempt(sku_id, masks[sku_id], cutouts[sku_id],
-                                          [renders[k] for k in mine], [scores[k] for k in mine],
-                                          params[sku_id])
+                                          [renders[k] for k in mine], scores[sku_id], params[sku_id])
         if sku_id in earlier:
             outcome = outcome.model_copy(update={"timings": add_timings(earlier[sku_id].timings, outcome.timings)})
         record_attempt(settings.database_url, sku_id, outcome.renders, outcome.qcs,

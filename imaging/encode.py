@@ -163,3 +163,14 @@ def _describe(value: object) -> str:
     if isinstance(value, np.ndarray):
         return f"array shape {value.shape} dtype {value.dtype}"
     return type(value).__name__
+
+
+def read_encoded(data: bytes) -> tuple[np.ndarray, bytes | None]:
+    """What a marketplace receives: ``(rgb, icc)`` from encoded bytes as they will ship,
+    the pixels as (H, W, 3) uint8 (alpha dropped; the gate compares colour) and the
+    embedded ICC profile (None when the file carries none). The quality gate checks these,
+    not the profile's settings, so a rule reads what is actually shipped."""
+    with Image.open(io.BytesIO(data)) as img:
+        icc = img.info.get("icc_profile") or None
+        rgb = np.asarray(img.convert("RGB"))
+    return rgb, icc

@@ -83,8 +83,9 @@ def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float = 
     return ((mean_a * guide).sum(axis=-1) + mean_b).astype(np.float32)
 
 
-def clean_mask(binary: np.ndarray) -> np.ndarray:
-    """Drop specks and fill small enclosed holes of a boolean mask (see module docstring)."""
+def clean_mask(binary: np.ndarray, fill_holes: bool = True) -> np.ndarray:
+    """Drop specks and (``fill_holes``) fill small enclosed holes of a boolean mask (see
+    module docstring)."""
     fg = binary.astype(np.uint8)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
     if n <= 1:
@@ -93,6 +94,8 @@ def clean_mask(binary: np.ndarray) -> np.ndarray:
     keep = np.zeros(n, bool)
     keep[1:] = areas >= SPECK_FRACTION * areas.max()
     out = keep[labels]
+    if not fill_holes:
+        return out
     n_bg, bg_labels, bg_stats, _ = cv2.connectedComponentsWithStats((~out).astype(np.uint8), connectivity=4)
     h, w = out.shape
     limit = HOLE_FRACTION * out.sum()
@@ -156,13 +159,17 @@ def _colour_matte(guide: np.ndarray, sure_fg: np.ndarray, sure_bg: np.ndarray, r
 
 
 def refine_mask(
-    rgb: np.ndarray, raw_mask: np.ndarray, *, strength: int = 1, matting: bool = False
+    rgb: np.ndarray, raw_mask: np.ndarray, *, strength: int = 1, matting: bool = False,
+    threshold: float = 0.5, fill_holes: bool = True,
 ) -> np.ndarray:
     """Refined (H, W) float32 alpha in [0, 1] for ``raw_mask`` on the photo ``rgb``.
 
     ``rgb`` is (H, W, 3) uint8 sRGB; ``raw_mask`` is (H, W) float in [0, 1] on the same
     grid. ``strength`` 0 returns the raw mask clipped; 1 is the default; 2-3 widen the band
-    and iterate more (for masks from coarse grids on large photos).
+    and iterate more (for masks from coarse grids on large photos). ``threshold``: the raw
+    level that counts as product (lower keeps more: a retry for a lost part; higher less:
+    for stray background); ``fill_holes=False`` keeps small enclosed holes open (a retry
+    for background left inside the product).
     """
     if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ModelInputError(f"rgb must be (H, W, 3) uint8, got {getattr(rgb, 'shape', None)}")
@@ -173,9 +180,11 @@ def refine_mask(
         raise ModelInputError("mask must be finite and in [0, 1]")
     if strength < 0:
         raise ModelInputError(f"strength must be >= 0, got {strength}")
+    if not 0.0 < threshold < 1.0:
+        raise ModelInputError(f"threshold must be in (0, 1), got {threshold}")
     if strength == 0:
         return np.clip(raw, 0.0, 1.0)
-    binary = clean_mask(raw > 0.5)
+    binary = clean_mask(raw > threshold, fill_holes)
     if not binary.any() or binary.all():
         return binary.astype(np.float32)
     radius = refine_radius(raw, strength)

@@ -1,28 +1,46 @@
 """What the next automatic attempt changes, given the checks the last one failed.
 
-Check names are quality.gate's (``edge.fringe``) with an optional ``profile:`` prefix.
+The policy lives in quality.defects (``plan_retry``: which defect wants which change, and
+which no re-render can fix); this applies its plan to ``RenderParams``. Check names are
+quality.gate's (``edge.fringe``) with an optional ``profile:`` prefix.
 """
 from __future__ import annotations
 
+from quality.defects import plan_retry
 from tasks.records import RenderParams
 
-EDGE_CHECKS = {"edge.halo", "edge.fringe", "edge.roughness", "edge.transition_width",
-               "colour.delta_e_p95", "colour.delta_e_share_above", "segment.confidence"}
-SHADOW_CHECKS = {"shadow.direction", "shadow.contact", "market.background_purity", "market.border_purity"}
-FRAMING_CHECKS = {"market.fill", "market.border_purity"}
+DEFAULT_FILL = 0.85
+DEFAULT_SHADOW = 0.35
 
 
-def next_params(previous: RenderParams, failing: list[str]) -> RenderParams:
-    """Stronger edge refinement and colour decontamination for edge/colour failures, a
-    lighter shadow for shadow and backdrop-purity failures, a smaller fill when the product
-    crowds the frame, and always a new seed (generated scenes differ; studio ignores it)."""
-    checks = {name.split(":")[-1] for name in failing}
+def _apply(current, change):
+    """``"+1"``/``"-0.05"`` add, ``"*0.6"`` multiplies, anything else replaces."""
+    if isinstance(change, str) and change[:1] in "+-*":
+        op, amount = change[0], float(change[1:])
+        value = current * amount if op == "*" else current + (amount if op == "+" else -amount)
+        return type(current)(round(value, 3)) if isinstance(current, int) and op != "*" else round(value, 3)
+    return change
+
+
+def next_params(previous: RenderParams, failing: list[str]) -> RenderParams | None:
+    """The next attempt's parameters, or None when re-rendering cannot fix what failed
+    (the SKU then goes to review with its reasons and costs no further attempt).
+    Every attempt also takes a new seed (generated scenes differ; studio ignores it)."""
+    plan = plan_retry(failing)
+    if plan is None:
+        return None
     update: dict = {"attempt": previous.attempt + 1, "seed": (previous.seed or 0) + 1}
-    if checks & EDGE_CHECKS:
-        update["refine_strength"] = min(previous.refine_strength + 1, 3)
-        update["decontaminate"] = True
-    if checks & SHADOW_CHECKS:
-        update["shadow_strength"] = round((previous.shadow_strength or 0.35) * 0.6, 3)
-    if checks & FRAMING_CHECKS:
-        update["fill"] = round((previous.fill or 0.85) - 0.03, 3)
-    return previous.model_copy(update=update)
+    for key, change in plan.items():
+        if key == "fill" and change == "target":
+            update["fill"] = DEFAULT_FILL
+            continue
+        current = getattr(previous, key)
+        if current is None:
+            current = {"fill": DEFAULT_FILL, "shadow_strength": DEFAULT_SHADOW}[key]
+        update[key] = _apply(current, change)
+    if "refine_strength" in update:
+        update["refine_strength"] = min(int(update["refine_strength"]), 3)
+    following = previous.model_copy(update=update)
+    if following.model_dump(exclude={"attempt", "seed"}) == previous.model_dump(exclude={"attempt", "seed"}):
+        return None  # the plan is already in force: the same render would fail the same way
+    return following

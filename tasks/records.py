@@ -74,6 +74,8 @@ class RenderParams(Record):
 
     attempt: int = 1
     refine_strength: int = 1
+    fill_holes: bool = True  # refinement fills small enclosed holes (a retry for "background inside" opens them)
+    cut_bias: int = Field(0, ge=-1, le=1, description="-1 keeps more of the raw mask, +1 less")
     decontaminate: bool = False
     fill: float | None = None
     shadow_strength: float | None = None
@@ -104,6 +106,7 @@ class QcInfo(Record):
     checks: list
     failing: list[str]
     thresholds_version: str
+    reasons: list[str] = Field(default_factory=list)  # the failing defects, as a person would name them
     encoded_path: str  # the profile's file bytes, as export will ship them
     seconds: float = 0.0
 

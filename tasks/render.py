@@ -136,7 +136,8 @@ def _render_key(p: dict) -> str:
                  sorted((k, weights_fingerprint(v)) for k, v in settings.diffusion.items()))
     return "render-" + digest(p["cutout"].path, profiles_for(settings)[p["profile"]].model_dump_json(),
                               t.model_dump_json(), scene,
-                              params.model_dump(exclude={"attempt", "refine_strength", "decontaminate"}))
+                              params.model_dump(exclude={"attempt", "refine_strength", "decontaminate", "fill_holes",
+                                                              "cut_bias"}))
 
 
 @task(name="render_scene", cache_key_fn=key_from(_render_key), persist_result=True,

@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import Field
 
+from quality.defects import attempt_badness, defect_of, describe_failures
 from tasks.records import CutoutInfo, MaskInfo, QcInfo, Record, RenderInfo, RenderParams, SkuJob, SourceInfo
 
 
@@ -60,24 +61,40 @@ class SkuOutcome(Record):
 
     @classmethod
     def from_attempt(cls, sku_id: int, mask: Resolved, cutout: Resolved, renders: list[Resolved],
-                     qcs: list[Resolved], params: RenderParams) -> "SkuOutcome":
+                     qcs: Resolved, params: RenderParams) -> "SkuOutcome":
         m: MaskInfo = mask.value
         c: CutoutInfo = cutout.value
         rs: list[RenderInfo] = [r.value for r in renders]
-        qs: list[QcInfo] = [q.value for q in qcs]
+        qs: list[QcInfo] = qcs.value
         failing = [f"{q.profile}:{name}" for q in qs if q.status == "fail" for name in q.failing]
+        details = {f"{q.profile}:{ch['name']}": ch["reason"] for q in qs for ch in q.checks  # specific statements
+                   if ch.get("status") == "fail" and ch.get("reason", "") not in ("", defect_of(ch["name"]).name)}
         timings = {
             "segment": "cached" if mask.cached else m.seconds,
             "upscale": "cached" if cutout.cached else c.seconds,
             "render": "cached" if all(r.cached for r in renders) else round(sum(r.seconds for r in rs), 4),
-            "qc": "cached" if all(q.cached for q in qcs) else round(sum(q.seconds for q in qs), 4),
+            "qc": "cached" if qcs.cached else round(sum(q.seconds for q in qs), 4),
         }
         return cls(
             sku_id=sku_id, status="qc_failed" if failing else "passed", attempts=params.attempt,
             confidence=m.confidence, mask_path=m.path, renders=rs, qcs=qs, failing=failing,
             model_versions={"segment": m.model, "upscale": c.upscaler}, timings=timings,
-            reason=("qc: " + ", ".join(failing)) if failing else None,
+            reason=("qc: " + describe_failures(failing, details)) if failing else None,
         )
+
+    def badness(self) -> tuple:
+        """Order of preference between attempts (lower is better): passed before QC
+        failures before errors; among QC failures, fewer and milder failing checks."""
+        rank = {"passed": 0, "qc_failed": 1}.get(self.status, 2)
+        return (rank, *attempt_badness(ch for q in self.qcs for ch in q.checks))
+
+
+def best_attempt(before: "SkuOutcome | None", after: "SkuOutcome") -> "SkuOutcome":
+    """The better of two attempts of one SKU, never a worse one (ties go to the later).
+    ``after`` carries the timings summed over all attempts, and the count of attempts."""
+    if before is None or after.badness() <= before.badness():
+        return after
+    return before.model_copy(update={"timings": after.timings, "attempts": after.attempts})
 
 
 def add_timings(before: dict, after: dict) -> dict:

@@ -1,4 +1,4 @@
-"""score_render and score_batch_consistency: the automated quality gate, per image and batch."""
+"""score_renders and score_batch_consistency: the automated quality gate, per image and batch."""
 from __future__ import annotations
 
 import time
@@ -7,11 +7,13 @@ import numpy as np
 from prefect import task
 
 from imaging.profiles import ExportProfile
-from quality.gate import QcEvidence, score_batch, score_image
+from imaging.encode import read_encoded
+from quality.gate import QcEvidence, score_batch, score_sku
+from quality.marketplace import icc_description, is_srgb_description
 from quality.thresholds import MarketplaceRules, QcThresholds
 from tasks.common import key_from, profiles_for, retry_transient
 from tasks.export import encode_render
-from tasks.records import MaskInfo, QcInfo, RenderInfo, RunSettings, SourceInfo
+from tasks.records import CutoutInfo, MaskInfo, QcInfo, RenderInfo, RunSettings, SourceInfo
 from tasks.results import SkuOutcome
 from tasks.segment import ALPHA_CUTOUT
 from tasks.workdir import digest, read_png, work_path, write_atomic
@@ -30,43 +32,75 @@ def marketplace_rules(profile: ExportProfile) -> MarketplaceRules:
 
 def _score_key(p: dict) -> str:
     settings: RunSettings = p["settings"]
-    return "qc-" + digest(p["render"].sha256, p["mask"].path, p["mask"].confidence, p["profile"],
-                          settings.profiles, QcThresholds(**settings.thresholds).model_dump_json())
+    return "qc-" + digest(p["mask"].path, p["mask"].confidence, p["cutout"].upscaler,
+                          [(r.profile, r.sha256) for r in p["renders"]], settings.profiles,
+                          QcThresholds(**settings.thresholds).model_dump_json())
 
 
-@task(name="score_render", cache_key_fn=key_from(_score_key), persist_result=True, retries=1,
-      retry_condition_fn=retry_transient, task_run_name="qc-{render.profile}-{source.sku_id}")
-def score_render(source: SourceInfo, mask: MaskInfo, render: RenderInfo, profile: str,
-                 settings: RunSettings) -> QcInfo:
-    """Encode the render for its profile (the bytes export will ship) and grade it."""
-    started = time.perf_counter()
-    spec = profiles_for(settings)[profile]
-    data = encode_render(render, spec)
-    encoded = work_path(settings.data_dir, source.sha256, f"{render.sha256[:16]}-{profile}.{spec.extension}")
-    write_atomic(encoded, data)
+def srgb_embedded(icc: bytes | None) -> bool:
+    """Whether an encoded file's own ICC profile is sRGB (no profile: browsers assume sRGB,
+    but the marketplaces that require sRGB want it said)."""
+    if icc is None:
+        return False
+    try:
+        return is_srgb_description(icc_description(icc))
+    except ValueError:
+        return False
+
+
+def _evidence(source_rgb, mask_f, mask: MaskInfo, cutout: CutoutInfo, render: RenderInfo,
+              spec: ExportProfile, data: bytes) -> QcEvidence:
+    shipped, icc = read_encoded(data)
     canvas = read_png(render.path, 4 if spec.background == "transparent" else 3)[..., :3]
-    evidence = QcEvidence(
-        source_rgb=read_png(source.path, 4 if source.has_alpha else 3)[..., :3],
-        source_mask=read_png(mask.path, 1).astype(np.float32) / 255.0,
-        output_rgb=canvas, output_alpha=read_png(render.alpha_path, 1).astype(np.float32) / 255.0,
+    return QcEvidence(
+        source_rgb=source_rgb, source_mask=mask_f, output_rgb=canvas,
+        output_alpha=read_png(render.alpha_path, 1).astype(np.float32) / 255.0,
         placement=(render.scale, render.offset_x, render.offset_y),
         background_rgb=render.background, shadow_style=render.shadow_style,
         light_direction_deg=render.light_direction_deg, grounded=render.shadow_style != "floating",
-        encoded_bytes=len(data), icc_is_srgb=spec.icc, old_background_known=mask.model != ALPHA_CUTOUT,
+        encoded_bytes=len(data), icc_is_srgb=srgb_embedded(icc), old_background_known=mask.model != ALPHA_CUTOUT,
+        shipped_rgb=shipped if spec.format == "jpeg" else None, upscaled=cutout.upscaler not in ("none", "lanczos"),
     )
+
+
+@task(name="score_renders", cache_key_fn=key_from(_score_key), persist_result=True, retries=1,
+      retry_condition_fn=retry_transient, task_run_name="qc-{source.sku_id}")
+def score_renders(source: SourceInfo, mask: MaskInfo, cutout: CutoutInfo, renders: list[RenderInfo],
+                  settings: RunSettings) -> list[QcInfo]:
+    """Encode each render for its profile (the bytes export will ship) and grade them all
+    at once: what does not depend on the profile is measured once per SKU (quality.gate)."""
+    started = time.perf_counter()
+    specs = profiles_for(settings)
+    source_rgb = read_png(source.path, 4 if source.has_alpha else 3)[..., :3]
+    mask_f = read_png(mask.path, 1).astype(np.float32) / 255.0
+    evidence, paths = {}, {}
+    for render in renders:
+        spec = specs[render.profile]
+        data = encode_render(render, spec)
+        paths[render.profile] = work_path(settings.data_dir, source.sha256,
+                                          f"{render.sha256[:16]}-{render.profile}.{spec.extension}")
+        write_atomic(paths[render.profile], data)
+        evidence[render.profile] = _evidence(source_rgb, mask_f, mask, cutout, render, spec, data)
     thresholds = QcThresholds(**settings.thresholds)
-    report = score_image(evidence, thresholds, marketplace_rules(spec))
+    reports = score_sku(evidence, thresholds, {p: marketplace_rules(specs[p]) for p in evidence})
+    seconds = round((time.perf_counter() - started) / max(1, len(renders)), 4)
+    return [_qc_info(reports[r.profile], mask, thresholds, str(paths[r.profile]), seconds) for r in renders]
+
+
+def _qc_info(report, mask: MaskInfo, thresholds: QcThresholds, encoded_path: str, seconds: float) -> QcInfo:
     metrics = {**report.metrics, **{f"feature.{k}": v for k, v in report.features.items()},
                "segment.confidence": mask.confidence}
     checks = [c.model_dump(mode="json") for c in report.checks]
-    failing = list(report.failing)
+    failing, reasons = list(report.failing), list(report.reasons)
     if mask.confidence < thresholds.segment_confidence_min:
         failing.append("segment.confidence")
+        reasons.append("uncertain cut")
         checks.append({"name": "segment.confidence", "status": "fail", "value": mask.confidence,
-                       "detail": "uncertain cut: goes to review rather than out the door"})
-    return QcInfo(profile=profile, status="fail" if failing else report.status, metrics=metrics,
-                  checks=checks, failing=failing, thresholds_version=report.thresholds_version,
-                  encoded_path=str(encoded), seconds=round(time.perf_counter() - started, 4))
+                       "detail": "uncertain cut: goes to review rather than out the door",
+                       "reason": "uncertain cut"})
+    return QcInfo(profile=report.profile, status="fail" if failing else report.status, metrics=metrics,
+                  checks=checks, failing=failing, reasons=reasons, thresholds_version=report.thresholds_version,
+                  encoded_path=encoded_path, seconds=seconds)
 
 
 @task(name="score_batch_consistency")
