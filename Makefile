@@ -41,7 +41,8 @@ browser:
 
 bench: models
 	$(BIN)/python bench/cpu_models.py --model-dir $(MODEL_DIR)
-	$(BIN)/python bench/qc_gate.py
+	$(BIN)/python bench/qc_calibration.py --model-dir $(MODEL_DIR)
+	$(BIN)/python bench/qc_gate.py --with-segmentation $(MODEL_DIR)
 	$(BIN)/python bench/segmentation_quality.py --model-dir $(MODEL_DIR)
 
 # The production shape on one machine, no containers (infra/stack.py): Prefect server +
