@@ -71,11 +71,13 @@ def _status(state: str, qc: dict, flags: list) -> str:
 
 
 def sku_label(entry: dict) -> str:
-    """The short text under a thumbnail: the failing check or reason, else the state."""
+    """The short text under a thumbnail: the reason (failing defects), else the warnings
+    (by defect, as quality.defects names them), else the state."""
     if entry["reason"]:
         return entry["reason"]
-    warn = [f"{p}:{c['name']}" for p, q in entry["qc"].items() for c in q["checks"] if c.get("status") == "warn"]
-    return ", ".join(warn + entry["consistency_flags"]) or entry["state"]
+    warn = [f"{p}: {c.get('reason') or c['name']}" for p, q in entry["qc"].items() for c in q["checks"]
+            if c.get("status") == "warn"]
+    return ", ".join(dict.fromkeys(warn + entry["consistency_flags"])) or entry["state"]
 
 
 def render_html(report: dict, thumbnails: dict[str, bytes]) -> str:

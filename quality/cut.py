@@ -20,8 +20,8 @@ smallest region seen):
   smooth highlight fades into the product, a hole does not) and have the backdrop's
   texture. Enclosed ones are holes; ones reaching the mask's outline are backdrop stuck
   to the edge (up to a quarter of the product: more is the product itself).
-* **stray fragments**: mask components apart from the product that are mostly
-  backdrop-like (a pair of shoes keeps both shoes).
+* **stray fragments**: mask components apart from the product, under a tenth of it, that
+  are mostly backdrop-like (a pair of shoes keeps both shoes).
 * **part of the product missing**: regions outside the mask, next to it, that are not
   backdrop-like and not shadow (a shadow is darker than the backdrop with the same
   chromaticity, keeping at least ``shadow_max_factor`` of its light), and into which the
@@ -347,6 +347,8 @@ def _detached(product: np.ndarray, bg_like: np.ndarray) -> float:
     largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
     total = 0.0
     for k in range(1, n):
+        if stats[k, cv2.CC_STAT_AREA] > 0.1 * product.sum():
+            continue  # a tenth of the product is no stray piece: a part of it (the other shoe)
         if k != largest and bg_like[labels == k].mean() > 0.5:
             total += float(stats[k, cv2.CC_STAT_AREA])
     return total
