@@ -41,6 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--max-attempts", type=int, default=3, help="renders per SKU before QC gives up")
     run.add_argument("--templates-dir", type=Path, help="extra template YAML files")
     run.add_argument("--shard-size", type=int, default=25)
+    run.add_argument("--thresholds", type=Path,
+                     help="QC thresholds to change (YAML or JSON: QcThresholds fields, e.g. "
+                          "'source_enlargement: {warn: 5, fail: 6}'); the rest stay as calibrated")
 
     models = commands.add_parser("models", help="model weights")
     models_sub = models.add_subparsers(dest="models_command", required=True)
@@ -70,6 +73,29 @@ def _fetch(args) -> int:
     return 0
 
 
+def _thresholds(path: Path | None) -> dict:
+    """QcThresholds fields from a YAML/JSON file, checked now (a typo fails before any SKU)."""
+    if path is None:
+        return {}
+    import yaml
+    from pydantic import ValidationError
+
+    from quality.thresholds import QcThresholds
+
+    try:
+        fields = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"--thresholds {path}: cannot read it ({exc.__class__.__name__})") from None
+    if not isinstance(fields, dict):
+        raise ValueError(f"--thresholds {path}: expected a mapping of QcThresholds fields")
+    try:
+        QcThresholds(**fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ValueError(f"--thresholds {path}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+    return fields
+
+
 def _run(args) -> int:
     data_dir = args.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -90,6 +116,7 @@ def _run(args) -> int:
             segmenter=args.segmenter,
             max_attempts=args.max_attempts,
             templates_dir=args.templates_dir.resolve() if args.templates_dir else None,
+            thresholds=_thresholds(args.thresholds),
         )
         profiles = args.profiles or DEFAULT_PROFILES
         preflight(settings, args.template, profiles)

@@ -12,10 +12,10 @@ them). A profile runs from ``-profile_px`` (inside the product) to ``+profile_px
 * halo: a rim sample whose L* lies outside the range spanned by the reference samples
   on both sides (a clean edge only *mixes* product and backdrop, so it stays between
   them; using the full range of the samples keeps product texture from counting); a rim
-  sample already clear of the product (alpha <= 0.02) must stay within the backdrop
-  band's own range or its straight-line trend carried inwards, give or take the band's
-  scatter (a soft shadow's gradient continues; a dark rim round a dark product on white
-  lies between the two sides and is still a halo).
+  sample already clear of the product (alpha <= 0.02), where the backdrop band is even
+  (no drawn shadow falling off across it), must stay within the band's range or its
+  straight-line trend carried inwards, give or take the band's scatter (a dark rim round a
+  dark product on white lies between the two sides and is still a halo).
 * fringe: each rim colour is written as backdrop + u (product - backdrop) +
   v (old backdrop - backdrop) in sRGB values (the space compositors blend in); v is the
   weight of the *source photo's* background that leaked into the edge. Profiles where
@@ -246,7 +246,8 @@ def edge_quality(
     scatter = np.abs(lum[:, outer] - (icpt[:, None] + slope[:, None] * t_out[None, :])).max(axis=1) + 1.0
     expect = icpt[:, None] + slope[:, None] * tr[rim][None, :]
     band_lo, band_hi = lum[:, outer].min(axis=1)[:, None], lum[:, outer].max(axis=1)[:, None]
-    out_of_product = a_rim <= 0.02
+    even = band_hi - band_lo <= 0.5 * halo_delta_l  # no drawn shadow falling off across the band
+    out_of_product = (a_rim <= 0.02) & even
     lo = np.where(out_of_product, np.minimum(expect - scatter[:, None], band_lo), lo)
     hi = np.where(out_of_product, np.maximum(expect + scatter[:, None], band_hi), hi)
     exc = lum[:, rim] - np.clip(lum[:, rim], lo, hi)

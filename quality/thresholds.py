@@ -165,9 +165,11 @@ class QcThresholds(BaseModel):
         "visible rim on white at 1-3 px width, product texture stays under it (the reference range "
         "takes all samples).")
     halo_share: Limit = _hi(
-        0.015, 0.02, "Share of the outline with a halo. Renders from the true mask read p95 0.011, worst 0.011; "
-        "visible halos (>= 15 L*, >= 2 px) read 0.02 and up, one in eight under (bench/qc_calibration.py). "
-        "u2netp's own cuts read up to 0.16: their refined edges do carry halos.")
+        0.02, 0.25, "Share of the outline with a halo. Renders from the true mask read p95 0.011, worst 0.011; "
+        "visible halos (>= 15 L*, >= 2 px) read 0.02 and up (bench/qc_calibration.py): the warning. But a "
+        "physically darker or lighter rim (a saucer's lip, a bottle's shoulder) reads the same, 0.08-0.2 "
+        "(the sample espresso cup: 0.08), and the corpus has no such products: so fail only where no rim "
+        "explains it, at 25 % of the outline (strong halos read 1.0).")
     fringe_weight: float = Field(
         0.3, gt=0, lt=1, description="Weight of the old background in an edge pixel that counts as a "
         "fringe: 30 % of a contrasting colour is visible.")
@@ -233,7 +235,7 @@ class QcThresholds(BaseModel):
         6.0, gt=0, description="Floor of the backdrop tolerance (dE76 + texture): ~3x the noise of a "
         "plain seamless backdrop.")
     cut_contrast: float = Field(
-        1.5, gt=0, description="Tolerances by which a backdrop-like region inside the mask must differ from "
+        1.25, gt=0, description="Tolerances by which a backdrop-like region inside the mask must differ from "
         "the product around it (a specular highlight fades into the product, a hole does not), and within "
         "which a region outside must match the product across the cut to be a part of it (a shadow or a "
         "neighbour meets the product at a real edge). In tolerances, not dE: on a busy backdrop (wood, brick) "

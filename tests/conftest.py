@@ -6,10 +6,13 @@ import uuid
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.prefect_server import batch_deployment  # noqa: F401  (session fixture, real server)
 
 REPO = Path(__file__).resolve().parents[1]
+CLASSICAL_THRESHOLDS = REPO / "tests" / "fixtures" / "classical_enlargement.yaml"  # see its comment
+CLASSICAL_ENLARGEMENT = yaml.safe_load(CLASSICAL_THRESHOLDS.read_text())
 PG_ADMIN_URL = os.environ.get("LIGHTBOX_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
@@ -85,12 +88,13 @@ EXAMPLES = REPO / "examples" / "catalog"
 
 @pytest.fixture
 def run_settings(tmp_path, model_dir):
-    """RunSettings for a batch on SQLite in tmp_path, classical upscaling (fast)."""
+    """RunSettings for a batch on SQLite in tmp_path, classical upscaling (fast), accepting
+    the enlargement the sample photos need from it (tests/fixtures/classical_enlargement.yaml)."""
     from tasks.records import RunSettings
 
     def make(**overrides):
         values = dict(data_dir=tmp_path / "data", database_url=f"sqlite:///{tmp_path / 'catalog.db'}",
-                      model_dir=model_dir, upscaler="lanczos")
+                      model_dir=model_dir, upscaler="lanczos", thresholds=dict(CLASSICAL_ENLARGEMENT))
         values.update(overrides)
         return RunSettings(**values)
 

@@ -24,6 +24,7 @@ from uuid import UUID
 
 import httpx
 import pytest
+from PIL import Image
 
 from tests.conftest import EXAMPLES
 
@@ -49,7 +50,11 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def image_url(tmp_path_factory):
     root = tmp_path_factory.mktemp("cdn")
-    (root / "cup.png").write_bytes((EXAMPLES / "images" / "espresso-cup.png").read_bytes())
+    # The store's image at the size a store serves (the sample photo is 600 px wide: the
+    # gate would rightly reject it as too small for a 2048 px Shopify image on CPU, and this
+    # test is about the webhook -> export path, not the gate).
+    with Image.open(EXAMPLES / "images" / "espresso-cup.png") as photo:
+        photo.convert("RGB").resize((photo.width * 3, photo.height * 3), Image.LANCZOS).save(root / "cup.png")
     server = http.server.ThreadingHTTPServer(
         ("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(root)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -8,16 +8,13 @@ from sqlalchemy import select
 
 from catalog.db import session_scope
 from catalog.models import Render, Sku
-from tests.conftest import EXAMPLES
+from tests.conftest import CLASSICAL_ENLARGEMENT, EXAMPLES
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 CUP = "CUP-ESPRESSO-01"
 ALWAYS = {"warn": -1.0, "fail": -1.0}  # every value is above: the check always fails
-# The sample cup is a small photo (~5x enlargement for amazon-main): accept it here, so the
-# forced failure is the only one.
-FITS = {"source_enlargement": {"warn": 100.0, "fail": 100.0}}
-
+FITS = CLASSICAL_ENLARGEMENT  # the sample cup needs ~4x: accepted here, so the forced failure is the only one
 
 @pytest.fixture
 def cup_catalog(tmp_path):

@@ -23,7 +23,7 @@ from pathlib import Path
 from PIL import Image
 from sqlalchemy import select
 
-from tests.conftest import EXAMPLES, REPO
+from tests.conftest import CLASSICAL_THRESHOLDS, EXAMPLES, REPO
 
 TERMINAL = {"exported", "rejected", "failed"}
 # A small studio profile keeps in-process batches quick on 2 cores: the pipeline's work
@@ -92,6 +92,7 @@ def cli_command(manifest: Path, out: Path, data_dir: Path, model_dir: Path, *ext
     """``lightbox run`` with one profile, one attempt and classical upscaling (fast)."""
     return [sys.executable, "-m", "deployments.cli", "run", str(manifest), "--out", str(out),
             "--data-dir", str(data_dir), "--model-dir", str(model_dir), "--upscaler", "lanczos",
+            "--thresholds", str(CLASSICAL_THRESHOLDS),
             "--profile", "amazon-main", "--max-attempts", "1", *extra]
 
 
