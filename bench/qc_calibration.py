@@ -67,14 +67,14 @@ def evidence(case, render) -> QcEvidence:
         from imaging.encode import read_encoded
         from tasks.score import srgb_embedded
 
-        shipped, icc = read_encoded(render.encoded)
+        shipped, icc = read_encoded(render.encoded, pixels=render.encoded[:2] == b"\xff\xd8")  # JPEG
     return QcEvidence(
         source_rgb=case.product.source_rgb, source_mask=case.source_mask, output_rgb=render.rgb,
         output_alpha=render.alpha, placement=render.placement.matrix(), background_rgb=render.background_rgb,
         shadow_style=render.shadow_style, light_direction_deg=render.light_direction_deg, grounded=render.grounded,
         encoded_bytes=len(render.encoded) if render.encoded else None,
         icc_is_srgb=srgb_embedded(icc) if render.encoded else None,
-        shipped_rgb=shipped if shipped is not None and shipped.shape == render.rgb.shape else None,
+        shipped_rgb=shipped,
     )
 
 

@@ -50,7 +50,7 @@ def srgb_embedded(icc: bytes | None) -> bool:
 
 def _evidence(source_rgb, mask_f, mask: MaskInfo, cutout: CutoutInfo, render: RenderInfo,
               spec: ExportProfile, data: bytes) -> QcEvidence:
-    shipped, icc = read_encoded(data)
+    shipped, icc = read_encoded(data, pixels=spec.format == "jpeg")  # JPEG's pixels are what it lost
     canvas = read_png(render.path, 4 if spec.background == "transparent" else 3)[..., :3]
     return QcEvidence(
         source_rgb=source_rgb, source_mask=mask_f, output_rgb=canvas,
@@ -59,7 +59,7 @@ def _evidence(source_rgb, mask_f, mask: MaskInfo, cutout: CutoutInfo, render: Re
         background_rgb=render.background, shadow_style=render.shadow_style,
         light_direction_deg=render.light_direction_deg, grounded=render.shadow_style != "floating",
         encoded_bytes=len(data), icc_is_srgb=srgb_embedded(icc), old_background_known=mask.model != ALPHA_CUTOUT,
-        shipped_rgb=shipped if spec.format == "jpeg" else None, upscaled=cutout.upscaler not in ("none", "lanczos"),
+        shipped_rgb=shipped, upscaled=cutout.upscaler not in ("none", "lanczos"),
     )
 
 

@@ -1,9 +1,8 @@
 """The automatic re-render loop, with failures forced through the thresholds in RunSettings:
 each attempt changes what the failed defect asks for, unfixable failures cost no retry,
 and the attempt kept is the best one."""
-import shutil
-
 import pytest
+from PIL import Image
 from sqlalchemy import select
 
 from catalog.db import session_scope
@@ -20,7 +19,10 @@ FITS = CLASSICAL_ENLARGEMENT  # the sample cup needs ~4x: accepted here, so the 
 def cup_catalog(tmp_path):
     folder = tmp_path / "catalog"
     (folder / "images").mkdir(parents=True)
-    shutil.copy(EXAMPLES / "images" / "espresso-cup.png", folder / "images")
+    # Mirrored: the session shares one Prefect result store, and other flow tests render the
+    # sample cup itself; this test's cached work must not be theirs, nor theirs this one's.
+    with Image.open(EXAMPLES / "images" / "espresso-cup.png") as cup:
+        cup.transpose(Image.FLIP_LEFT_RIGHT).save(folder / "images" / "espresso-cup.png")
     rows = [line for line in (EXAMPLES / "manifest.csv").read_text().splitlines() if line.startswith(("sku,", CUP))]
     (folder / "manifest.csv").write_text("\n".join(rows) + "\n")
     return folder / "manifest.csv"
