@@ -24,7 +24,7 @@ models: venv
 	$(BIN)/lightbox models fetch --model-dir $(MODEL_DIR)
 
 demo: models
-	$(BIN)/lightbox run examples/catalog/manifest.csv --out out/demo --model-dir $(MODEL_DIR)
+	$(BIN)/lightbox run examples/catalog/manifest.csv --out out/demo --model-dir $(MODEL_DIR) --upscaler realesrgan-x4plus-ncnn
 
 test: models browser
 	LIGHTBOX_MODEL_DIR=$(abspath $(MODEL_DIR)) $(BIN)/python -m pytest
