@@ -174,13 +174,12 @@ def cut_quality(
     ring = outside & (cv2.dilate(product, disk(_REACH + 6)) > 0)
     if ring.sum() < 32:  # the product fills the photo: no backdrop to compare with
         return CutQuality(None, None, 0.0, None, cut_off, None, 0.0)
-    # The tolerance is how far the backdrop's own pixels next to the product sit from their
-    # prediction (see _ring_tolerance). Then once more
-    # without what that found foreign, so a part the cut left out does not colour the
-    # backdrop predicted around it.
+    # The backdrop is learnt outside the product's convex hull (a part the cut left out sits
+    # in a bay of the mask and would teach the model its own colour); the tolerance is how
+    # far the backdrop's own pixels next to the product sit from their prediction
+    # (_ring_tolerance). Then once more without what that found foreign, so a part left
+    # out does not colour the backdrop predicted around it either.
     sigma = max(2.0, near_frac * max(x1 - x0, y1 - y0) * f)
-    # The backdrop is learnt outside the product's convex hull: a part the cut left out sits
-    # in a bay of the mask, and would otherwise teach the model its own colour.
     seen = outside & (mask < 0.02) & ~_hull(product, 2 * _REACH)
     if seen.sum() < 64:
         seen = outside & (mask < 0.02)
