@@ -47,7 +47,8 @@ def serve(database_url: str, prefect: bool, port_out, stop, result_out) -> None:
     import uvicorn
     from prefect.events import Event
 
-    from deployments.webhook import create_app, drain_prefect_events, emit_product_event, product_event_fields
+    from deployments.webhook import create_app
+    from tasks.events import drain_prefect_events, emit_product_event, product_event_fields
 
     events: list[Event] = []
 

@@ -4,7 +4,7 @@
         [--template white_studio] [--profile amazon-main ...] [--large-batch 200]
         [--deployment catalog-batch/on-demand]
 
-Each batch is planned with ``deployments.offpeak`` (the window is prefect.yaml's
+Each batch is planned with ``catalog.offpeak`` (the window is prefect.yaml's
 ``definitions.offpeak``, the one the nightly schedule uses): ``--urgent`` runs now on the
 ``urgent`` queue; ``--backfill`` waits for the window on the ``backfill`` queue; a batch of
 at least ``--large-batch`` SKUs submitted during the day is scheduled for the next window;
@@ -30,7 +30,7 @@ from pathlib import Path
 import yaml
 
 from catalog.manifest import ManifestError, load_manifest
-from deployments.offpeak import OffPeakWindow
+from catalog.offpeak import OffPeakWindow
 
 ROOT = Path(__file__).resolve().parents[1]
 

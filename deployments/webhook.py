@@ -32,11 +32,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from uuid import NAMESPACE_URL, UUID, uuid5
 
 import uvicorn
-from prefect.events import emit_event as prefect_emit_event
-from prefect.events.worker import EventsWorker
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
@@ -46,6 +43,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from catalog.db import check_url, get_engine, migrate, session_scope
+from tasks.events import drain_prefect_events, emit_product_event
 from catalog.webhooks import (
     InvalidDelivery,
     ProductPayload,
@@ -55,7 +53,6 @@ from catalog.webhooks import (
     set_event_id,
 )
 
-EVENT_NAME = "lightbox.shopify.product.updated"
 DEFAULT_TOPICS = ("products/create", "products/update")
 SHOP_DOMAIN = re.compile(r"^[a-z0-9][a-z0-9-]{0,200}\.myshopify\.com$")
 log = logging.getLogger("deployments.webhook")  # not __main__ under python -m
@@ -63,43 +60,6 @@ log = logging.getLogger("deployments.webhook")  # not __main__ under python -m
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def event_uuid(shop: str, webhook_id: str) -> UUID:
-    """The Prefect event id for one delivery: the same on every retry of that delivery."""
-    return uuid5(NAMESPACE_URL, f"lightbox:shopify-webhook:{shop}:{webhook_id}")
-
-
-def product_event_fields(payload: dict[str, Any]) -> dict[str, Any]:
-    """The keyword arguments of ``prefect.events.emit_event`` for one product delivery."""
-    shop, product_id = payload["shop"], payload["product_id"]
-    return {
-        "event": EVENT_NAME,
-        "resource": {
-            "prefect.resource.id": f"shopify.product.{shop}.{product_id}",
-            "prefect.resource.name": f"{shop} product {product_id}",
-            "shopify.shop": shop,
-            "shopify.product-id": product_id,
-        },
-        "payload": payload,
-        "id": event_uuid(shop, payload["webhook_id"]),
-    }
-
-
-def emit_product_event(payload: dict[str, Any]) -> str:
-    """Emit ``lightbox.shopify.product.updated`` for one product; return the event id."""
-    event = prefect_emit_event(**product_event_fields(payload))
-    if event is None:  # prefect returns None when events are off or the emit failed
-        raise RuntimeError(
-            f"Prefect did not emit {EVENT_NAME} for webhook {payload['webhook_id']!r}: events "
-            "are disabled or failed (is PREFECT_API_URL set to the Prefect server?)"
-        )
-    return str(event.id)
-
-
-def drain_prefect_events(timeout: float = 10.0) -> None:
-    """Send the events still queued in this process (call once the server has stopped)."""
-    EventsWorker.drain_all(timeout=timeout)
 
 
 def signature_ok(secret: bytes, body: bytes, header: str) -> bool:

@@ -12,7 +12,7 @@ from prefect import get_run_logger, task
 from blocks.shopify import ShopifyStore
 from catalog.db import session_scope
 from catalog.webhooks import products_seen_since, record_delivery, set_event_id
-from deployments.webhook import emit_product_event
+from tasks.events import emit_product_event
 from tasks.bookkeeping import DB_RETRIES
 from tasks.records import Record
 

@@ -16,8 +16,8 @@ from prefect import get_run_logger, task
 from catalog.db import session_scope
 from catalog.paths import sku_dirname
 from catalog.webhooks import products_seen_since
-from deployments.fetch import fetch_image
-from deployments.offpeak import OffPeakWindow
+from imaging.fetch import fetch_image
+from catalog.offpeak import OffPeakWindow
 from tasks.bookkeeping import DB_RETRIES
 from tasks.common import retry_transient
 from tasks.records import Record

@@ -10,8 +10,8 @@ import pytest
 import yaml
 from prefect.flows import load_flow_from_entrypoint
 
-from deployments.offpeak import OffPeakWindow, cron_schedule
-from deployments.webhook import EVENT_NAME
+from catalog.offpeak import OffPeakWindow, cron_schedule
+from tasks.events import EVENT_NAME
 from infra.bootstrap import POOLS, QUEUES, parser
 from infra.desired import desired_blocks, stack_variables
 

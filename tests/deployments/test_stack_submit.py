@@ -6,7 +6,7 @@ from datetime import UTC, datetime, time
 import pytest
 
 from catalog.manifest import load_manifest
-from deployments.offpeak import OffPeakWindow
+from catalog.offpeak import OffPeakWindow
 from deployments.submit import offpeak_window, parser, plan_parts
 from tests.conftest import EXAMPLES
 

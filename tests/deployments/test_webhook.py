@@ -18,7 +18,8 @@ from sqlalchemy import select
 from catalog.db import session_scope
 from catalog.models import WebhookDelivery
 from catalog.webhooks import parse_product
-from deployments.webhook import EVENT_NAME, create_app, emit_product_event, event_uuid, main
+from deployments.webhook import create_app, main
+from tasks.events import EVENT_NAME, emit_product_event, event_uuid
 
 SECRET = "shpss_0123456789abcdef"
 SHOP = "lightbox-demo.myshopify.com"
@@ -260,7 +261,7 @@ def test_default_emitter_sends_a_prefect_event(monkeypatch):
 
 def test_default_emitter_refuses_to_drop_an_event(monkeypatch):
     """prefect's emit_event returns None when events are off or sending failed."""
-    monkeypatch.setattr("deployments.webhook.prefect_emit_event", lambda **kwargs: None)
+    monkeypatch.setattr("tasks.events.prefect_emit_event", lambda **kwargs: None)
     with pytest.raises(RuntimeError, match="did not emit"):
         emit_product_event({"shop": SHOP, "product_id": "1", "webhook_id": "w"})
 

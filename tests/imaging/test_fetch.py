@@ -6,7 +6,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from deployments.fetch import check_address, fetch_image
+from imaging.fetch import check_address, fetch_image
 
 PAYLOAD = bytes(range(256)) * 4  # 1 KiB
 

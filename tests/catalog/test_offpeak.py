@@ -7,7 +7,7 @@ import pytest
 from prefect.client.schemas.schedules import CronSchedule
 from prefect.server.schemas.schedules import CronSchedule as ServerCronSchedule
 
-from deployments.offpeak import OffPeakWindow, RunPlan, cron_schedule
+from catalog.offpeak import OffPeakWindow, RunPlan, cron_schedule
 
 BERLIN, NEW_YORK = ZoneInfo("Europe/Berlin"), ZoneInfo("America/New_York")
 # 2026: Berlin springs forward 03-29 02:00→03:00 and falls back 10-25 03:00→02:00;
