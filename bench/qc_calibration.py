@@ -65,7 +65,7 @@ def evidence(case, render) -> QcEvidence:
     shipped = icc = None
     if render.encoded is not None:
         from imaging.encode import read_encoded
-        from tasks.score import srgb_embedded
+        from quality.marketplace import icc_is_srgb
 
         shipped, icc = read_encoded(render.encoded, pixels=render.encoded[:2] == b"\xff\xd8")  # JPEG
     return QcEvidence(
@@ -73,7 +73,7 @@ def evidence(case, render) -> QcEvidence:
         output_alpha=render.alpha, placement=render.placement.matrix(), background_rgb=render.background_rgb,
         shadow_style=render.shadow_style, light_direction_deg=render.light_direction_deg, grounded=render.grounded,
         encoded_bytes=len(render.encoded) if render.encoded else None,
-        icc_is_srgb=srgb_embedded(icc) if render.encoded else None,
+        icc_is_srgb=icc_is_srgb(icc) if render.encoded else None,
         shipped_rgb=shipped,
     )
 

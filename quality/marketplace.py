@@ -15,7 +15,7 @@ import numpy as np
 
 from quality._validate import bbox, check_mask, check_pair
 
-__all__ = ["Purity", "background_purity", "product_fill", "icc_description", "is_srgb_description"]
+__all__ = ["Purity", "background_purity", "product_fill", "icc_description", "is_srgb_description", "icc_is_srgb"]
 
 
 @dataclass(frozen=True)
@@ -140,3 +140,19 @@ def is_srgb_description(description: str) -> bool:
     (True, False)
     """
     return "srgb" in description.lower().replace(" ", "")
+
+
+def icc_is_srgb(icc: bytes | None) -> bool:
+    """Whether a file's embedded ICC profile (its bytes, or None for none) is sRGB. No
+    profile is not sRGB here: browsers assume it, but a marketplace that requires sRGB wants
+    it said; an unreadable profile is not sRGB either.
+
+    >>> icc_is_srgb(None), icc_is_srgb(b"not a profile")
+    (False, False)
+    """
+    if icc is None:
+        return False
+    try:
+        return is_srgb_description(icc_description(icc))
+    except ValueError:
+        return False

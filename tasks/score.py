@@ -9,7 +9,7 @@ from prefect import task
 from imaging.profiles import ExportProfile
 from imaging.encode import read_encoded
 from quality.gate import QcEvidence, score_batch, score_sku
-from quality.marketplace import icc_description, is_srgb_description
+from quality.marketplace import icc_is_srgb
 from quality.thresholds import MarketplaceRules, QcThresholds
 from tasks.common import key_from, profiles_for, retry_transient
 from tasks.export import encode_render
@@ -37,17 +37,6 @@ def _score_key(p: dict) -> str:
                           QcThresholds(**settings.thresholds).model_dump_json())
 
 
-def srgb_embedded(icc: bytes | None) -> bool:
-    """Whether an encoded file's own ICC profile is sRGB (no profile: browsers assume sRGB,
-    but the marketplaces that require sRGB want it said)."""
-    if icc is None:
-        return False
-    try:
-        return is_srgb_description(icc_description(icc))
-    except ValueError:
-        return False
-
-
 def _evidence(source_rgb, mask_f, mask: MaskInfo, cutout: CutoutInfo, render: RenderInfo,
               spec: ExportProfile, data: bytes) -> QcEvidence:
     shipped, icc = read_encoded(data, pixels=spec.format == "jpeg")  # JPEG's pixels are what it lost
@@ -58,7 +47,7 @@ def _evidence(source_rgb, mask_f, mask: MaskInfo, cutout: CutoutInfo, render: Re
         placement=(render.scale, render.offset_x, render.offset_y),
         background_rgb=render.background, shadow_style=render.shadow_style,
         light_direction_deg=render.light_direction_deg, grounded=render.shadow_style != "floating",
-        encoded_bytes=len(data), icc_is_srgb=srgb_embedded(icc), old_background_known=mask.model != ALPHA_CUTOUT,
+        encoded_bytes=len(data), icc_is_srgb=icc_is_srgb(icc), old_background_known=mask.model != ALPHA_CUTOUT,
         shipped_rgb=shipped, upscaled=cutout.upscaler not in ("none", "lanczos"),
     )
 

@@ -11,7 +11,8 @@ from imaging.profiles import BUILTIN_PROFILES
 from quality.gate import score_image
 from quality.thresholds import QcThresholds
 from tasks.records import CutoutInfo, MaskInfo, RenderInfo, RenderParams
-from tasks.score import _evidence, marketplace_rules, srgb_embedded
+from quality.marketplace import icc_is_srgb as srgb_embedded
+from tasks.score import _evidence, marketplace_rules
 from tasks.workdir import write_png
 
 RGB = (np.random.default_rng(0).integers(0, 255, (48, 64, 3))).astype(np.uint8)
