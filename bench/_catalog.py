@@ -213,3 +213,44 @@ def stage_medians(report: dict) -> dict[str, dict]:
             "computed": len(numbers), "reused": len(values) - len(numbers),
         }
     return figures
+
+
+# --- clean generated products (bench/qc_corpus.py) for the render-path benchmarks -------
+
+
+def generate_products(folder: Path, count: int, camera: tuple[int, int] | None = None, seed: int = 11) -> Path:
+    """Write ``count`` corpus products (each a different shape, material, colour, size and
+    backdrop; a correctly cut product passes the gate; medium and large ones only) as JPEG
+    q92 photos and a manifest.
+
+    ``camera=(w, h)``: each photo is enlarged to fit the camera frame and its border
+    replicated out to exactly w x h, as a studio shot at camera resolution would be."""
+    from qc_corpus import products  # noqa: PLC0415 (imports the corpus only when asked)
+
+    images = folder / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    rows = []
+    # Medium and large products only: a small one needs 4-6x enlargement, which the gate
+    # refuses from classical resampling (a rejection the script would not make).
+    chosen = [p for p in products(2 * count, seed=seed) if p.attrs["size"] != "small"][:count]
+    for i, product in enumerate(chosen):
+        rgb = product.source_rgb
+        if camera is not None:
+            import cv2  # noqa: PLC0415
+
+            w, h = camera
+            scale = min(w / rgb.shape[1], h / rgb.shape[0])
+            size = (min(w, round(rgb.shape[1] * scale)), min(h, round(rgb.shape[0] * scale)))
+            rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_CUBIC)
+            top, left = (h - size[1]) // 2, (w - size[0]) // 2
+            rgb = cv2.copyMakeBorder(rgb, top, h - size[1] - top, left, w - size[0] - left, cv2.BORDER_REPLICATE)
+        sku = f"PROD-{i:05d}"
+        Image.fromarray(rgb).save(images / f"{sku}.jpg", quality=92)
+        rows.append({"sku": sku, "image": f"images/{sku}.jpg", "title": product.name,
+                     "template": product.attrs["template"]})
+    manifest = folder / "manifest.csv"
+    with manifest.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["sku", "image", "title", "template"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return manifest

@@ -11,7 +11,7 @@ published md5 for u2netp is the same file) over the same generated photos
   pass silently — it would try to download and fail.
 * Lightbox: the segmentation stage's work — safe decode, u2netp, guided-filter refinement,
   8-bit mask PNG — with the functions ``tasks/segment.py`` calls, without Prefect (the
-  orchestration cost is bench/overhead.py's figure).
+  orchestration cost is bench/throughput.py --floor's figure).
 
 Each command runs once to warm up, then over 1 photo and over N photos: the whole-command
 times include start-up (imports, model load); the per-photo time is (T_N - T_1) / (N - 1).

@@ -3,6 +3,7 @@
     lightbox run MANIFEST --out DIR [--template white_studio] [--profile amazon-main ...]
                  [--database-url URL] [--batch-name NAME]
     lightbox models fetch [--model-dir DIR]
+    lightbox gc [--data-dir DIR] [--database-url URL] [--older-than-days 30] [--dry-run]
 
 ``run`` exits 0 when the batch completed (even if some SKUs failed: report.json says which
 and why) and non-zero with a one-line reason when the batch itself could not run.
@@ -50,6 +51,13 @@ def _parser() -> argparse.ArgumentParser:
     fetch = models_sub.add_parser("fetch", help="fetch registry weights and verify checksums")
     fetch.add_argument("--model-dir", type=Path, default=Path(".lightbox/models"))
     fetch.add_argument("names", nargs="*", help="weight names (default: all registry-sourced)")
+
+    gc = commands.add_parser("gc", help="remove work files no open SKU needs (tasks/gc.py)")
+    gc.add_argument("--data-dir", type=Path, default=Path(".lightbox"), help="the runs' data dir")
+    gc.add_argument("--database-url", help="catalog DB (default: SQLite under --data-dir)")
+    gc.add_argument("--older-than-days", type=float, default=30.0,
+                    help="keep work written more recently than this (default 30)")
+    gc.add_argument("--dry-run", action="store_true", help="say what would go, remove nothing")
     return parser
 
 
@@ -57,7 +65,33 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "models":
         return _fetch(args)
+    if args.command == "gc":
+        return _gc(args)
     return _run(args)
+
+
+def _gc(args) -> int:
+    from catalog.db import DatabaseUnavailable, check_url, sqlite_url
+    from tasks.gc import collect_garbage
+
+    data_dir = args.data_dir.resolve()
+    if args.database_url is None and not (data_dir / "catalog.db").is_file():
+        sys.stderr.write(f"lightbox: no catalog database at {data_dir / 'catalog.db'} (pass --data-dir or "
+                         "--database-url)\n")
+        return 2
+    try:
+        url = check_url(args.database_url or sqlite_url(data_dir / "catalog.db"))
+        report = collect_garbage(data_dir, url, Path(os.environ.get("PREFECT_LOCAL_STORAGE_PATH",
+                                                                    data_dir / "results")),
+                                 older_than_days=args.older_than_days, dry_run=args.dry_run)
+    except (ValueError, DatabaseUnavailable) as exc:
+        sys.stderr.write(f"lightbox: {exc}\n")
+        return 2
+    verb = "would remove" if args.dry_run else "removed"
+    sys.stdout.write(f"{verb} {len(report.removed_folders)} work folder(s) and {report.removed_records} cache "
+                     f"record(s), {report.freed_bytes / 2**20:.1f} MiB; kept {report.kept_in_use} in use by open "
+                     f"SKUs and {report.kept_recent} written in the last {args.older_than_days:g} days\n")
+    return 0
 
 
 def _fetch(args) -> int:

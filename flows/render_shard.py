@@ -1,4 +1,5 @@
-"""render-shard: segment -> cut out (+upscale) -> scene per profile -> QC, for a shard of SKUs.
+"""render-shard: each SKU of a shard through ``render_sku`` (segment -> cut out (+upscale)
+-> scene per profile -> encode -> QC, in memory: tasks/attempt.py), with targeted retries.
 
 This is the GPU-pool flow: the batch flow calls it directly on the embedded default and
 through ``run_deployment`` in production. A SKU that fails QC is re-rendered with parameters
@@ -8,22 +9,21 @@ unless no re-render can fix it; every attempt is recorded and the best one is ke
 from __future__ import annotations
 
 from contextlib import nullcontext
+from pathlib import Path
 from uuid import UUID
 
-from prefect import flow, get_run_logger, unmapped
+from prefect import flow, get_run_logger
 from prefect.artifacts import update_progress_artifact
 from prefect.concurrency.sync import concurrency
 from prefect.context import FlowRunContext
 
 from flows.runner import bounded_task_runner
 from tasks.adjust import next_params
-from tasks.bookkeeping import record_attempt, record_failures
+from tasks.attempt import render_sku
+from tasks.bookkeeping import record_attempts, record_failures
 from tasks.common import reason
 from tasks.records import RenderParams, RunSettings
-from tasks.render import cut_out_product, render_scene
 from tasks.results import ShardItem, SkuOutcome, add_timings, best_attempt, resolve
-from tasks.score import score_renders
-from tasks.segment import segment_product
 
 GPU_SLOTS = "gpu-slots"
 
@@ -63,56 +63,40 @@ def render_shard(
 
 
 def _attempt(items: dict[int, ShardItem], params, profiles, settings, earlier) -> dict[int, SkuOutcome]:
-    """One render attempt for each SKU in ``items``: its outcome (passed, qc_failed, failed).
-    Timings add up over the attempts; a stage is "cached" only if no attempt computed it."""
-    failures: dict[int, str] = {}
-
-    def survivors(ids, results, stage):
-        ok = {}
-        for sku_id, result in zip(ids, results, strict=True):
-            if result.ok:
-                ok[sku_id] = result
-            else:
-                failures[sku_id] = reason(stage, result.error)
-        return ok
-
+    """One render attempt for each SKU in ``items`` (one ``render_sku`` task each, all
+    submitted at once: no stage waits for another SKU): its outcome (passed, qc_failed,
+    failed). Timings add up over the attempts; one database transaction per round."""
     ids = list(items)
-    masks = survivors(ids, resolve(segment_product.map(
-        [items[i].source for i in ids], unmapped(settings), [params[i].refine_strength for i in ids],
-        [params[i].fill_holes for i in ids], [params[i].cut_bias for i in ids])), "segment")
-    ids = list(masks)
-    cutouts = survivors(ids, resolve(cut_out_product.map(
-        [items[i].source for i in ids], [masks[i].value for i in ids], unmapped(profiles),
-        unmapped(settings), [params[i] for i in ids])), "upscale")
-    pairs = [(i, p) for i in cutouts for p in profiles]
-    renders = dict(zip(pairs, resolve(render_scene.map(
-        [items[i].job for i, _ in pairs], [items[i].source for i, _ in pairs],
-        [cutouts[i].value for i, _ in pairs], [p for _, p in pairs], unmapped(settings),
-        [params[i] for i, _ in pairs])), strict=True))
-    whole = [i for i in cutouts if all(renders[(i, p)].ok for p in profiles)]
-    scores = dict(zip(whole, resolve(score_renders.map(
-        [items[i].source for i in whole], [masks[i].value for i in whole], [cutouts[i].value for i in whole],
-        [[renders[(i, p)].value for p in profiles] for i in whole], unmapped(settings))), strict=True))
+
+    def submit(sku_ids, task=render_sku):
+        return resolve([task.submit(items[i].job, items[i].source, params[i], profiles, settings) for i in sku_ids])
+
+    results = dict(zip(ids, submit(ids), strict=True))
+    # A cached outcome whose files are gone (expired, deleted, another node's disk) is
+    # computed again, never a failure.
+    stale = [i for i, r in results.items() if r.ok and r.cached and not all(map(_exists, r.value.files()))]
+    if stale:
+        results.update(zip(stale, submit(stale, render_sku.with_options(refresh_cache=True)), strict=True))
     outcomes: dict[int, SkuOutcome] = {}
-    for sku_id in cutouts:
-        mine = [k for k in pairs if k[0] == sku_id]
-        broken = [("render", renders[k]) for k in mine if not renders[k].ok]
-        broken += [("qc", scores[sku_id])] if sku_id in scores and not scores[sku_id].ok else []
-        if broken:
-            failures[sku_id] = reason(broken[0][0], broken[0][1].error)
+    for sku_id, result in results.items():
+        if not result.ok:
+            outcomes[sku_id] = SkuOutcome.failed(sku_id, reason("render", result.error))
             continue
-        outcome = SkuOutcome.from_attempt(sku_id, masks[sku_id], cutouts[sku_id],
-                                          [renders[k] for k in mine], scores[sku_id], params[sku_id])
+        outcome = result.value
+        if result.cached:  # computed for this photo and these settings in another batch (another SKU row)
+            outcome = outcome.model_copy(update={"sku_id": sku_id, "timings": {k: "cached" for k in outcome.timings}})
         if sku_id in earlier:
             outcome = outcome.model_copy(update={"timings": add_timings(earlier[sku_id].timings, outcome.timings)})
-        record_attempt(settings.database_url, sku_id, outcome.renders, outcome.qcs,
-                       outcome.model_versions, outcome.confidence, outcome.timings,
-                       outcome.status == "passed")
         outcomes[sku_id] = outcome
+    record_attempts(settings.database_url, [o for o in outcomes.values() if o.status != "failed"])
+    failures = {i: o.reason for i, o in outcomes.items() if o.status == "failed"}
     if failures:
         record_failures(settings.database_url, failures)
-        outcomes.update({i: SkuOutcome.failed(i, why) for i, why in failures.items()})
     return outcomes
+
+
+def _exists(path: str) -> bool:
+    return Path(path).is_file()
 
 
 def _progress(artifact_id: UUID | None, done: int, total: int) -> None:

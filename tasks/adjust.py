@@ -7,20 +7,7 @@ quality.gate's (``edge.fringe``) with an optional ``profile:`` prefix.
 from __future__ import annotations
 
 from quality.defects import plan_retry
-from tasks.records import RenderParams
-
-DEFAULT_FILL = 0.85
-DEFAULT_SHADOW = 0.35
-
-
-def _apply(current, change):
-    """``"+1"``/``"-0.05"`` add, ``"*0.6"`` multiplies, anything else replaces."""
-    if isinstance(change, str) and change[:1] in "+-*":
-        op, amount = change[0], float(change[1:])
-        value = current * amount if op == "*" else current + (amount if op == "+" else -amount)
-        return type(current)(round(value, 3)) if isinstance(current, int) and op != "*" else round(value, 3)
-    return change
-
+from tasks.records import DEFAULT_FILL, DEFAULT_SHADOW, RenderParams  # noqa: F401 (re-exported)
 
 def next_params(previous: RenderParams, failing: list[str]) -> RenderParams | None:
     """The next attempt's parameters, or None when re-rendering cannot fix what failed
@@ -29,18 +16,7 @@ def next_params(previous: RenderParams, failing: list[str]) -> RenderParams | No
     plan = plan_retry(failing)
     if plan is None:
         return None
-    update: dict = {"attempt": previous.attempt + 1, "seed": (previous.seed or 0) + 1}
-    for key, change in plan.items():
-        if key == "fill" and change == "target":
-            update["fill"] = DEFAULT_FILL
-            continue
-        current = getattr(previous, key)
-        if current is None:
-            current = {"fill": DEFAULT_FILL, "shadow_strength": DEFAULT_SHADOW}[key]
-        update[key] = _apply(current, change)
-    if "refine_strength" in update:
-        update["refine_strength"] = min(int(update["refine_strength"]), 3)
-    following = previous.model_copy(update=update)
+    following = previous.adjusted({**plan, "seed": "+1"})
     if following.model_dump(exclude={"attempt", "seed"}) == previous.model_dump(exclude={"attempt", "seed"}):
         return None  # the plan is already in force: the same render would fail the same way
     return following

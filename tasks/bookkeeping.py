@@ -11,7 +11,8 @@ from catalog.db import migrate, session_scope
 from catalog.manifest import load_manifest
 from catalog.states import BatchState, SkuState
 from tasks.common import retry_transient
-from tasks.records import QcInfo, RenderInfo, RunSettings, SkuJob, SourceInfo
+from tasks.records import RunSettings, SkuJob, SourceInfo
+from tasks.results import SkuOutcome
 
 DB_RETRIES = dict(retries=3, retry_delay_seconds=[1, 4, 15])
 # A suspended batch run that resumes runs its flow again from the top. These tasks persist
@@ -87,24 +88,23 @@ def record_sku_states(database_url: str, states: dict[int, SkuState], reasons: d
             repo.set_sku_state(s, sku_id, state, reasons.get(sku_id))
 
 
-@task(name="record_attempt", **DB_RETRIES)
-def record_attempt(
-    database_url: str, sku_id: int, renders: list[RenderInfo], qcs: list[QcInfo],
-    model_versions: dict, confidence: float | None, timings: dict, passed: bool,
-) -> None:
-    """One render attempt of one SKU: a render row and a QC row per profile, timings, and
-    the SKU's walk through rendering -> rendered -> qc_passed | qc_failed."""
+@task(name="record_attempts", **DB_RETRIES)
+def record_attempts(database_url: str, outcomes: list[SkuOutcome]) -> None:
+    """One round of render attempts, in one transaction: per SKU a render row and a QC row
+    per profile, its timings, and its walk rendering -> rendered -> qc_passed | qc_failed."""
     with session_scope(database_url) as s:
-        for state in (SkuState.rendering, SkuState.rendered,
-                      SkuState.qc_passed if passed else SkuState.qc_failed):
-            repo.set_sku_state(s, sku_id, state)
-        for render, qc in zip(renders, qcs, strict=True):
-            row = repo.record_render(
-                s, sku_id, attempt=render.params.attempt, profile=render.profile,
-                template=render.template, params=render.params.model_dump(),
-                model_versions=model_versions, seed=render.seed, uri=render.path,
-                content_sha256=render.sha256, segment_confidence=confidence)
-            repo.record_qc(s, row.id, thresholds_version=qc.thresholds_version, status=qc.status,
-                           metrics=qc.metrics, checks=qc.checks, failing=qc.failing)
-        for stage, value in timings.items():
-            repo.add_timing(s, sku_id, stage, value)
+        for outcome in outcomes:
+            sku_id = outcome.sku_id
+            for state in (SkuState.rendering, SkuState.rendered,
+                          SkuState.qc_passed if outcome.status == "passed" else SkuState.qc_failed):
+                repo.set_sku_state(s, sku_id, state)
+            for render, qc in zip(outcome.renders, outcome.qcs, strict=True):
+                row = repo.record_render(
+                    s, sku_id, attempt=render.params.attempt, profile=render.profile,
+                    template=render.template, params=render.params.model_dump(),
+                    model_versions=outcome.model_versions, seed=render.seed, uri=render.path,
+                    content_sha256=render.sha256, segment_confidence=outcome.confidence)
+                repo.record_qc(s, row.id, thresholds_version=qc.thresholds_version, status=qc.status,
+                               metrics=qc.metrics, checks=qc.checks, failing=qc.failing)
+            for stage, value in outcome.timings.items():
+                repo.add_timing(s, sku_id, stage, value)

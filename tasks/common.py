@@ -37,8 +37,14 @@ def key_from(build: Callable[[dict[str, Any]], str]) -> Callable[[Any, dict[str,
     return cache_key_fn
 
 
+STAGE_NOTE = "lightbox stage: "  # an exception note naming the stage it left (tasks/attempt.py)
+
+
 def reason(stage: str, exc: BaseException) -> str:
-    """One line for report.json and the database: the stage and what went wrong."""
+    """One line for report.json and the database: the stage and what went wrong. A stage
+    named on the exception itself (``STAGE_NOTE``) wins over ``stage``."""
+    notes = [n for n in getattr(exc, "__notes__", ()) if isinstance(n, str) and n.startswith(STAGE_NOTE)]
+    stage = notes[-1][len(STAGE_NOTE):] if notes else stage
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
     return f"{stage}: {text}"
 

@@ -22,26 +22,14 @@ from blocks.shopify import ShopifyStore
 from catalog import repository as repo
 from catalog.db import session_scope
 from catalog.states import SkuState
-from imaging.profiles import ExportProfile, encode_for_profile
-from imaging.types import Composite, Placement
+from imaging.profiles import ExportProfile
 from tasks.bookkeeping import DB_RETRIES
 from tasks.common import profiles_for, retry_transient
-from tasks.records import DestinationSpec, ExportInfo, RenderInfo, RunSettings, SkuJob
+from tasks.records import DestinationSpec, ExportInfo, RunSettings, SkuJob
 from tasks.results import SkuOutcome
 from tasks.workdir import read_png
 
 CONTENT_TYPES = {"jpeg": "image/jpeg", "webp": "image/webp", "png": "image/png"}
-
-
-def encode_render(render: RenderInfo, profile: ExportProfile) -> bytes:
-    """The profile's file bytes for a render. Deterministic (fixed ICC, no timestamps)."""
-    canvas = read_png(render.path, 4 if profile.background == "transparent" else 3)
-    alpha = read_png(render.alpha_path, 1).astype(np.float32) / 255.0
-    if canvas.shape[2] == 4:
-        canvas = canvas[..., :3]
-    composite = Composite(rgb=canvas, product_alpha=alpha,
-                          placement=Placement(render.scale, render.offset_x, render.offset_y))
-    return encode_for_profile(profile, composite)
 
 
 def deliver(destination, database_url: str, *, sku_id: int, render_id: int | None, profile: str,

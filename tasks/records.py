@@ -44,7 +44,7 @@ class SkuJob(Record):
 class SourceInfo(Record):
     sku_id: int
     sha256: str
-    path: str  # decoded 8-bit sRGB copy in the work dir (PNG), orientation applied
+    path: str  # the original bytes, stored in the work dir under their sha256
     width: int
     height: int
     format: str
@@ -52,21 +52,9 @@ class SourceInfo(Record):
     has_alpha: bool = False
 
 
-class MaskInfo(Record):
-    source_sha256: str
-    path: str  # 8-bit mask on the source grid
-    confidence: float
-    model: str
-    seconds: float
-
-
-class CutoutInfo(Record):
-    path: str  # RGBA PNG of the (maybe upscaled) product crop
-    scale: float
-    offset_x: float
-    offset_y: float  # source -> cutout placement
-    upscaler: str
-    seconds: float
+DEFAULT_FILL = 0.85  # the profiles' product fill when a render used the default
+DEFAULT_SHADOW = 0.35  # the studio templates' shadow strength when a render used the default
+_BOUNDS = {"fill": (0.5, 0.95), "shadow_strength": (0.0, 1.0), "refine_strength": (0, 3), "cut_bias": (-1, 1)}
 
 
 class RenderParams(Record):
@@ -81,13 +69,40 @@ class RenderParams(Record):
     shadow_strength: float | None = None
     seed: int | None = None
 
+    def adjusted(self, changes: dict) -> "RenderParams":
+        """The next attempt's parameters: these with ``changes`` applied, the attempt counted
+        up. The one place both QC retries (tasks/adjust.py) and reviewers' re-renders
+        (tasks/review.py) change a render. A change is ``"+n"``/``"-n"`` (add), ``"*f"``
+        (multiply), ``"target"`` (fill: the profiles' default) or a value; an unset fill,
+        shadow or seed starts from its default; results stay within what the compositor
+        and refinement accept."""
+        update: dict = {"attempt": self.attempt + 1}
+        for key, change in changes.items():
+            current = getattr(self, key)
+            if current is None:
+                current = {"fill": DEFAULT_FILL, "shadow_strength": DEFAULT_SHADOW, "seed": 0}[key]
+            value = DEFAULT_FILL if (key, change) == ("fill", "target") else _apply(current, change)
+            if key in _BOUNDS:
+                low, high = _BOUNDS[key]
+                value = type(value)(min(high, max(low, value)))
+            update[key] = value
+        return self.model_copy(update=update)
+
+
+def _apply(current, change):
+    """``"+1"``/``"-0.05"`` add, ``"*0.6"`` multiplies, anything else replaces."""
+    if isinstance(change, str) and change[:1] in "+-*":
+        op, amount = change[0], float(change[1:])
+        value = current * amount if op == "*" else current + (amount if op == "+" else -amount)
+        return type(current)(round(value, 3)) if isinstance(current, int) and op != "*" else round(value, 3)
+    return change
+
 
 class RenderInfo(Record):
     profile: str
     template: str
-    path: str  # lossless canvas (PNG, RGBA when transparent)
-    alpha_path: str  # product coverage on the canvas, 8-bit
-    sha256: str
+    path: str  # the encoded file for the profile, as export ships it
+    sha256: str  # of that file
     scale: float
     offset_x: float
     offset_y: float  # source -> canvas placement

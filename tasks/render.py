@@ -1,14 +1,14 @@
-"""cut_out_product and render_scene: the product cut out (and upscaled only when the
-profiles need it), then placed in the template's scene for each export profile."""
+"""The product cut out (and upscaled only when the profiles need it), then placed in the
+template's scene for each export profile. In memory, called by ``render_sku``
+(tasks/attempt.py); only the upscaled crop is stored, for reuse."""
 from __future__ import annotations
 
-import time
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import cv2
 import numpy as np
-from prefect import task
 
 from imaging.compose import compose_studio, crop_to_product, overlay_product, product_bbox
 from imaging.decontaminate import decontaminate_edges
@@ -18,8 +18,8 @@ from imaging.templates import get_template, load_templates
 from imaging.types import Composite, Placement, ShadowSpec
 from imaging.upscale import Upscaler, load_upscaler, upscale_to
 from imaging.weights import verify
-from tasks.common import MODEL_LOCK, key_from, profiles_for, retry_transient
-from tasks.records import CutoutInfo, MaskInfo, RenderInfo, RenderParams, RunSettings, SkuJob, SourceInfo
+from tasks.common import MODEL_LOCK, profiles_for
+from tasks.records import RenderParams, RunSettings, SkuJob
 from tasks.workdir import digest, read_png, work_path, write_png
 
 CROP_MARGIN = 8  # px of context kept round the product for edge filters
@@ -53,36 +53,35 @@ def target_product_px(profiles: list[ExportProfile], fill: float | None) -> int:
     return int(round(max(sizes)))
 
 
-def _cutout_key(p: dict) -> str:
-    params: RenderParams = p["params"]
-    s: RunSettings = p["settings"]
-    return "cutout-" + digest(p["mask"].path, p["source"].sha256, sorted(p["profiles"]), s.profiles,
-                              s.upscaler, s.upscale_budget_s, s.device, params.decontaminate, params.fill)
+@dataclass(frozen=True)
+class Cutout:
+    """The product crop (maybe upscaled) in memory, and how source pixels map onto it."""
+
+    rgb: np.ndarray
+    alpha: np.ndarray
+    to_crop: Placement
+    upscaler: str  # "none" or the model that enlarged it
+    reused: bool  # the upscaled crop came from the work store
 
 
-@task(name="cut_out_product", cache_key_fn=key_from(_cutout_key), persist_result=True,
-      retries=1, retry_condition_fn=retry_transient, task_run_name="cutout-{source.sku_id}")
-def cut_out_product(source: SourceInfo, mask: MaskInfo, profiles: list[str], settings: RunSettings,
-                    params: RenderParams) -> CutoutInfo:
+def cut_out(source_sha256: str, rgb: np.ndarray, mask: np.ndarray, profiles: list[str],
+            settings: RunSettings, params: RenderParams) -> Cutout:
     """Crop to the product; upscale the crop only if a profile draws it bigger than it is.
 
     The upscaled crop depends on the pixels and the (snapped) box only, not on the mask's
-    refinement, so a retry with a stronger refinement reuses it from the work dir."""
-    started = time.perf_counter()
-    key = _cutout_key(dict(source=source, mask=mask, profiles=profiles, settings=settings, params=params))
-    rgb = read_png(source.path, 4 if source.has_alpha else 3)[..., :3]
-    alpha = read_png(mask.path, 1).astype(np.float32) / 255.0
-    crop, crop_alpha, to_crop = crop_to_product(rgb, alpha, CROP_MARGIN, snap_px=CROP_SNAP)
+    refinement, so it is stored under those and a retry with another cut reuses it."""
+    crop, crop_alpha, to_crop = crop_to_product(rgb, mask, CROP_MARGIN, snap_px=CROP_SNAP)
     x0, y0, x1, y1 = product_bbox(crop_alpha)
     known = profiles_for(settings)
     need = target_product_px([known[p] for p in profiles], params.fill) / max(x1 - x0, y1 - y0)
     upscaler = choose_upscaler(crop.shape[:2], need, settings)
-    name = "none"
+    name, reused = "none", False
     if upscaler is not None:
         scale = round(min(need, MAX_UPSCALE), 2)
-        memo = work_path(settings.data_dir, source.sha256, "upscaled-" + digest(
+        memo = work_path(settings.data_dir, source_sha256, "upscaled-" + digest(
             to_crop, crop.shape, upscaler.name, upscaler.version, scale)[:16] + ".png")
-        if memo.exists():
+        reused = memo.exists()
+        if reused:
             up = read_png(memo, 3)
         else:
             with MODEL_LOCK:
@@ -93,11 +92,7 @@ def cut_out_product(source: SourceInfo, mask: MaskInfo, profiles: list[str], set
         crop, to_crop, name = up, to_crop.then(Placement(factor, 0.0, 0.0)), upscaler.name
     if params.decontaminate:
         crop = decontaminate_edges(crop, crop_alpha)
-    cutout = np.dstack([crop, np.clip(crop_alpha * 255.0 + 0.5, 0, 255).astype(np.uint8)])
-    path = work_path(settings.data_dir, source.sha256, f"cutout-{key[7:23]}.png")
-    write_png(path, cutout)
-    return CutoutInfo(path=str(path), scale=to_crop.scale, offset_x=to_crop.offset_x,
-                      offset_y=to_crop.offset_y, upscaler=name, seconds=round(time.perf_counter() - started, 4))
+    return Cutout(crop, crop_alpha, to_crop, name, reused)
 
 
 def choose_upscaler(crop_hw: tuple[int, int], need: float, settings: RunSettings) -> Upscaler | None:
@@ -126,35 +121,24 @@ def weights_fingerprint(folder: str) -> str:
     return digest(*[(str(f.relative_to(root)), f.stat().st_size, f.stat().st_mtime_ns) for f in files])[:16]
 
 
-def _render_key(p: dict) -> str:
-    params: RenderParams = p["params"]
-    settings: RunSettings = p["settings"]
-    t = get_template(p["job"].template, template_library(settings.templates_dir))
-    scene = ()
-    if t.kind == "lifestyle":  # which weights painted it, at what size, on what device
-        scene = (settings.generation_size, settings.device,
-                 sorted((k, weights_fingerprint(v)) for k, v in settings.diffusion.items()))
-    return "render-" + digest(p["cutout"].path, profiles_for(settings)[p["profile"]].model_dump_json(),
-                              t.model_dump_json(), scene,
-                              params.model_dump(exclude={"attempt", "refine_strength", "decontaminate", "fill_holes",
-                                                              "cut_bias"}))
+def scene_identity(template, settings: RunSettings) -> tuple:
+    """What else decides a lifestyle scene: which weights painted it, at what size, where."""
+    if template.kind != "lifestyle":
+        return ()
+    return (settings.generation_size, settings.device,
+            sorted((k, weights_fingerprint(v)) for k, v in settings.diffusion.items()))
 
 
-@task(name="render_scene", cache_key_fn=key_from(_render_key), persist_result=True,
-      retries=1, retry_condition_fn=retry_transient, task_run_name="render-{job.sku}-{profile}")
-def render_scene(job: SkuJob, source: SourceInfo, cutout: CutoutInfo, profile: str,
-                 settings: RunSettings, params: RenderParams) -> RenderInfo:
-    """Compose the product into the template's scene at the profile's canvas."""
-    started = time.perf_counter()
+def render_profile(job: SkuJob, cutout: Cutout, profile: str, settings: RunSettings,
+                   params: RenderParams) -> tuple[Composite, dict]:
+    """Compose the product into the template's scene at the profile's canvas: the
+    composite and what a ``RenderInfo`` says about it (tasks/attempt.py adds the file)."""
     template = get_template(job.template, template_library(settings.templates_dir))
     spec_profile = profiles_for(settings)[profile]
-    rgba = read_png(cutout.path, 4)
-    rgb, alpha = rgba[..., :3], rgba[..., 3].astype(np.float32) / 255.0
-    to_source = Placement(cutout.scale, cutout.offset_x, cutout.offset_y)
+    rgb, alpha, to_source = cutout.rgb, cutout.alpha, cutout.to_crop  # source -> crop, as compose wants
     x0, y0, x1, y1 = product_bbox(alpha)
     if template.kind == "lifestyle" and spec_profile.background == "template":
         composite = _generate(job, template, spec_profile, rgb, alpha, to_source, settings, params)
-        background = shadow = None
     else:
         background = template.to_background() if template.kind == "studio" else None
         shadow = template.to_shadow() if template.kind == "studio" else ShadowSpec("soft")
@@ -166,23 +150,15 @@ def render_scene(job: SkuJob, source: SourceInfo, cutout: CutoutInfo, profile: s
                                    shadow=spec.shadow, fill=fill, transparent=spec.transparent,
                                    to_source=to_source)
     transparent = spec_profile.background == "transparent"
-    key = _render_key(dict(job=job, cutout=cutout, profile=profile, settings=settings, params=params))[7:23]
-    alpha8 = np.clip(composite.product_alpha * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    canvas = np.dstack([composite.rgb, alpha8]) if transparent else composite.rgb
-    path = work_path(settings.data_dir, source.sha256, f"render-{key}.png")
-    alpha_path = work_path(settings.data_dir, source.sha256, f"render-{key}-alpha.png")
-    sha = write_png(path, canvas)
-    write_png(alpha_path, alpha8)
     p = composite.placement
     drawn = composite.shadow if not transparent else None
     solid = composite.background is not None and composite.background.kind == "solid" and not transparent
-    return RenderInfo(
-        profile=profile, template=template.name, path=str(path), alpha_path=str(alpha_path), sha256=sha,
-        scale=p.scale, offset_x=p.offset_x, offset_y=p.offset_y, params=params,
-        shadow_style=drawn.style if drawn else None,
+    return composite, dict(
+        profile=profile, template=template.name, scale=p.scale, offset_x=p.offset_x, offset_y=p.offset_y,
+        params=params, shadow_style=drawn.style if drawn else None,
         light_direction_deg=drawn.light_direction_deg if drawn else composite.meta.get("light_direction_deg"),
         background=tuple(composite.background.colour) if solid else None,
-        seed=composite.meta.get("seed", params.seed), seconds=round(time.perf_counter() - started, 4))
+        seed=composite.meta.get("seed", params.seed))
 
 
 def _generate(job, template, profile, rgb, alpha, to_source, settings, params):

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import Field
 
 from quality.defects import attempt_badness, defect_of, describe_failures
-from tasks.records import CutoutInfo, MaskInfo, QcInfo, Record, RenderInfo, RenderParams, SkuJob, SourceInfo
+from tasks.records import QcInfo, Record, RenderInfo, RenderParams, SkuJob, SourceInfo
 
 
 @dataclass(frozen=True)
@@ -60,27 +60,22 @@ class SkuOutcome(Record):
         return cls(sku_id=sku_id, status="failed", reason=why)
 
     @classmethod
-    def from_attempt(cls, sku_id: int, mask: Resolved, cutout: Resolved, renders: list[Resolved],
-                     qcs: Resolved, params: RenderParams) -> "SkuOutcome":
-        m: MaskInfo = mask.value
-        c: CutoutInfo = cutout.value
-        rs: list[RenderInfo] = [r.value for r in renders]
-        qs: list[QcInfo] = qcs.value
-        failing = [f"{q.profile}:{name}" for q in qs if q.status == "fail" for name in q.failing]
-        details = {f"{q.profile}:{ch['name']}": ch["reason"] for q in qs for ch in q.checks  # specific statements
+    def graded(cls, sku_id: int, params: RenderParams, confidence: float, mask_path: str,
+               renders: list[RenderInfo], qcs: list[QcInfo], model_versions: dict, timings: dict) -> "SkuOutcome":
+        """A rendered attempt: passed, or qc_failed with the failing checks named."""
+        failing = [f"{q.profile}:{name}" for q in qcs if q.status == "fail" for name in q.failing]
+        details = {f"{q.profile}:{ch['name']}": ch["reason"] for q in qcs for ch in q.checks  # specific statements
                    if ch.get("status") == "fail" and ch.get("reason", "") not in ("", defect_of(ch["name"]).name)}
-        timings = {
-            "segment": "cached" if mask.cached else m.seconds,
-            "upscale": "cached" if cutout.cached else c.seconds,
-            "render": "cached" if all(r.cached for r in renders) else round(sum(r.seconds for r in rs), 4),
-            "qc": "cached" if qcs.cached else round(sum(q.seconds for q in qs), 4),
-        }
         return cls(
             sku_id=sku_id, status="qc_failed" if failing else "passed", attempts=params.attempt,
-            confidence=m.confidence, mask_path=m.path, renders=rs, qcs=qs, failing=failing,
-            model_versions={"segment": m.model, "upscale": c.upscaler}, timings=timings,
+            confidence=confidence, mask_path=mask_path, renders=renders, qcs=qcs, failing=failing,
+            model_versions=model_versions, timings=timings,
             reason=("qc: " + describe_failures(failing, details)) if failing else None,
         )
+
+    def files(self) -> list[str]:
+        """The stored files this outcome points at (the mask and the encoded exports)."""
+        return [p for p in (self.mask_path, *(q.encoded_path for q in self.qcs)) if p]
 
     def badness(self) -> tuple:
         """Order of preference between attempts (lower is better): passed before QC

@@ -46,8 +46,16 @@ PHRASES: dict[str, tuple[str, ...]] = {
                        "new scene", "different scene"),
     "cleaner edges": ("cleaner edges", "clean edges", "edges cleaner", "halo", "fringe"),
 }
-DEFAULT_SHADOW = 0.35  # the studio templates' shadow strength when a render used the default
-DEFAULT_FILL = 0.85  # the profiles' product fill when a render used the default
+# What each change a reviewer can ask for does to the last render's parameters
+# (RenderParams.adjusted: the same language the automatic retries use).
+CHANGE_PLANS: dict[str, dict] = {
+    "shadow softer": {"shadow_strength": "*0.6"},
+    "shadow stronger": {"shadow_strength": "*1.5"},
+    "product larger": {"fill": "+0.05"},
+    "product smaller": {"fill": "-0.05"},
+    "new background": {"seed": "+1"},  # a new scene for lifestyle templates; studio backdrops are fixed
+    "cleaner edges": {"refine_strength": "+1", "decontaminate": True},
+}
 
 
 class ReviewHold(Record):
@@ -163,22 +171,8 @@ def parse_changes(note: str) -> list[str]:
 def rerender_params(outcome: SkuOutcome, changes: list[str]) -> RenderParams:
     """The next render's parameters: the last render's, with the reviewer's changes."""
     last = outcome.renders[0].params if outcome.renders else RenderParams()
-    update: dict = {"attempt": outcome.attempts + 1}
-    shadow, fill = last.shadow_strength or DEFAULT_SHADOW, last.fill or DEFAULT_FILL
-    if "shadow softer" in changes:
-        update["shadow_strength"] = round(shadow * 0.6, 3)
-    if "shadow stronger" in changes:
-        update["shadow_strength"] = round(min(1.0, shadow * 1.5), 3)
-    if "product larger" in changes:
-        update["fill"] = round(min(0.95, fill + 0.05), 3)
-    if "product smaller" in changes:
-        update["fill"] = round(max(0.5, fill - 0.05), 3)
-    if "new background" in changes:  # a new scene for lifestyle templates; studio backdrops are fixed
-        update["seed"] = (last.seed or 0) + 1
-    if "cleaner edges" in changes:
-        update["refine_strength"] = min(last.refine_strength + 1, 3)
-        update["decontaminate"] = True
-    return last.model_copy(update=update)
+    plan = {key: change for name in changes for key, change in CHANGE_PLANS[name].items()}
+    return last.model_copy(update={"attempt": outcome.attempts}).adjusted(plan)
 
 
 @task(name="record_review_answer", **DB_RETRIES, **REPLAYED)

@@ -87,9 +87,14 @@ EXAMPLES = REPO / "examples" / "catalog"
 
 
 @pytest.fixture
-def run_settings(tmp_path, model_dir):
+def run_settings(tmp_path, tmp_path_factory, model_dir):
     """RunSettings for a batch on SQLite in tmp_path, classical upscaling (fast), accepting
-    the enlargement the sample photos need from it (tests/fixtures/classical_enlargement.yaml)."""
+    the enlargement the sample photos need from it (tests/fixtures/classical_enlargement.yaml).
+
+    The test gets its own Prefect result storage too: a test that asserts on rendering
+    must render, not find another test's cached results."""
+    from prefect.settings import PREFECT_LOCAL_STORAGE_PATH, temporary_settings
+
     from tasks.records import RunSettings
 
     def make(**overrides):
@@ -98,4 +103,6 @@ def run_settings(tmp_path, model_dir):
         values.update(overrides)
         return RunSettings(**values)
 
-    return make
+    results = tmp_path_factory.mktemp("prefect-results")  # outside tmp_path: tests check what lands there
+    with temporary_settings({PREFECT_LOCAL_STORAGE_PATH: str(results)}):
+        yield make

@@ -83,6 +83,23 @@ def test_batch_end_to_end_then_rerun_reuses_everything(small_catalog, tmp_path, 
         assert s.scalar(select(func.count()).select_from(Export)) == exports_before
 
 
+def test_cached_work_whose_files_are_gone_is_done_again(small_catalog, tmp_path, run_settings):
+    """A cached outcome points at work files; when they are gone (expired, deleted, another
+    node's disk) the SKU is rendered again, never failed."""
+    settings = run_settings()
+    first = _run(small_catalog, tmp_path / "out", settings)
+    exported = [e["sku"] for e in first["skus"] if e["state"] == "exported"]
+    assert exported, first
+    shutil.rmtree(settings.data_dir / "work")
+    again = _run(small_catalog, tmp_path / "out-again", settings)
+    for entry in again["skus"]:
+        if entry["sku"] in exported:
+            assert entry["state"] == "exported", entry
+            assert entry["timings"]["render"] != "cached", entry
+            assert (tmp_path / "out-again" / entry["dir"] / "amazon-main.jpg").is_file()
+            assert (tmp_path / "out-again" / entry["dir"] / "mask.png").is_file()
+
+
 def test_every_attempt_and_qc_result_is_stored(small_catalog, tmp_path, run_settings):
     settings = run_settings()
     _run(small_catalog, tmp_path / "out", settings)

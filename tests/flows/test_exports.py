@@ -181,7 +181,7 @@ def test_review_thumbnails_can_be_presigned_s3_urls(saved_destinations, s3_endpo
 def _render_info(path: str):
     from tasks.records import RenderInfo, RenderParams
 
-    return RenderInfo(profile="shopify", template="white_studio", path=path, alpha_path=path,
+    return RenderInfo(profile="shopify", template="white_studio", path=path,
                       sha256="0" * 64, scale=1.0, offset_x=0.0, offset_y=0.0, params=RenderParams())
 
 

@@ -123,7 +123,7 @@ def _item(url: str, batch_id: str, sku: str, status: str, position: int = 0) -> 
         sku_id = row.id
     params = RenderParams(attempt=3 if status == "qc_failed" else 1, fill=0.8)
     render = RenderInfo(profile="shopify", template="white_studio", path="/nowhere/r.png",
-                        alpha_path="/nowhere/a.png", sha256="0" * 64, scale=1.0, offset_x=0.0,
+                        sha256="0" * 64, scale=1.0, offset_x=0.0,
                         offset_y=0.0, params=params)
     qc = QcInfo(profile="shopify", status="pass" if status == "passed" else "fail", metrics={},
                 checks=[], failing=[] if status == "passed" else ["edge.halo"], thresholds_version="t",

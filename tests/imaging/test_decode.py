@@ -128,6 +128,26 @@ def test_jpeg_missing_only_its_end_marker_is_rejected():
         decode_image(data[:-2], name="a.jpg")
 
 
+@pytest.mark.parametrize("cut", [2, 100, 5000])
+def test_draft_check_still_finds_truncation(cut):
+    """validate_source checks JPEGs at 1/8 scale: the whole stream is still read."""
+    data = _encode(_noise(640, 480), "JPEG", quality=95)
+    with pytest.raises(ImageRejected, match="truncated"):
+        decode_image(data[:-cut], name="a.jpg", draft=True)
+
+
+def test_draft_check_reports_the_full_size_after_orientation():
+    img = _noise(640, 480)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90: the picture is 480 wide
+    data = _encode(img, "JPEG", exif=exif.tobytes())
+    checked = decode_image(data, name="a.jpg", draft=True)
+    assert (checked.width, checked.height) == (480, 640)
+    assert checked.rgb.shape[:2] == (80, 60)  # the 1/8-scale copy, turned
+    full = decode_image(data, name="a.jpg")
+    assert (full.width, full.height) == (480, 640) and full.rgb.shape[:2] == (640, 480)
+
+
 def test_truncated_webp_rejected():
     data = _encode(_noise(256, 256), "WEBP")
     with pytest.raises(ImageRejected, match="corrupt or truncated"):

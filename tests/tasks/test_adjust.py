@@ -112,3 +112,20 @@ def test_ties_go_to_the_later_attempt():
     first = _outcome("qc_failed", _qc("edge.halo"), attempts=1)
     second = _outcome("qc_failed", _qc("edge.halo"), attempts=2)
     assert best_attempt(first, second) is second
+
+
+def test_adjusted_is_one_language_for_retries_and_reviews():
+    from tasks.records import DEFAULT_FILL, RenderParams
+    from tasks.review import rerender_params
+
+    base = RenderParams(attempt=2, fill=0.93, shadow_strength=0.8, refine_strength=3, cut_bias=1)
+    nudged = base.adjusted({"fill": "+0.05", "shadow_strength": "*1.5", "refine_strength": "+1",
+                            "cut_bias": "+1", "seed": "+1"})
+    assert nudged.attempt == 3 and nudged.seed == 1
+    assert (nudged.fill, nudged.shadow_strength, nudged.refine_strength, nudged.cut_bias) == (0.95, 1.0, 3, 1)
+    assert RenderParams().adjusted({"fill": "target"}).fill == DEFAULT_FILL
+    assert RenderParams(fill=0.52).adjusted({"fill": "-0.05"}).fill == 0.5
+
+    reviewed = rerender_params(_outcome("passed", attempts=2), ["product larger", "cleaner edges"])
+    assert reviewed.attempt == 3 and reviewed.fill == round(DEFAULT_FILL + 0.05, 3)
+    assert reviewed.refine_strength == 2 and reviewed.decontaminate

@@ -10,10 +10,10 @@ from imaging.encode import encode_image, read_encoded
 from imaging.profiles import BUILTIN_PROFILES
 from quality.gate import score_image
 from quality.thresholds import QcThresholds
-from tasks.records import CutoutInfo, MaskInfo, RenderInfo, RenderParams
+from imaging.types import Composite, Placement
 from quality.marketplace import icc_is_srgb as srgb_embedded
-from tasks.score import _evidence, marketplace_rules
-from tasks.workdir import write_png
+from tasks.records import RenderParams
+from tasks.score import evidence, marketplace_rules
 
 RGB = (np.random.default_rng(0).integers(0, 255, (48, 64, 3))).astype(np.uint8)
 
@@ -62,30 +62,25 @@ def _scene():
                            placement=placement)
 
 
-def _records(tmp_path, s):
-    canvas = write_png(tmp_path / "canvas.png", s.output_rgb)
-    write_png(tmp_path / "alpha.png", np.rint(s.output_alpha * 255).astype(np.uint8))
-    mask = MaskInfo(source_sha256="0" * 64, path=str(tmp_path / "mask.png"), confidence=0.95,
-                    model="u2netp", seconds=0.1)
-    cutout = CutoutInfo(path=str(tmp_path / "cutout.png"), scale=1.0, offset_x=0.0, offset_y=0.0,
-                        upscaler="none", seconds=0.0)
-    render = RenderInfo(profile="amazon-main", template="studio-white", path=str(tmp_path / "canvas.png"),
-                        alpha_path=str(tmp_path / "alpha.png"), sha256=canvas, scale=1.0,
-                        offset_x=float(s.placement[0, 2]), offset_y=float(s.placement[1, 2]),
-                        params=RenderParams(), shadow_style="soft", light_direction_deg=135.0,
-                        background=(255, 255, 255))
-    return mask, cutout, render
+def _render(s):
+    """What render_profile says about the scene's canvas (tasks/render.py)."""
+    composite = Composite(rgb=s.output_rgb, product_alpha=s.output_alpha,
+                          placement=Placement(1.0, float(s.placement[0, 2]), float(s.placement[1, 2])))
+    info = dict(profile="amazon-main", template="studio-white", scale=1.0, offset_x=float(s.placement[0, 2]),
+                offset_y=float(s.placement[1, 2]), params=RenderParams(), shadow_style="soft",
+                light_direction_deg=135.0, background=(255, 255, 255), seed=None)
+    return composite, info
 
 
-def test_srgb_rule_reads_the_shipped_bytes(tmp_path):
+def test_srgb_rule_reads_the_shipped_bytes():
     s = _scene()
-    mask, cutout, render = _records(tmp_path, s)
+    composite, info = _render(s)
     spec = BUILTIN_PROFILES["amazon-main"]
     assert spec.icc and marketplace_rules(spec).require_srgb  # the profile asks for sRGB either way
     th, rules = QcThresholds(), marketplace_rules(spec)
 
     def srgb_check(data):
-        ev = _evidence(s.source_rgb, s.source_mask, mask, cutout, render, spec, data)
+        ev = evidence(s.source_rgb, s.source_mask, composite, info, spec, data, "none", True)
         assert ev.encoded_bytes == len(data) and ev.shipped_rgb is not None
         report = score_image(ev, th, rules)
         return next(c for c in report.checks if c.name == "market.srgb"), report
