@@ -40,7 +40,7 @@ from imaging.errors import ImageRejected
 
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "TIFF", "BMP", "GIF")  # MPO comes via the JPEG opener
 MIN_SIDE = 32
-DEFAULT_MAX_PIXELS = 40_000_000
+DEFAULT_MAX_PIXELS = 64_000_000  # a 61 MP full-frame camera fits; decoded RGB stays under 200 MB
 DEFAULT_MAX_BYTES = 50 * 2**20
 DEFAULT_MAX_SIDE = 30_000
 

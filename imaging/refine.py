@@ -188,10 +188,11 @@ def refine_mask(
     if not binary.any() or binary.all():
         return binary.astype(np.float32)
     radius = refine_radius(raw, strength)
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    # Farther than ``radius`` from the edge: an erosion/dilation by a disc, as distance
+    # transforms (linear in the pixels; a disc kernel of radius 20 on 17 MP took 0.7 s each).
     b8 = binary.astype(np.uint8)
-    sure_fg = cv2.erode(b8, kernel).astype(bool)
-    sure_bg = ~cv2.dilate(b8, kernel).astype(bool)
+    sure_fg = cv2.distanceTransform(b8, cv2.DIST_L2, cv2.DIST_MASK_PRECISE) > radius
+    sure_bg = cv2.distanceTransform(1 - b8, cv2.DIST_L2, cv2.DIST_MASK_PRECISE) > radius
     band = ~(sure_fg | sure_bg)
     # work on the band's bounding box plus the filters' reach; outside it nothing changes
     rows, cols = np.flatnonzero(band.any(axis=1)), np.flatnonzero(band.any(axis=0))

@@ -26,7 +26,7 @@ class RunSettings(Record):
     generation_size: int = Field(1024, ge=64, description="side the scene model paints at; upsampled to the canvas")
     thresholds: dict = Field(default_factory=dict, description="QcThresholds as a dict; {} = defaults")
     max_attempts: int = Field(3, ge=1, le=6, description="renders per SKU before QC gives up")
-    max_pixels: int = 40_000_000
+    max_pixels: int = 64_000_000
     max_bytes: int = 50 * 2**20
 
 

@@ -162,8 +162,8 @@ def test_forged_header_bomb_rejected_before_decoding():
 
 
 def test_pixel_cap_under_pillows_own_guard():
-    forged = _png(8000, 6000, 8, 2, b"\0" * 16)  # 48 MP: Pillow allows it, our 40 MP cap does not
-    with pytest.raises(ImageRejected, match="too many pixels: 8000x6000"):
+    forged = _png(9000, 8000, 8, 2, b"\0" * 16)  # 72 MP: Pillow allows it, our 64 MP cap does not
+    with pytest.raises(ImageRejected, match="too many pixels: 9000x8000"):
         decode_image(forged, name="big.png")
 
 
