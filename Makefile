@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 MODEL_DIR ?= .lightbox/models
 STAMP := $(VENV)/.installed
 
-.PHONY: venv models demo test browser bench clean up down status
+.PHONY: venv models demo test lint browser bench clean up down status
 
 venv: $(STAMP)
 
@@ -26,8 +26,14 @@ models: venv
 demo: models
 	$(BIN)/lightbox run examples/catalog/manifest.csv --out out/demo --model-dir $(MODEL_DIR) --upscaler realesrgan-x4plus-ncnn
 
-test: models browser
+test: models browser lint
 	LIGHTBOX_MODEL_DIR=$(abspath $(MODEL_DIR)) $(BIN)/python -m pytest
+
+# ruff, configured in pyproject.toml: lint (pyflakes, pycodestyle, isort, bugbear, pyupgrade)
+# and the formatter's check. `$(BIN)/ruff format .` fixes the format.
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # The UI test (tests/ui) looks at the Prefect UI in a headless Chromium. Installed here when
 # missing and we are root on a Debian-like system; otherwise that test skips and says why.

@@ -6,6 +6,7 @@ photos, each SKU a different crop, size, flip, exposure and file format, so no t
 share content (and no cache hit between them flatters a figure). Everything is written
 under a folder the caller gives (a temporary one): nothing here is ever committed.
 """
+
 from __future__ import annotations
 
 import csv
@@ -26,8 +27,16 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_PHOTOS = ("espresso-cup.png", "logo-sticker.png", "motorcycle.png", "rocket.jpg")
-SKIMAGE_PHOTOS = ("coffee", "chelsea", "astronaut", "rocket", "colorwheel", "immunohistochemistry",
-                  "stereo_motorcycle", "logo")
+SKIMAGE_PHOTOS = (
+    "coffee",
+    "chelsea",
+    "astronaut",
+    "rocket",
+    "colorwheel",
+    "immunohistochemistry",
+    "stereo_motorcycle",
+    "logo",
+)
 STAGES = ("segment", "upscale", "render", "qc", "export")
 
 
@@ -87,7 +96,7 @@ def _variant(rgb: np.ndarray, rng: np.random.Generator) -> tuple[bytes, str]:
     cw, ch = max(64, int(w * keep_w)), max(64, int(h * keep_h))
     x0 = int(rng.integers(0, w - cw + 1))
     y0 = int(rng.integers(0, h - ch + 1))
-    crop = rgb[y0:y0 + ch, x0:x0 + cw]
+    crop = rgb[y0 : y0 + ch, x0 : x0 + cw]
     if rng.random() < 0.5:
         crop = crop[:, ::-1]
     gain = rng.uniform(0.92, 1.08)
@@ -161,8 +170,10 @@ def run_child(command: list[str], env: dict[str, str] | None = None, cwd: Path =
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     out_chunks: dict[str, bytes] = {}
-    readers = [threading.Thread(target=lambda s=s, k=k: out_chunks.__setitem__(k, s.read()), daemon=True)
-               for s, k in ((proc.stdout, "out"), (proc.stderr, "err"))]
+    readers = [
+        threading.Thread(target=lambda s=s, k=k: out_chunks.__setitem__(k, s.read()), daemon=True)
+        for s, k in ((proc.stdout, "out"), (proc.stderr, "err"))
+    ]
     for r in readers:
         r.start()
     _, status, usage = os.wait4(proc.pid, 0)
@@ -171,17 +182,37 @@ def run_child(command: list[str], env: dict[str, str] | None = None, cwd: Path =
     for r in readers:
         r.join()
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return ChildRun(command=command, returncode=proc.returncode, seconds=time.perf_counter() - started,
-                    peak_tree_rss_mb=peak[0] / 2**20, peak_maxrss_mb=usage.ru_maxrss / 1024,
-                    stdout=out_chunks.get("out", b"").decode("utf-8", "replace"),
-                    stderr=out_chunks.get("err", b"").decode("utf-8", "replace"), samples=peak[1])
+    return ChildRun(
+        command=command,
+        returncode=proc.returncode,
+        seconds=time.perf_counter() - started,
+        peak_tree_rss_mb=peak[0] / 2**20,
+        peak_maxrss_mb=usage.ru_maxrss / 1024,
+        stdout=out_chunks.get("out", b"").decode("utf-8", "replace"),
+        stderr=out_chunks.get("err", b"").decode("utf-8", "replace"),
+        samples=peak[1],
+    )
 
 
-def lightbox_command(manifest: Path, out: Path, data_dir: Path, model_dir: Path, upscaler: str,
-                     extra: list[str] | None = None) -> list[str]:
-    return [sys.executable, "-m", "deployments.cli", "run", str(manifest), "--out", str(out),
-            "--data-dir", str(data_dir), "--model-dir", str(model_dir.resolve()),
-            "--upscaler", upscaler, *(extra or [])]
+def lightbox_command(
+    manifest: Path, out: Path, data_dir: Path, model_dir: Path, upscaler: str, extra: list[str] | None = None
+) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "deployments.cli",
+        "run",
+        str(manifest),
+        "--out",
+        str(out),
+        "--data-dir",
+        str(data_dir),
+        "--model-dir",
+        str(model_dir.resolve()),
+        "--upscaler",
+        upscaler,
+        *(extra or []),
+    ]
 
 
 def child_env(prefect_home: Path) -> dict[str, str]:
@@ -210,7 +241,8 @@ def stage_medians(report: dict) -> dict[str, dict]:
         numbers = [v for v in values if isinstance(v, (int, float))]
         figures[stage] = {
             "median_s": round(statistics.median(numbers), 4) if numbers else None,
-            "computed": len(numbers), "reused": len(values) - len(numbers),
+            "computed": len(numbers),
+            "reused": len(values) - len(numbers),
         }
     return figures
 
@@ -246,8 +278,9 @@ def generate_products(folder: Path, count: int, camera: tuple[int, int] | None =
             rgb = cv2.copyMakeBorder(rgb, top, h - size[1] - top, left, w - size[0] - left, cv2.BORDER_REPLICATE)
         sku = f"PROD-{i:05d}"
         Image.fromarray(rgb).save(images / f"{sku}.jpg", quality=92)
-        rows.append({"sku": sku, "image": f"images/{sku}.jpg", "title": product.name,
-                     "template": product.attrs["template"]})
+        rows.append(
+            {"sku": sku, "image": f"images/{sku}.jpg", "title": product.name, "template": product.attrs["template"]}
+        )
     manifest = folder / "manifest.csv"
     with manifest.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=["sku", "image", "title", "template"])

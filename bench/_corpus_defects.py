@@ -6,6 +6,7 @@ colour F and coverage a (``compose_studio(transparent=True)``) and the backdrop 
 drawn shadow B (the compositor's own backdrop and shadow helpers), recomposited as
 F a + B (1 - a) like the compositor does, and only where the defect changes something.
 """
+
 from __future__ import annotations
 
 import math
@@ -53,8 +54,9 @@ class Scene:
         if RenderParams().decontaminate:
             crop = decontaminate_edges(crop, alpha)
         x0, y0, x1, y1 = product_bbox(alpha)
-        self.spec = profile_canvas(self.profile, self.template.to_background(), self.template.to_shadow(),
-                                   product_size=(x1 - x0, y1 - y0))
+        self.spec = profile_canvas(
+            self.profile, self.template.to_background(), self.template.to_shadow(), product_size=(x1 - x0, y1 - y0)
+        )
         self.fill = self.template.fill if self.profile.background == "template" else self.spec.fill
         self._crop = (crop, alpha, to_crop)
         comp = self.compose()
@@ -66,8 +68,16 @@ class Scene:
     def compose(self, shadow=None, fill=None, **kw) -> Composite:
         crop, alpha, to_crop = self._crop
         kw.setdefault("transparent", self.spec.transparent)
-        return compose_studio(crop, alpha, canvas_size=self.spec.size, background=self.spec.background,
-                              shadow=shadow or self.spec.shadow, fill=fill or self.fill, to_source=to_crop, **kw)
+        return compose_studio(
+            crop,
+            alpha,
+            canvas_size=self.spec.size,
+            background=self.spec.background,
+            shadow=shadow or self.spec.shadow,
+            fill=fill or self.fill,
+            to_source=to_crop,
+            **kw,
+        )
 
     def render(self, rgb, alpha, placement=None, encoded=None):
         placement = placement or self.placement
@@ -75,9 +85,16 @@ class Scene:
             encoded = encode_for_profile(self.profile, Composite(rgb, alpha, placement))
         opaque = not self.spec.transparent
         bg, shadow = self.spec.background, self.spec.shadow
-        return RENDER(rgb, alpha, placement, tuple(bg.colour) if opaque and bg.kind == "solid" else None,
-                      shadow.style if opaque else None, shadow.light_direction_deg if opaque else None,
-                      opaque and shadow.style in ("soft", "hard"), encoded)
+        return RENDER(
+            rgb,
+            alpha,
+            placement,
+            tuple(bg.colour) if opaque and bg.kind == "solid" else None,
+            shadow.style if opaque else None,
+            shadow.light_direction_deg if opaque else None,
+            opaque and shadow.style in ("soft", "hard"),
+            encoded,
+        )
 
     def render_self(self):
         return self.render(self.rgb, self.alpha)
@@ -126,8 +143,10 @@ class Scene:
     def window(self, margin: int):
         ys, xs = np.nonzero(self.alpha > 0)
         h, w = self.alpha.shape
-        return np.s_[max(ys.min() - margin, 0):min(ys.max() + 1 + margin, h),
-                     max(xs.min() - margin, 0):min(xs.max() + 1 + margin, w)]
+        return np.s_[
+            max(ys.min() - margin, 0) : min(ys.max() + 1 + margin, h),
+            max(xs.min() - margin, 0) : min(xs.max() + 1 + margin, w),
+        ]
 
     @cached_property
     def mean_lab(self) -> np.ndarray:
@@ -147,7 +166,7 @@ class Scene:
         ys, xs = np.nonzero(self.mask > 0)
         h, w = self.mask.shape
         sy0, sx0 = max(ys.min() - 64, 0), max(xs.min() - 64, 0)
-        sub = np.s_[sy0:min(ys.max() + 65, h), sx0:min(xs.max() + 65, w)]
+        sub = np.s_[sy0 : min(ys.max() + 65, h), sx0 : min(xs.max() + 65, w)]
         img, bg = self.src_rgb[sub].astype(np.float32), (self.mask[sub] <= 0.02).astype(np.float32)
         local = np.empty_like(img)
         local[...] = old_background(self.src_rgb, self.mask)
@@ -261,8 +280,11 @@ def patch_params(main: Scene, share: float, delta_e: float, choice: int, rng) ->
     py, px = np.nonzero(product)
     dist = np.sort(np.hypot(py + 0.5 - cy, px + 0.5 - cx))
     radius = float(dist[min(len(dist) - 1, int(share * len(dist)))])
-    core = product & (np.hypot(*np.ogrid[0.5 - cy:product.shape[0] - cy, 0.5 - cx:product.shape[1] - cx]) <=
-                      radius - 1.0) & (main.alpha[win] >= 0.98)
+    core = (
+        product
+        & (np.hypot(*np.ogrid[0.5 - cy : product.shape[0] - cy, 0.5 - cx : product.shape[1] - cx]) <= radius - 1.0)
+        & (main.alpha[win] >= 0.98)
+    )
     sample = _sample(main.colour[win][core]) if core.any() else _sample(main.colour[win][product])
     direction, sign = _direction(sample, choice)
     lab0 = srgb_to_lab(sample)
@@ -273,8 +295,14 @@ def patch_params(main: Scene, share: float, delta_e: float, choice: int, rng) ->
     k = _calibrate(measure, delta_e, sign * delta_e, 180.0)
     src = main.placement.inverse()
     centre = (src.scale * (cx + win[1].start) + src.offset_x, src.scale * (cy + win[0].start) + src.offset_y)
-    return {"direction": direction, "k": k, "centre_src": centre, "radius_src": radius * src.scale,
-            "share": float(np.searchsorted(dist, radius, side="right") / len(dist)), "delta_e": measure(k)}
+    return {
+        "direction": direction,
+        "k": k,
+        "centre_src": centre,
+        "radius_src": radius * src.scale,
+        "share": float(np.searchsorted(dist, radius, side="right") / len(dist)),
+        "delta_e": measure(k),
+    }
 
 
 def colour_patch(sc: Scene, params: dict):
@@ -282,8 +310,8 @@ def colour_patch(sc: Scene, params: dict):
     cx, cy = p.scale * params["centre_src"][0] + p.offset_x, p.scale * params["centre_src"][1] + p.offset_y
     r = params["radius_src"] * p.scale
     h, w = sc.alpha.shape
-    win = np.s_[max(int(cy - r - 3), 0):min(int(cy + r + 4), h), max(int(cx - r - 3), 0):min(int(cx + r + 4), w)]
-    yy, xx = np.ogrid[win[0].start + 0.5 - cy:win[0].stop - cy, win[1].start + 0.5 - cx:win[1].stop - cx]
+    win = np.s_[max(int(cy - r - 3), 0) : min(int(cy + r + 4), h), max(int(cx - r - 3), 0) : min(int(cx + r + 4), w)]
+    yy, xx = np.ogrid[win[0].start + 0.5 - cy : win[0].stop - cy, win[1].start + 0.5 - cx : win[1].stop - cx]
     weight = np.clip((r - np.hypot(yy, xx)) / 1.5 + 0.5, 0, 1)
     sel = (weight > 0) & (sc.alpha[win] > 0)
     moved = _shift(sc.colour[win][sel], params["direction"], params["k"], weight[sel])
@@ -350,7 +378,7 @@ def _ramp(sc: Scene):
     """1 at the product box's upper left (towards the light) .. 0 at its lower right."""
     win = sc.window(0)
     x0, y0, x1, y1 = product_bbox(sc.alpha)
-    yy, xx = np.ogrid[win[0].start + 0.5:win[0].stop, win[1].start + 0.5:win[1].stop]
+    yy, xx = np.ogrid[win[0].start + 0.5 : win[0].stop, win[1].start + 0.5 : win[1].stop]
     return win, np.clip(((x1 - xx) + (y1 - yy)) / ((x1 - x0) + (y1 - y0)), 0, 1).astype(np.float32)
 
 
@@ -360,9 +388,16 @@ def clip_params(main: Scene, target: float) -> float:
     the product pixels."""
     win, ramp = _ramp(main)
     product = main.alpha[win] >= 0.5
-    f, r, a, bg, clean = (_sample(x[product].astype(np.float32)) for x in (
-        main.colour[win], np.broadcast_to(ramp, product.shape) ** 3, main.alpha[win], main.backdrop[win],
-        main.rgb[win]))
+    f, r, a, bg, clean = (
+        _sample(x[product].astype(np.float32))
+        for x in (
+            main.colour[win],
+            np.broadcast_to(ramp, product.shape) ** 3,
+            main.alpha[win],
+            main.backdrop[win],
+            main.rgb[win],
+        )
+    )
     before = (clean >= 250).all(axis=1)
 
     def share(k):  # on the canvas, as clipped_share measures it
@@ -400,8 +435,8 @@ def shift_out(sc: Scene, share: float, side: str):
     dx, dy = int(round(dx)), int(round(dy))
     rgb = _compose._backdrop(sc.spec.background, w, h)
     alpha = np.zeros_like(sc.alpha)
-    dst = np.s_[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)]
-    src = np.s_[max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
+    dst = np.s_[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)]
+    src = np.s_[max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)]
     rgb[dst], alpha[dst] = sc.rgb[src], sc.alpha[src]
     p = sc.placement
     return rgb, alpha, Placement(p.scale, p.offset_x + dx, p.offset_y + dy)
@@ -441,7 +476,7 @@ def fill_hole(mask, target, rng):
         return None
     area = float(mask.sum())
     ys, xs = np.nonzero(holes)
-    win = np.s_[ys.min() - 2:ys.max() + 3, xs.min() - 2:xs.max() + 3]
+    win = np.s_[ys.min() - 2 : ys.max() + 3, xs.min() - 2 : xs.max() + 3]
     region = cv2.dilate(holes[win].astype(np.uint8), np.ones((3, 3), np.uint8)).astype(np.float32)
     if target == "full":
         cover = region
@@ -449,7 +484,7 @@ def fill_hole(mask, target, rng):
         if target >= 0.9 * holes.sum() / area:
             return None
         t = rng.uniform(0, 2 * np.pi)
-        yy, xx = np.mgrid[0:region.shape[0], 0:region.shape[1]].astype(np.float32)
+        yy, xx = np.mgrid[0 : region.shape[0], 0 : region.shape[1]].astype(np.float32)
         proj = xx * math.cos(t) + yy * math.sin(t)
         lo, hi = float(proj.min()) - 2, float(proj.max()) + 2
         for _ in range(30):
@@ -483,9 +518,10 @@ def _outline_point(mask, rng, solid_radius=0):
 
 def _disk(shape, cx, cy, win_r):
     h, w = shape
-    win = np.s_[max(int(cy - win_r), 0):min(int(cy + win_r) + 1, h),
-                max(int(cx - win_r), 0):min(int(cx + win_r) + 1, w)]
-    yy, xx = np.ogrid[win[0].start + 0.5 - cy:win[0].stop - cy, win[1].start + 0.5 - cx:win[1].stop - cx]
+    win = np.s_[
+        max(int(cy - win_r), 0) : min(int(cy + win_r) + 1, h), max(int(cx - win_r), 0) : min(int(cx + win_r) + 1, w)
+    ]
+    yy, xx = np.ogrid[win[0].start + 0.5 - cy : win[0].stop - cy, win[1].start + 0.5 - cx : win[1].stop - cx]
     return win, np.hypot(yy, xx).astype(np.float32)
 
 
@@ -538,7 +574,7 @@ def add_fragments(mask, area_px, rng, blobs=3):
         out = mask.copy()
         for x, y, r, (p1, p2) in specs:
             win, dist = _disk((h, w), x, y, 1.4 * r * scale + 3)
-            yy, xx = np.ogrid[win[0].start + 0.5 - y:win[0].stop - y, win[1].start + 0.5 - x:win[1].stop - x]
+            yy, xx = np.ogrid[win[0].start + 0.5 - y : win[0].stop - y, win[1].start + 0.5 - x : win[1].stop - x]
             phi = np.arctan2(yy, xx)
             edge = r * scale * (1 + 0.2 * np.sin(3 * phi + p1) + 0.1 * np.sin(5 * phi + p2))
             out[win] = np.maximum(out[win], np.clip(edge + 0.5 - dist, 0, 1))
@@ -564,5 +600,8 @@ def cut_off(product, target: float, choice: int):
     rgb, cut = product.source_rgb[keep], product.true_mask[keep]
     share = 1.0 - float(cut.sum()) / float(mask.sum())
     attrs = {**product.attrs, "cut_side": side}
-    return replace(product, name=f"{product.name}-cut", attrs=attrs, source_rgb=rgb, true_mask=cut,
-                   part_masks={}), share, side
+    return (
+        replace(product, name=f"{product.name}-cut", attrs=attrs, source_rgb=rgb, true_mask=cut, part_masks={}),
+        share,
+        side,
+    )

@@ -5,9 +5,10 @@ coverage = clip(0.5 - distance_px, 0, 1), the exact box-filtered (supersampled) 
 a straight edge, so edges are partial like a photo's. Backdrops are scikit-image's bundled
 photos (textures tinted, colour crops tiled by mirroring) or a seamless paper sweep.
 """
+
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import cv2
 import numpy as np
@@ -28,21 +29,36 @@ _NEUTRAL = [(150, 130, 110), (112, 112, 118), (120, 80, 50), (172, 162, 142)]
 _GOLD, _WHITE, _BLACK = (212, 172, 60), (236, 236, 232), (30, 29, 32)
 LIGHT_BACKDROPS = ("seamless_white", "paper", "sky", "astronaut")
 DARK_BACKDROPS = ("seamless_dark", "gravel_dark", "brick_dark")
-ANY_BACKDROPS = ("brick", "grass", "gravel", "coffee", "fur", "astronaut", "paper", "sky", "seamless_grey",
-                 "seamless_white")
+ANY_BACKDROPS = (
+    "brick",
+    "grass",
+    "gravel",
+    "coffee",
+    "fur",
+    "astronaut",
+    "paper",
+    "sky",
+    "seamless_grey",
+    "seamless_white",
+)
 # name -> (loader, tint for grey textures or None for colour crops, contrast)
 _TEXTURES = {
-    "brick": (skd.brick, (196, 122, 96), 1.0), "brick_dark": (skd.brick, (58, 50, 48), 1.0),
-    "grass": (skd.grass, (118, 158, 88), 1.0), "gravel": (skd.gravel, (176, 166, 150), 1.0),
-    "gravel_dark": (skd.gravel, (66, 63, 60), 1.0), "paper": (skd.text, (250, 246, 236), 0.6),
+    "brick": (skd.brick, (196, 122, 96), 1.0),
+    "brick_dark": (skd.brick, (58, 50, 48), 1.0),
+    "grass": (skd.grass, (118, 158, 88), 1.0),
+    "gravel": (skd.gravel, (176, 166, 150), 1.0),
+    "gravel_dark": (skd.gravel, (66, 63, 60), 1.0),
+    "paper": (skd.text, (250, 246, 236), 0.6),
     "sky": (lambda: skd.camera()[0:90, 0:180], (236, 240, 250), 1.0),
     "coffee": (lambda: skd.coffee()[150:400, 480:600], None, 1.0),
     "fur": (lambda: skd.chelsea()[0:75, 150:330], None, 1.0),
     "astronaut": (lambda: skd.astronaut()[0:110, 310:385], None, 1.0),
 }
-_SEAMLESS = {"seamless_white": ((247, 247, 245), (226, 226, 223)),
-             "seamless_grey": ((180, 180, 178), (148, 148, 146)),
-             "seamless_dark": ((50, 50, 53), (28, 28, 30))}
+_SEAMLESS = {
+    "seamless_white": ((247, 247, 245), (226, 226, 223)),
+    "seamless_grey": ((180, 180, 178), (148, 148, 146)),
+    "seamless_dark": ((50, 50, 53), (28, 28, 30)),
+}
 
 # ---------------------------------------------------------------- shapes (SDF, units)
 
@@ -73,8 +89,12 @@ def _shape(name: str, u, v, px: float):
     """(sdf, variants): variants are the product with one structural part missing."""
     thin = max(1.3 * px, 0.0042)  # stem/leg half-width: >= 1.3 source px
     if name == "bottle":
-        return _union(_box(u, v, 0, 0.13, 0.18, 0.37, 0.05), _ellipse(u, v, 0, -0.22, 0.18, 0.12),
-                      _box(u, v, 0, -0.36, 0.065, 0.1, 0.01), _box(u, v, 0, -0.455, 0.075, 0.045, 0.012)), {}
+        return _union(
+            _box(u, v, 0, 0.13, 0.18, 0.37, 0.05),
+            _ellipse(u, v, 0, -0.22, 0.18, 0.12),
+            _box(u, v, 0, -0.36, 0.065, 0.1, 0.01),
+            _box(u, v, 0, -0.455, 0.075, 0.045, 0.012),
+        ), {}
     if name == "box":
         return _box(u, v, 0, 0, 0.5, 0.36, 0.012), {}
     if name == "mug":
@@ -88,19 +108,24 @@ def _shape(name: str, u, v, px: float):
     if name == "lamp":
         base = _ellipse(u, v, 0, 0.46, 0.2, 0.04)
         n = np.array([0.35, 0.12]) / np.hypot(0.35, 0.12)
-        shade = np.maximum(_box(u, v, 0, -0.325, 0.28, 0.175, 0.01),
-                           (np.abs(u) - 0.16) * n[0] + (v + 0.5) * n[1])
+        shade = np.maximum(_box(u, v, 0, -0.325, 0.28, 0.175, 0.01), (np.abs(u) - 0.16) * n[0] + (v + 0.5) * n[1])
         stem = _segment(u, v, 0, 0.44, 0, -0.2, thin)
         cut = np.maximum(stem, 0.03 - np.abs(v - 0.12))  # the stem with a gap at 0.09..0.15
         return _union(base, shade, stem), {"stem": _union(base, shade, cut)}
     if name == "stand":
         seat = _box(u, v, 0, -0.38, 0.36, 0.05, 0.02)
-        legs = [_segment(u, v, -0.28, -0.35, -0.38, 0.45, thin), _segment(u, v, 0.28, -0.35, 0.38, 0.45, thin),
-                _segment(u, v, 0.06, -0.35, 0.1, 0.42, thin * 1.2)]
+        legs = [
+            _segment(u, v, -0.28, -0.35, -0.38, 0.45, thin),
+            _segment(u, v, 0.28, -0.35, 0.38, 0.45, thin),
+            _segment(u, v, 0.06, -0.35, 0.1, 0.42, thin * 1.2),
+        ]
         return _union(seat, *legs), {"leg": _union(seat, *legs[1:])}
     if name == "shoe":
-        return _union(_box(u, v, 0, 0.2, 0.5, 0.05, 0.04), _ellipse(u, v, 0.18, 0.08, 0.32, 0.14),
-                      _box(u, v, -0.3, -0.02, 0.19, 0.2, 0.09)), {}
+        return _union(
+            _box(u, v, 0, 0.2, 0.5, 0.05, 0.04),
+            _ellipse(u, v, 0.18, 0.08, 0.32, 0.14),
+            _box(u, v, -0.3, -0.02, 0.19, 0.2, 0.09),
+        ), {}
     if name == "jar":
         return _union(_box(u, v, 0, 0.07, 0.4, 0.4, 0.12), _box(u, v, 0, -0.38, 0.36, 0.095, 0.02)), {}
     if name == "headphones":
@@ -111,17 +136,30 @@ def _shape(name: str, u, v, px: float):
 
 
 # (width, height) in units, and the printed label's box (x0, y0, x1, y1) where there is one
-EXTENT = {"bottle": (0.36, 1.0), "box": (1.0, 0.72), "mug": (0.87, 0.8), "ring": (1.0, 1.0),
-          "frame": (0.8, 1.0), "lamp": (0.56, 1.0), "stand": (0.8, 0.88), "shoe": (1.0, 0.47),
-          "jar": (0.8, 0.95), "headphones": (0.98, 0.84)}
+EXTENT = {
+    "bottle": (0.36, 1.0),
+    "box": (1.0, 0.72),
+    "mug": (0.87, 0.8),
+    "ring": (1.0, 1.0),
+    "frame": (0.8, 1.0),
+    "lamp": (0.56, 1.0),
+    "stand": (0.8, 0.88),
+    "shoe": (1.0, 0.47),
+    "jar": (0.8, 0.95),
+    "headphones": (0.98, 0.84),
+}
 CENTRE = {"mug": (-0.015, 0.0), "stand": (0.0, 0.01), "shoe": (0.0, 0.015), "headphones": (0.0, -0.035)}
-LABEL_BOX = {"bottle": (-0.15, 0.0, 0.15, 0.3), "box": (-0.3, -0.12, 0.3, 0.18),
-             "mug": (-0.36, -0.12, 0.1, 0.14), "jar": (-0.3, -0.05, 0.3, 0.25)}
+LABEL_BOX = {
+    "bottle": (-0.15, 0.0, 0.15, 0.3),
+    "box": (-0.3, -0.12, 0.3, 0.18),
+    "mug": (-0.36, -0.12, 0.1, 0.14),
+    "jar": (-0.3, -0.05, 0.3, 0.25),
+}
 
 # ---------------------------------------------------------------- backdrops
 
 
-@lru_cache(maxsize=None)
+@cache
 def _texture(name: str) -> np.ndarray:
     load, tint, contrast = _TEXTURES[name]
     img = load().astype(np.float32)
@@ -143,9 +181,12 @@ def backdrop(name: str, height: int, width: int, rng: np.random.Generator) -> np
     tex = cv2.resize(tex, None, fx=k, fy=k, interpolation=cv2.INTER_CUBIC)
     oy, ox = (int(rng.integers(0, s)) for s in tex.shape[:2])
     reps = (height + oy) // tex.shape[0] + 1, (width + ox) // tex.shape[1] + 1
-    tiled = np.pad(tex, ((0, reps[0] * tex.shape[0] - tex.shape[0]), (0, reps[1] * tex.shape[1] - tex.shape[1]),
-                         (0, 0)), mode="symmetric")
-    return np.clip(tiled[oy:oy + height, ox:ox + width], 0, 255)
+    tiled = np.pad(
+        tex,
+        ((0, reps[0] * tex.shape[0] - tex.shape[0]), (0, reps[1] * tex.shape[1] - tex.shape[1]), (0, 0)),
+        mode="symmetric",
+    )
+    return np.clip(tiled[oy : oy + height, ox : ox + width], 0, 255)
 
 
 # ---------------------------------------------------------------- the product photo
@@ -158,19 +199,42 @@ def choose(seed: int, index: int) -> dict:
     shape, material = SHAPES[j % len(SHAPES)], MATERIALS[j % 3]
     colour, size = COLOURS[(j + j // 4) % 4], SIZES[(j + j // 3) % 3]
     pool = LIGHT_BACKDROPS if colour == "white" else DARK_BACKDROPS if colour == "black" else ANY_BACKDROPS
-    longest = {"small": CANVAS_PRODUCT_PX / rng.uniform(4.2, 5.8), "medium": rng.uniform(600, 1000),
-               "large": rng.uniform(1500, 1800)}[size]
-    rgb = {"saturated": _GOLD if shape == "ring" and material == "smooth" else
-           _SATURATED[int(rng.integers(len(_SATURATED)))],
-           "neutral": _NEUTRAL[int(rng.integers(len(_NEUTRAL)))], "white": _WHITE, "black": _BLACK}[colour]
-    attrs = {"shape": shape, "material": material, "colour": colour, "backdrop": str(rng.choice(pool)),
-             "size": size, "has_hole": shape in HAS_HOLE, "has_thin_part": shape in HAS_THIN,
-             "label": bool(shape in LABELLED and rng.random() < 0.7),
-             "template": "white_studio_hard" if j % 4 == 3 else "white_studio", "seed": seed, "index": index}
-    gen = {"longest": float(longest), "rgb": rgb, "photo_seed": int(rng.integers(2**31)),
-           "margin": rng.uniform(0.12, 0.35), "jitter": rng.uniform(-0.5, 0.5, 2),
-           "contact": bool(rng.random() < 0.5), "optical_blur": float(rng.choice([0.0, 0.5, 0.6, 0.7])),
-           "noise": rng.uniform(1.5, 3.0)}
+    longest = {
+        "small": CANVAS_PRODUCT_PX / rng.uniform(4.2, 5.8),
+        "medium": rng.uniform(600, 1000),
+        "large": rng.uniform(1500, 1800),
+    }[size]
+    rgb = {
+        "saturated": _GOLD
+        if shape == "ring" and material == "smooth"
+        else _SATURATED[int(rng.integers(len(_SATURATED)))],
+        "neutral": _NEUTRAL[int(rng.integers(len(_NEUTRAL)))],
+        "white": _WHITE,
+        "black": _BLACK,
+    }[colour]
+    attrs = {
+        "shape": shape,
+        "material": material,
+        "colour": colour,
+        "backdrop": str(rng.choice(pool)),
+        "size": size,
+        "has_hole": shape in HAS_HOLE,
+        "has_thin_part": shape in HAS_THIN,
+        "label": bool(shape in LABELLED and rng.random() < 0.7),
+        "template": "white_studio_hard" if j % 4 == 3 else "white_studio",
+        "seed": seed,
+        "index": index,
+    }
+    gen = {
+        "longest": float(longest),
+        "rgb": rgb,
+        "photo_seed": int(rng.integers(2**31)),
+        "margin": rng.uniform(0.12, 0.35),
+        "jitter": rng.uniform(-0.5, 0.5, 2),
+        "contact": bool(rng.random() < 0.5),
+        "optical_blur": float(rng.choice([0.0, 0.5, 0.6, 0.7])),
+        "noise": rng.uniform(1.5, 3.0),
+    }
     return {"name": f"{shape}-{index:02d}", "attrs": attrs, "gen": gen}
 
 
@@ -205,7 +269,7 @@ def photo(spec: dict, longest: float | None = None):
     bg = backdrop(attrs["backdrop"], height, width, rng_bg)
     if gen["contact"]:
         rows = np.flatnonzero(cov.max(axis=1) >= 0.5)
-        cols = np.flatnonzero(cov[rows[-1] - max(2, int(0.05 * ph)):rows[-1] + 1].max(axis=0) >= 0.5)
+        cols = np.flatnonzero(cov[rows[-1] - max(2, int(0.05 * ph)) : rows[-1] + 1].max(axis=0) >= 0.5)
         spot = np.zeros((height, width), np.float32)
         centre = (int(x0 + (cols[0] + cols[-1]) / 2), int(y0 + rows[-1]))
         cv2.ellipse(spot, centre, (int(0.55 * (cols[-1] - cols[0]) + 2), int(0.03 * ph + 2)), 0, 0, 360, 1.0, -1)
@@ -216,14 +280,16 @@ def photo(spec: dict, longest: float | None = None):
     win = bg[y0:y1, x0:x1]
     win += (colour - win) * cov[..., None]
     out = _finish(bg, gen["optical_blur"], gen["noise"], rng_noise)
-    finished = {name: _quantise(_blurred(_place(np.clip(0.5 - alt * s, 0, 1), mask.shape, y0, x0), gen))
-                for name, alt in variants.items()}
+    finished = {
+        name: _quantise(_blurred(_place(np.clip(0.5 - alt * s, 0, 1), mask.shape, y0, x0), gen))
+        for name, alt in variants.items()
+    }
     return out, _quantise(_blurred(mask, gen)), finished
 
 
 def _place(window, shape, y0, x0):
     full = np.zeros(shape, np.float32)
-    full[y0:y0 + window.shape[0], x0:x0 + window.shape[1]] = window
+    full[y0 : y0 + window.shape[0], x0 : x0 + window.shape[1]] = window
     return full
 
 
@@ -238,7 +304,7 @@ def _quantise(mask):
 def _finish(img, blur, noise, rng):
     if blur:
         img = cv2.GaussianBlur(img, (0, 0), blur)
-    sigma = np.sqrt(noise ** 2 + 0.02 * img)  # read noise + shot noise
+    sigma = np.sqrt(noise**2 + 0.02 * img)  # read noise + shot noise
     img = img + sigma * rng.standard_normal(img.shape, dtype=np.float32)
     return np.clip(np.rint(img), 0, 255).astype(np.uint8)
 
@@ -274,16 +340,18 @@ def _label(colour, depth_sdf, u, v, s, shape, rng):
     dark = colour.mean() < 120
     paper = np.float32((245, 240, 226) if dark or rng.random() < 0.5 else (25, 40, 90))
     ink = (20, 20, 24) if paper.mean() > 128 else (240, 240, 240)
-    sub = np.s_[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    sub = np.s_[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     lw, lh = cols.size, rows.size
     stencil = np.zeros((lh, lw), np.uint8)
-    for text, frac, y in (("LIGHTBOX", 0.8, 0.42), (f"No.{int(rng.integers(10, 99))}  250 ml", 0.55, 0.72),
-                          ("made with care - keep dry", 0.7, 0.9)):
+    for text, frac, y in (
+        ("LIGHTBOX", 0.8, 0.42),
+        (f"No.{int(rng.integers(10, 99))}  250 ml", 0.55, 0.72),
+        ("made with care - keep dry", 0.7, 0.9),
+    ):
         scale = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 1.0, 1)[0][0]
         fs = frac * lw / scale
         thick = max(1, int(round(fs * 2)))
-        cv2.putText(stencil, text, (int(0.06 * lw), int(y * lh)), cv2.FONT_HERSHEY_SIMPLEX, fs, 255, thick,
-                    cv2.LINE_AA)
+        cv2.putText(stencil, text, (int(0.06 * lw), int(y * lh)), cv2.FONT_HERSHEY_SIMPLEX, fs, 255, thick, cv2.LINE_AA)
     ink_w = stencil.astype(np.float32)[..., None] / 255.0
     inside = (depth_sdf[sub] < -2.0)[..., None]
     patch = colour[sub]

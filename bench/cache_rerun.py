@@ -8,6 +8,7 @@ the whole command's time (a temporary Prefect server starts each time), and both
 
     python bench/cache_rerun.py [--skus 25] [--upscaler lanczos] [--json out.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,7 +21,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _catalog import (  # noqa: E402
-    REPO, check_ran, child_env, generate_catalog, lightbox_command, read_report, run_child,
+    REPO,
+    check_ran,
+    child_env,
+    generate_catalog,
+    lightbox_command,
+    read_report,
+    run_child,
 )
 
 
@@ -34,16 +41,21 @@ def run_twice(skus: int, root: Path, model_dir: Path, upscaler: str) -> dict:
         check_ran(run)
         runs.append((run, read_report(root / "out")))
     (first, first_report), (second, second_report) = runs
-    reused = {stage: sum(1 for e in second_report["skus"] if str(e["timings"].get(stage, "")).startswith(word))
-              for stage, word in (("segment", "cached"), ("render", "cached"), ("qc", "cached"),
-                                  ("export", "skipped"))}
+    reused = {
+        stage: sum(1 for e in second_report["skus"] if str(e["timings"].get(stage, "")).startswith(word))
+        for stage, word in (("segment", "cached"), ("render", "cached"), ("qc", "cached"), ("export", "skipped"))
+    }
     return {
-        "skus": skus, "upscaler": upscaler,
-        "first_batch_s": first_report["wall_seconds"], "rerun_batch_s": second_report["wall_seconds"],
-        "first_command_s": round(first.seconds, 2), "rerun_command_s": round(second.seconds, 2),
+        "skus": skus,
+        "upscaler": upscaler,
+        "first_batch_s": first_report["wall_seconds"],
+        "rerun_batch_s": second_report["wall_seconds"],
+        "first_command_s": round(first.seconds, 2),
+        "rerun_command_s": round(second.seconds, 2),
         "ratio_batch": round(second_report["wall_seconds"] / first_report["wall_seconds"], 4),
         "ratio_command": round(second.seconds / first.seconds, 4),
-        "counts_first": first_report["counts"], "counts_rerun": second_report["counts"],
+        "counts_first": first_report["counts"],
+        "counts_rerun": second_report["counts"],
         "reused_on_rerun": reused,
     }
 
@@ -58,10 +70,14 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="lightbox-rerun-") as tmp:
         r = run_twice(args.skus, args.workdir or Path(tmp), args.model_dir, args.upscaler)
-    print(f"first run {r['skus']} SKUs: batch {r['first_batch_s']:.1f} s, command {r['first_command_s']:.1f} s "
-          f"({r['counts_first']})")
-    print(f"re-run {r['skus']} SKUs: batch {r['rerun_batch_s']:.1f} s, command {r['rerun_command_s']:.1f} s "
-          f"({r['counts_rerun']})")
+    print(
+        f"first run {r['skus']} SKUs: batch {r['first_batch_s']:.1f} s, command {r['first_command_s']:.1f} s "
+        f"({r['counts_first']})"
+    )
+    print(
+        f"re-run {r['skus']} SKUs: batch {r['rerun_batch_s']:.1f} s, command {r['rerun_command_s']:.1f} s "
+        f"({r['counts_rerun']})"
+    )
     print(f"re-run / first, batch wall time: {r['ratio_batch']:.3f} (target < 0.05)")
     print(f"re-run / first, whole command: {r['ratio_command']:.3f}")
     print(f"reused on re-run (SKUs): {r['reused_on_rerun']}")

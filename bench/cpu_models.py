@@ -8,6 +8,7 @@ on a 256x256 crop -> 1024x1024, and classical Lanczos resampling of the same cro
 
 Needs the registry weights (``lightbox models fetch`` or imaging.weights.fetch_weights).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,8 +55,7 @@ def run(model_dir: Path, threads: int, repeat: int, sr_repeat: int) -> dict:
     stages.append(dict(stage="u2netp segment", size="600x400", load_s=load_seg, first_s=first, median_s=med))
 
     first, med, _ = timed(lambda: refine_mask(rgb, raw), repeat)
-    stages.append(dict(stage="refine (guided filter)", size="600x400", load_s=0.0,
-                       first_s=first, median_s=med))
+    stages.append(dict(stage="refine (guided filter)", size="600x400", load_s=0.0, first_s=first, median_s=med))
     first, med, _ = timed(lambda: refine_mask(rgb, raw, matting=True), repeat)
     stages.append(dict(stage="refine + matting", size="600x400", load_s=0.0, first_s=first, median_s=med))
 
@@ -63,8 +63,15 @@ def run(model_dir: Path, threads: int, repeat: int, sr_repeat: int) -> dict:
     sr = NcnnRealEsrgan(model_dir, threads=threads)
     load_sr = time.perf_counter() - t0
     first, med, _ = timed(lambda: sr.upscale(crop), sr_repeat)
-    stages.append(dict(stage=f"realesrgan-x4plus ncnn (tile {sr.tile})", size="256->1024",
-                       load_s=load_sr, first_s=first, median_s=med))
+    stages.append(
+        dict(
+            stage=f"realesrgan-x4plus ncnn (tile {sr.tile})",
+            size="256->1024",
+            load_s=load_sr,
+            first_s=first,
+            median_s=med,
+        )
+    )
 
     lanczos = ResampleUpscaler(4.0)
     first, med, _ = timed(lambda: lanczos.upscale(crop), repeat)
@@ -88,8 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     result = run(args.model_dir, args.threads, args.repeat, args.sr_repeat)
     for s in result["stages"]:
-        print(f"{s['stage']:34s} {s['size']:>10s}  median {s['median_s']:7.3f} s  "
-              f"first {s['first_s']:7.3f} s  load {s['load_s']:6.3f} s")
+        print(
+            f"{s['stage']:34s} {s['size']:>10s}  median {s['median_s']:7.3f} s  "
+            f"first {s['first_s']:7.3f} s  load {s['load_s']:6.3f} s"
+        )
     print(f"threads {result['threads']} of {result['cpu_count']} cpus, load average {result['load_average']}")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))

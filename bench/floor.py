@@ -10,6 +10,7 @@ as ``lightbox run`` and prints the ratio; this is the speed a catalog tool has t
 
     python bench/floor.py MANIFEST.csv OUT_DIR [--model-dir .lightbox/models]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,7 +54,8 @@ def render(session, photo: Path, out: Path) -> None:
     for name, side in (("amazon-main", 2000), ("shopify", 2048)):
         buf = io.BytesIO()
         place(cut, (side, side), 0.85, (255, 255, 255, 255)).convert("RGB").save(
-            buf, "JPEG", quality=90, icc_profile=SRGB)
+            buf, "JPEG", quality=90, icc_profile=SRGB
+        )
         (out / f"{name}.jpg").write_bytes(buf.getvalue())
     aspect = 2048 / max(cut.size)
     size = (max(1, round(cut.width * aspect)), max(1, round(cut.height * aspect)))

@@ -20,6 +20,7 @@ photos: a cut with IoU < 0.98 against the truth is a defect to catch, not a clea
 
 (about 4 minutes on 2 cores with --model-dir).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -69,9 +70,15 @@ def evidence(case, render) -> QcEvidence:
 
         shipped, icc = read_encoded(render.encoded, pixels=render.encoded[:2] == b"\xff\xd8")  # JPEG
     return QcEvidence(
-        source_rgb=case.product.source_rgb, source_mask=case.source_mask, output_rgb=render.rgb,
-        output_alpha=render.alpha, placement=render.placement.matrix(), background_rgb=render.background_rgb,
-        shadow_style=render.shadow_style, light_direction_deg=render.light_direction_deg, grounded=render.grounded,
+        source_rgb=case.product.source_rgb,
+        source_mask=case.source_mask,
+        output_rgb=render.rgb,
+        output_alpha=render.alpha,
+        placement=render.placement.matrix(),
+        background_rgb=render.background_rgb,
+        shadow_style=render.shadow_style,
+        light_direction_deg=render.light_direction_deg,
+        grounded=render.grounded,
         encoded_bytes=len(render.encoded) if render.encoded else None,
         icc_is_srgb=icc_is_srgb(icc) if render.encoded else None,
         shipped_rgb=shipped,
@@ -84,10 +91,17 @@ def grade(case) -> dict:
     ev = {PROFILE: evidence(case, case.renders[PROFILE])}
     report = score_sku(ev, th, {PROFILE: MARKETPLACE_PROFILES[PROFILE]})[PROFILE]
     nominal = case.detail.get("nominal", case.severity)
-    return {"product": case.product.name, "defect": case.defect, "severity": float(case.severity),
-            "grade": str(nominal) if isinstance(nominal, (tuple, list, str)) else round(float(nominal), 4),
-            "visible": bool(case.visible), "status": report.status, "failing": report.failing,
-            "reasons": report.reasons, "metrics": report.metrics}
+    return {
+        "product": case.product.name,
+        "defect": case.defect,
+        "severity": float(case.severity),
+        "grade": str(nominal) if isinstance(nominal, (tuple, list, str)) else round(float(nominal), 4),
+        "visible": bool(case.visible),
+        "status": report.status,
+        "failing": report.failing,
+        "reasons": report.reasons,
+        "metrics": report.metrics,
+    }
 
 
 def _product_cases(args) -> list[dict]:
@@ -131,22 +145,45 @@ def _model_cut_cases(product, clean, model_dir):
     iou = float((truth & cut).sum() / max(1, (truth | cut).sum()))
     render = Scene(product.source_rgb, mask, PROFILE, product.attrs["template"]).render_self()
     defect = "clean" if iou >= 0.98 else "model_cut"
-    return [qc_corpus.Case(product, defect, round(1.0 - iou, 4), iou < 0.98, mask, {PROFILE: render},
-                           float(render.placement.scale), {"nominal": "model cut", "iou": iou})]
+    return [
+        qc_corpus.Case(
+            product,
+            defect,
+            round(1.0 - iou, 4),
+            iou < 0.98,
+            mask,
+            {PROFILE: render},
+            float(render.placement.scale),
+            {"nominal": "model cut", "iou": iou},
+        )
+    ]
 
 
 _FIELD_OF = {
-    "cut.background_inside": "cut_background_inside", "cut.background_attached": "cut_background_attached",
-    "cut.fragments": "cut_fragments", "cut.lost_part": "cut_lost_part", "source.cut_off": "source_cut_off",
-    "source.resolution": "source_enlargement", "framing.cut_off": "framing_cut_off",
-    "artefacts.jpeg": "jpeg_block_steps", "edge.halo": "halo_share", "edge.fringe": "fringe_share",
-    "edge.transition_width": "edge_transition_px", "edge.roughness": "edge_roughness_px",
-    "colour.delta_e_mean": "delta_e_mean", "colour.delta_e_p95": "delta_e_p95",
-    "colour.delta_e_share_above": "delta_e_share_above", "colour.delta_e_of_means": "delta_e_of_means",
-    "placement.iou": "placement_iou", "sharpness.vs_source": "sharpness_ratio",
-    "shadow.direction": "shadow_direction_error_deg", "shadow.contact": "contact_darkening",
-    "exposure.clipped_highlights": "clipped_highlights", "exposure.clipped_shadows": "clipped_shadows",
-    "market.border_purity": "border_impure_share", "market.background_purity": "background_impure_share",
+    "cut.background_inside": "cut_background_inside",
+    "cut.background_attached": "cut_background_attached",
+    "cut.fragments": "cut_fragments",
+    "cut.lost_part": "cut_lost_part",
+    "source.cut_off": "source_cut_off",
+    "source.resolution": "source_enlargement",
+    "framing.cut_off": "framing_cut_off",
+    "artefacts.jpeg": "jpeg_block_steps",
+    "edge.halo": "halo_share",
+    "edge.fringe": "fringe_share",
+    "edge.transition_width": "edge_transition_px",
+    "edge.roughness": "edge_roughness_px",
+    "colour.delta_e_mean": "delta_e_mean",
+    "colour.delta_e_p95": "delta_e_p95",
+    "colour.delta_e_share_above": "delta_e_share_above",
+    "colour.delta_e_of_means": "delta_e_of_means",
+    "placement.iou": "placement_iou",
+    "sharpness.vs_source": "sharpness_ratio",
+    "shadow.direction": "shadow_direction_error_deg",
+    "shadow.contact": "contact_darkening",
+    "exposure.clipped_highlights": "clipped_highlights",
+    "exposure.clipped_shadows": "clipped_shadows",
+    "market.border_purity": "border_impure_share",
+    "market.background_purity": "background_impure_share",
     "market.fill": "fill_deviation",
 }
 
@@ -169,8 +206,10 @@ def report(rows: list[dict], check_frr: float) -> dict:
     if good_cuts:
         bad = [r for r in good_cuts if r["status"] == "fail"]
         why = sorted({f for r in bad for f in r["failing"]})
-        print(f"u2netp cuts with IoU >= 0.98 rejected: {_rate(len(bad), len(good_cuts))}"
-              + (f"  ({', '.join(why)})" if why else ""))
+        print(
+            f"u2netp cuts with IoU >= 0.98 rejected: {_rate(len(bad), len(good_cuts))}"
+            + (f"  ({', '.join(why)})" if why else "")
+        )
         out["good_cut_reject_rate"] = len(bad) / len(good_cuts)
     why = defaultdict(int)
     for r in rejected:
@@ -188,25 +227,36 @@ def report(rows: list[dict], check_frr: float) -> dict:
             caught = sum(r["status"] == "fail" for r in cell)
             named = sum(any(f in TARGETS[defect] for f in r["failing"]) for r in cell)
             vis = "yes" if all(r["visible"] for r in cell) else "no" if not any(r["visible"] for r in cell) else "mix"
-            print(f"{defect:<17}{str(sev):>12}  {vis:>3}  {_rate(caught, len(cell)):>16}  {_rate(named, len(cell)):>16}")
+            print(
+                f"{defect:<17}{str(sev):>12}  {vis:>3}  {_rate(caught, len(cell)):>16}  {_rate(named, len(cell)):>16}"
+            )
         visible = [r for r in mine if r["visible"]]
         caught = sum(r["status"] == "fail" for r in visible)
         named = sum(any(f in TARGETS[defect] for f in r["failing"]) for r in visible)
-        print(f"{defect:<17}{'visible':>12}  {'':>3}  {_rate(caught, len(visible)):>16}  {_rate(named, len(visible)):>16}"
-              "   target >= 95 %")
-        out["classes"][defect] = {"visible_caught": caught / max(1, len(visible)),
-                                  "visible_named": named / max(1, len(visible)), "n_visible": len(visible)}
+        print(
+            f"{defect:<17}{'visible':>12}  {'':>3}  {_rate(caught, len(visible)):>16}  {_rate(named, len(visible)):>16}"
+            "   target >= 95 %"
+        )
+        out["classes"][defect] = {
+            "visible_caught": caught / max(1, len(visible)),
+            "visible_named": named / max(1, len(visible)),
+            "n_visible": len(visible),
+        }
 
     print("\n== per check: clean figures vs the visible defects it is meant to catch ==")
-    print("   ROC points: the fail level at the clean renders' upper quantiles and in force; "
-          "'between' is the geometric mean of the clean max and the defects' 5th percentile")
+    print(
+        "   ROC points: the fail level at the clean renders' upper quantiles and in force; "
+        "'between' is the geometric mean of the clean max and the defects' 5th percentile"
+    )
     out["checks"] = {}
     for check, field in _FIELD_OF.items():
         limit = getattr(th, field)
         hi = limit.worse == "higher"
         values = [v for r in clean if (v := r["metrics"].get(check)) is not None]
         targets = [d for d, checks in TARGETS.items() if check in checks]
-        pos = [v for r in rows if r["defect"] in targets and r["visible"] and (v := r["metrics"].get(check)) is not None]
+        pos = [
+            v for r in rows if r["defect"] in targets and r["visible"] and (v := r["metrics"].get(check)) is not None
+        ]
         if not values:
             continue
 
@@ -221,8 +271,10 @@ def report(rows: list[dict], check_frr: float) -> dict:
         sign = ">" if hi else "<"
         worst = max(values) if hi else min(values)
         print(f"{check}  (n clean {len(values)}, n visible defects {len(pos)}: {','.join(targets) or '-'})")
-        print(f"    clean   p50 {np.median(values):<9.4g} p95 {np.quantile(values, 0.95 if hi else 0.05):<9.4g} "
-              f"worst {worst:<9.4g}")
+        print(
+            f"    clean   p50 {np.median(values):<9.4g} p95 {np.quantile(values, 0.95 if hi else 0.05):<9.4g} "
+            f"worst {worst:<9.4g}"
+        )
         cands = [float(np.quantile(values, q)) for q in ((0.95, 0.99, 1.0) if hi else (0.05, 0.01, 0.0))]
         between = None
         if pos:
@@ -237,16 +289,24 @@ def report(rows: list[dict], check_frr: float) -> dict:
             caught = f"{tpr:6.1%}" if tpr is not None else "    - "
             print(f"    fail {sign} {t:<10.4g} clean rejected {frr:6.1%}  caught {caught}  {', '.join(tags)}")
         frr, tpr = point(limit.fail)
-        out["checks"][check] = {"fail": limit.fail, "clean_reject": frr, "caught": tpr, "between": between,
-                                "clean_worst": worst, "n_clean": len(values), "n_defect": len(pos)}
+        out["checks"][check] = {
+            "fail": limit.fail,
+            "clean_reject": frr,
+            "caught": tpr,
+            "between": between,
+            "clean_worst": worst,
+            "n_clean": len(values),
+            "n_defect": len(pos),
+        }
     return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--products", type=int, default=90)
-    ap.add_argument("--per-product", type=int, default=1, help="defect classes per product, every grade "
-                    "(plus its clean case)")
+    ap.add_argument(
+        "--per-product", type=int, default=1, help="defect classes per product, every grade (plus its clean case)"
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--check-frr", type=float, default=0.005, help="per-check clean-reject budget for suggestions")
@@ -258,8 +318,10 @@ def main() -> None:
     with ProcessPoolExecutor(args.workers) as pool:
         rows = [r for batch in pool.map(_product_cases, jobs) for r in batch]
     elapsed = time.perf_counter() - started
-    print(f"corpus: {args.products} products, {len(rows)} cases, graded in {elapsed:.0f} s "
-          f"with {args.workers} workers ({elapsed * args.workers / len(rows):.2f} s per case)")
+    print(
+        f"corpus: {args.products} products, {len(rows)} cases, graded in {elapsed:.0f} s "
+        f"with {args.workers} workers ({elapsed * args.workers / len(rows):.2f} s per case)"
+    )
     summary = report(rows, args.check_frr)
     if args.json:
         with open(args.json, "w") as fh:

@@ -55,13 +55,14 @@ alpha is blurred too). Render-stage cases share the clean alpha and true mask ar
 NB: ``Case.enlargement`` is on every case; clean ``small`` products are already enlarged
 4-6x, so the source-size check should read ``enlargement``, not the defect name.
 """
+
 from __future__ import annotations
 
 import os
 import sys
 import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -78,8 +79,11 @@ DEFECTS: dict[str, tuple[str, float]] = {
     "lost_part": ("lost area / true product area (a cut that splits the product is visible too)", 0.005),
     "fragment": ("added backdrop-blob area on the amazon-main canvas / canvas area", 0.002),
     "halo": ("rim contrast in L*/100 (width in detail['width_px']; visible needs width >= 2)", 0.15),
-    "fringe": ("old-backdrop blend weight in the edge band (visible needs detail['width_px'] >= 2 and "
-               "detail['bleed_delta_e'] >= 2)", 0.4),
+    "fringe": (
+        "old-backdrop blend weight in the edge band (visible needs detail['width_px'] >= 2 and "
+        "detail['bleed_delta_e'] >= 2)",
+        0.4,
+    ),
     "colour_shift": ("CIEDE2000 between mean Lab of interior product pixels", 2.0),
     "colour_patch": ("share of product pixels in the patch (visible needs detail['delta_e'] >= 5)", 0.01),
     "blur": ("Gaussian sigma in source px (canvas sigma / max(1, enlargement))", 1.5),
@@ -99,8 +103,17 @@ GRIDS: dict[str, list] = {
     "halo": [(0.05, 2), (0.10, 2), (0.15, 2), (0.25, 3), (0.40, 3), (0.10, 3), (0.25, 1), (0.40, 1)],
     "fringe": [(0.15, 2), (0.30, 2), (0.45, 2), (0.60, 3), (0.30, 3), (0.70, 1), (0.70, 2), (0.50, 2)],
     "colour_shift": [1.0, 1.5, 2.0, 3.0, 4.0, 6.0],
-    "colour_patch": [(0.01, 5.0), (0.005, 3.0), (0.005, 5.0), (0.005, 8.0), (0.01, 3.0), (0.03, 3.0),
-                     (0.01, 8.0), (0.03, 5.0), (0.03, 8.0)],  # (share, delta_e)
+    "colour_patch": [
+        (0.01, 5.0),
+        (0.005, 3.0),
+        (0.005, 5.0),
+        (0.005, 8.0),
+        (0.01, 3.0),
+        (0.03, 3.0),
+        (0.01, 8.0),
+        (0.03, 5.0),
+        (0.03, 8.0),
+    ],  # (share, delta_e)
     "blur": [0.5, 1.0, 1.5, 2.5, 4.0],
     "jpeg": [10, 20, 35, 60],
     "clipped": [0.01, 0.03, 0.08, 0.2],
@@ -110,8 +123,17 @@ GRIDS: dict[str, list] = {
     "source_small": [2.0, 3.0, 4.5, 6.0],
     "source_cut_off": [0.005, 0.01, 0.03, 0.1],
 }
-PER_PRODUCT = {"halo": 4, "fringe": 3, "colour_shift": 3, "colour_patch": 3, "blur": 3, "clipped": 3,
-               "shadow_direction": 3, "touches_edge": 3, "source_cut_off": 3}
+PER_PRODUCT = {
+    "halo": 4,
+    "fringe": 3,
+    "colour_shift": 3,
+    "colour_patch": 3,
+    "blur": 3,
+    "clipped": 3,
+    "shadow_direction": 3,
+    "touches_edge": 3,
+    "source_cut_off": 3,
+}
 
 
 @dataclass(frozen=True)
@@ -181,15 +203,17 @@ def _subset(defect: str, index: int) -> list:
     return [grid[(index + i * step) % n] for i in range(k)]
 
 
-def cases(product: Product, seed: int = 0, profiles: tuple[str, ...] = ("amazon-main",),
-          defects: Iterable[str] | None = None) -> list[Case]:
+def cases(
+    product: Product, seed: int = 0, profiles: tuple[str, ...] = ("amazon-main",), defects: Iterable[str] | None = None
+) -> list[Case]:
     """One clean case and the product with each applicable defect at graded severities
     (only ``defects`` when given; each defect's cases do not depend on the others)."""
     return list(_iter_cases(product, seed, profiles, defects))
 
 
-def corpus(n_products: int, seed: int = 0, profiles=("amazon-main",),
-           defects: Iterable[str] | None = None) -> Iterator[Case]:
+def corpus(
+    n_products: int, seed: int = 0, profiles=("amazon-main",), defects: Iterable[str] | None = None
+) -> Iterator[Case]:
     """``cases`` of ``products(n_products, seed)``, made lazily one case at a time."""
     for i in range(n_products):
         yield from _iter_cases(_product(seed, i), seed, profiles, defects)
@@ -208,21 +232,29 @@ def _iter_cases(product: Product, seed: int, profiles, defects=None) -> Iterator
     def rng_for(defect):
         return np.random.default_rng([seed, index, zlib.crc32(f"{product.name}/{defect}".encode())])
 
-    scenes = {name: _d.Scene(product.source_rgb, product.true_mask, name, product.attrs["template"])
-              for name in profiles}
+    scenes = {
+        name: _d.Scene(product.source_rgb, product.true_mask, name, product.attrs["template"]) for name in profiles
+    }
     main = scenes["amazon-main"]
     clean = {name: sc.render(sc.rgb, sc.alpha, sc.placement) for name, sc in scenes.items()}
     enl = main.placement.scale
 
     def case(defect, severity, visible, renders, mask=product.true_mask, prod=product, **detail):
-        return Case(prod, defect, float(severity), bool(visible), mask, renders,
-                    float(renders["amazon-main"].placement.scale), detail)
+        return Case(
+            prod,
+            defect,
+            float(severity),
+            bool(visible),
+            mask,
+            renders,
+            float(renders["amazon-main"].placement.scale),
+            detail,
+        )
 
     yield case("clean", 0.0, False, clean)
 
     def through_pipeline(prod, mask):
-        return {name: _d.Scene(prod.source_rgb, mask, name, prod.attrs["template"]).render_self()
-                for name in profiles}
+        return {name: _d.Scene(prod.source_rgb, mask, name, prod.attrs["template"]).render_self() for name in profiles}
 
     # mask stage
     area = float(product.true_mask.sum())
@@ -231,14 +263,20 @@ def _iter_cases(product: Product, seed: int, profiles, defects=None) -> Iterator
             mask = _d.fill_hole(product.true_mask, target, rng_for("filled_hole"))
             if mask is not None:
                 sev = (float(mask.sum()) - area) / area
-                yield case("filled_hole", sev, sev >= 0.01, through_pipeline(product, mask), mask,
-                           nominal=target)
+                yield case("filled_hole", sev, sev >= 0.01, through_pipeline(product, mask), mask, nominal=target)
     for target, mask, detail in _d.lose_part(product, grid("lost_part"), rng_for("lost_part")):
         sev = (area - float(mask.sum())) / area
-        yield case("lost_part", sev, sev >= 0.005 or detail["splits"], through_pipeline(product, mask), mask,
-                   nominal=target, **detail)
+        yield case(
+            "lost_part",
+            sev,
+            sev >= 0.005 or detail["splits"],
+            through_pipeline(product, mask),
+            mask,
+            nominal=target,
+            **detail,
+        )
     for target in grid("fragment"):
-        mask = _d.add_fragments(product.true_mask, target * main.canvas_area / enl ** 2, rng_for("fragment"))
+        mask = _d.add_fragments(product.true_mask, target * main.canvas_area / enl**2, rng_for("fragment"))
         renders = through_pipeline(product, mask)
         added = float(np.clip(mask - product.true_mask, 0, None).sum())
         sev = added * renders["amazon-main"].placement.scale ** 2 / main.canvas_area
@@ -262,8 +300,16 @@ def _iter_cases(product: Product, seed: int, profiles, defects=None) -> Iterator
     for k, (share, de) in enumerate(grid("colour_patch")):
         params = _d.patch_params(main, share, de, (index + k) % 4, rng_for("colour_patch"))
         renders = on_all(_d.colour_patch, params)
-        yield case("colour_patch", params["share"], de >= 5 and share >= 0.01, renders,
-                   delta_e=params["delta_e"], delta_e_nominal=de, nominal=share, direction=params["direction"])
+        yield case(
+            "colour_patch",
+            params["share"],
+            de >= 5 and share >= 0.01,
+            renders,
+            delta_e=params["delta_e"],
+            delta_e_nominal=de,
+            nominal=share,
+            direction=params["direction"],
+        )
     for target in grid("blur"):
         sigma = target * max(1.0, enl)
         yield case("blur", target, target >= 1.5, on_all(_d.blur, sigma / enl), sigma_canvas_px=sigma)
@@ -275,8 +321,9 @@ def _iter_cases(product: Product, seed: int, profiles, defects=None) -> Iterator
         sev = _d.clipped_share(main, renders["amazon-main"].rgb)
         yield case("clipped", sev, sev >= 0.05, renders, nominal=target, gain_slope=k)
     for angle in grid("shadow_direction"):
-        yield case("shadow_direction", angle, angle >= 90,
-                   {n: sc.restyle(light_offset=angle) for n, sc in scenes.items()})
+        yield case(
+            "shadow_direction", angle, angle >= 90, {n: sc.restyle(light_offset=angle) for n, sc in scenes.items()}
+        )
     for style in grid("floating"):
         yield case("floating", 1.0, True, {n: sc.restyle(style=style) for n, sc in scenes.items()}, drawn=style)
     for k, target in enumerate(grid("touches_edge")):
@@ -297,5 +344,13 @@ def _iter_cases(product: Product, seed: int, profiles, defects=None) -> Iterator
         yield case("source_small", e, e >= 4.0, renders, small.true_mask, small, nominal=target)
     for k, target in enumerate(grid("source_cut_off")):
         cut, share, side = _d.cut_off(product, target, (index + k) % 4)
-        yield case("source_cut_off", share, share >= 0.02, through_pipeline(cut, cut.true_mask), cut.true_mask,
-                   cut, nominal=target, side=side)
+        yield case(
+            "source_cut_off",
+            share,
+            share >= 0.02,
+            through_pipeline(cut, cut.true_mask),
+            cut.true_mask,
+            cut,
+            nominal=target,
+            side=side,
+        )

@@ -16,6 +16,7 @@ u2netp's time to it (what a SKU costs end to end on CPU).
 
     python bench/qc_gate.py [--products 12] [--with-segmentation .lightbox/models]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,8 +35,11 @@ from quality.gate import score_sku  # noqa: E402
 from quality.thresholds import MARKETPLACE_PROFILES, MarketplaceRules, QcThresholds  # noqa: E402
 
 PROFILES = ("amazon-main", "shopify", "transparent")
-RULES = {"amazon-main": MARKETPLACE_PROFILES["amazon-main"], "shopify": MARKETPLACE_PROFILES["shopify"],
-         "transparent": MarketplaceRules(name="transparent", max_longest_side=2048)}
+RULES = {
+    "amazon-main": MARKETPLACE_PROFILES["amazon-main"],
+    "shopify": MARKETPLACE_PROFILES["shopify"],
+    "transparent": MarketplaceRules(name="transparent", max_longest_side=2048),
+}
 
 
 def _timed(fn):
@@ -74,8 +78,12 @@ def main(argv: list[str] | None = None) -> int:
     for index in range(args.products):
         product = qc_corpus._product(args.seed, index)
         seg = _timed(lambda: segmenter.predict(product.source_rgb))[1] if segmenter else 0.0
-        made, seconds = _timed(lambda: {p: Scene(product.source_rgb, product.true_mask, p,
-                                                 product.attrs["template"]).render_self() for p in PROFILES})
+        made, seconds = _timed(
+            lambda: {
+                p: Scene(product.source_rgb, product.true_mask, p, product.attrs["template"]).render_self()
+                for p in PROFILES
+            }
+        )
         case = qc_corpus.Case(product, "clean", 0.0, False, product.true_mask, made, 0.0)
         _, gate_s = _timed(lambda: score_sku({p: evidence(case, made[p]) for p in PROFILES}, th, RULES))
         renders.append(seconds + seg)
@@ -84,8 +92,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{product.name:<14} {product.attrs['size']:<7} render {seconds + seg:6.2f} s  gate {gate_s:5.2f} s")
     r, g = statistics.median(renders), statistics.median(gates)
     what = "segmentation + render" if segmenter else "render (after segmentation)"
-    print(f"\nper SKU, 3 profiles, median of {len(renders)}: {what} {r:.2f} s, gate {g:.2f} s "
-          f"-> the gate adds {g / r:.0%}  (target <= 10 %)")
+    print(
+        f"\nper SKU, 3 profiles, median of {len(renders)}: {what} {r:.2f} s, gate {g:.2f} s "
+        f"-> the gate adds {g / r:.0%}  (target <= 10 %)"
+    )
     print("where the gate's time goes (one render, median):")
     for name in parts[0]:
         print(f"  {name:<30} {statistics.median(p[name] for p in parts) * 1000:7.1f} ms")

@@ -21,6 +21,7 @@ times include start-up (imports, model load); the per-photo time is (T_N - T_1) 
 rembg is not a Lightbox dependency: install it into a throwaway venv, e.g.
 ``python3.11 -m venv /tmp/rembg-venv && /tmp/rembg-venv/bin/pip install 'rembg[cli,cpu]'``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,7 +30,6 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -52,8 +52,9 @@ def segment_folder(source: Path, target: Path, model_dir: Path) -> None:
     for path in sorted(source.iterdir()):
         rgb = decode_file(path).rgb
         mask = refine_mask(rgb, segmenter.predict(rgb), strength=1)
-        ok, png = cv2.imencode(".png", np.clip(mask * 255.0 + 0.5, 0, 255).astype(np.uint8),
-                               [cv2.IMWRITE_PNG_COMPRESSION, 1])
+        ok, png = cv2.imencode(
+            ".png", np.clip(mask * 255.0 + 0.5, 0, 255).astype(np.uint8), [cv2.IMWRITE_PNG_COMPRESSION, 1]
+        )
         (target / f"{path.stem}.png").write_bytes(png.tobytes())
 
 
@@ -72,8 +73,11 @@ def timed_pair(make_command, one: Path, many: Path, out: Path, env: dict[str, st
         if written != expected:
             raise SystemExit(f"{' '.join(run.command)} wrote {written} files, expected {expected}")
         runs[label] = run.seconds
-    return {"command_1_s": round(runs["one"], 2), "command_n_s": round(runs["many"], 2),
-            "per_image_s": round((runs["many"] - runs["one"]) / (count - 1), 4)}
+    return {
+        "command_1_s": round(runs["one"], 2),
+        "command_n_s": round(runs["many"], 2),
+        "per_image_s": round((runs["many"] - runs["one"]) / (count - 1), 4),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,9 +93,11 @@ def main(argv: list[str] | None = None) -> int:
         segment_folder(*args.segment_folder, model_dir)
         return 0
     if not (args.rembg.is_file() and os.access(args.rembg, os.X_OK)):
-        sys.stderr.write(f"rembg command not found or not executable: {args.rembg}\n"
-                         "install it in a throwaway venv: python3.11 -m venv /tmp/rembg-venv && "
-                         "/tmp/rembg-venv/bin/pip install 'rembg[cli,cpu]'\n")
+        sys.stderr.write(
+            f"rembg command not found or not executable: {args.rembg}\n"
+            "install it in a throwaway venv: python3.11 -m venv /tmp/rembg-venv && "
+            "/tmp/rembg-venv/bin/pip install 'rembg[cli,cpu]'\n"
+        )
         return 2
     weights = model_dir / "u2netp.onnx"
     if not weights.is_file():
@@ -119,14 +125,37 @@ def main(argv: list[str] | None = None) -> int:
         results = {"images": args.images, "cpu_count": os.cpu_count()}
         results["rembg_cutout"] = timed_pair(
             lambda src, dst: [str(args.rembg), "p", "-m", "u2netp", str(src), str(dst)],
-            one, many, root / "rembg-cutout", rembg_env, args.images)
+            one,
+            many,
+            root / "rembg-cutout",
+            rembg_env,
+            args.images,
+        )
         results["rembg_mask"] = timed_pair(
             lambda src, dst: [str(args.rembg), "p", "-m", "u2netp", "-om", str(src), str(dst)],
-            one, many, root / "rembg-mask", rembg_env, args.images)
+            one,
+            many,
+            root / "rembg-mask",
+            rembg_env,
+            args.images,
+        )
         results["lightbox"] = timed_pair(
-            lambda src, dst: [sys.executable, str(Path(__file__).resolve()), str(args.rembg),
-                              "--model-dir", str(model_dir), "--segment-folder", str(src), str(dst)],
-            one, many, root / "lightbox", ours_env, args.images)
+            lambda src, dst: [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                str(args.rembg),
+                "--model-dir",
+                str(model_dir),
+                "--segment-folder",
+                str(src),
+                str(dst),
+            ],
+            one,
+            many,
+            root / "lightbox",
+            ours_env,
+            args.images,
+        )
         downloaded = list((root / "rembg-home").rglob("*.onnx"))
         if downloaded:
             raise SystemExit(f"rembg fetched weights instead of using ours: {downloaded}")
@@ -136,12 +165,13 @@ def main(argv: list[str] | None = None) -> int:
     results["ratio_per_image_vs_cutout"] = round(lb["per_image_s"] / cut["per_image_s"], 3)
     results["ratio_command_vs_mask"] = round(lb["command_n_s"] / mask["command_n_s"], 3)
     for label, r in (("rembg p (cut-out)", cut), ("rembg p --only-mask", mask), ("lightbox segment", lb)):
-        print(f"{label:22s} {r['per_image_s']:.3f} s per image; command {r['command_n_s']:.1f} s for "
-              f"{args.images} images, {r['command_1_s']:.1f} s for 1")
+        print(
+            f"{label:22s} {r['per_image_s']:.3f} s per image; command {r['command_n_s']:.1f} s for "
+            f"{args.images} images, {r['command_1_s']:.1f} s for 1"
+        )
     print(f"lightbox / rembg --only-mask, per image: {results['ratio_per_image_vs_mask']:.2f}")
     print(f"lightbox / rembg cut-out, per image: {results['ratio_per_image_vs_cutout']:.2f}")
-    print(f"lightbox / rembg --only-mask, whole command ({args.images} images): "
-          f"{results['ratio_command_vs_mask']:.2f}")
+    print(f"lightbox / rembg --only-mask, whole command ({args.images} images): {results['ratio_command_vs_mask']:.2f}")
     print(f"machine: {os.cpu_count()} cpus, load average {os.getloadavg()[0]:.1f}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

@@ -21,6 +21,7 @@ and the raw mask's confidence, summarised for good (IoU >= 0.95) vs. failed (< 0
 
 Needs the u2netp weights (``lightbox models fetch`` or imaging.weights.fetch_weights).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -106,8 +107,13 @@ def _shape_mask(shape: str, h: int, w: int, rng: np.random.Generator) -> np.ndar
             x0, y0 = cx + a * np.cos(t), cy + b * np.sin(t)
             ln = rng.uniform(4, 14) * SS
             dt = t + rng.uniform(-0.5, 0.5)
-            cv2.line(m, (int(x0), int(y0)), (int(x0 + ln * np.cos(dt)), int(y0 + ln * np.sin(dt))),
-                     255, int(rng.integers(1, 3)))
+            cv2.line(
+                m,
+                (int(x0), int(y0)),
+                (int(x0 + ln * np.cos(dt)), int(y0 + ln * np.sin(dt))),
+                255,
+                int(rng.integers(1, 3)),
+            )
     else:
         raise ValueError(shape)
     return m
@@ -187,8 +193,9 @@ def edge_alpha_error(pred: np.ndarray, truth: np.ndarray, within: float = 4.0) -
 METRICS = ("iou", "bf", "edge_err")
 
 
-def evaluate(seg: OnnxSalientSegmenter, backgrounds: list[str], tol: float, strength: int,
-             matting: bool) -> tuple[list[dict], float, float]:
+def evaluate(
+    seg: OnnxSalientSegmenter, backgrounds: list[str], tol: float, strength: int, matting: bool
+) -> tuple[list[dict], float, float]:
     rows, t_seg, t_ref = [], 0.0, 0.0
     for shape, bg, seed in cases(backgrounds):
         rgb, truth = make_case(shape, bg, seed)
@@ -248,24 +255,39 @@ def main(argv: list[str] | None = None) -> int:
         s = res["summary"]
         if args.verbose:
             for r in res["cases"]:
-                print(f"  {r['case']:22s} IoU {r['iou_raw']:.4f} -> {r['iou_refined']:.4f}  "
-                      f"BF {r['bf_raw']:.4f} -> {r['bf_refined']:.4f}  conf {r['confidence']:.3f}")
-        print(f"[{set_name}] {s['cases']} cases (shape x background, shadow + noise + JPEG), "
-              f"strength {args.strength}, matting {args.matting}")
-        print(f"[{set_name}] IoU median raw {s['median_iou_raw']:.4f} -> refined "
-              f"{s['median_iou_refined']:.4f}; min {s['min_iou_raw']:.4f} -> {s['min_iou_refined']:.4f}")
-        print(f"[{set_name}] boundary F@{args.tol:g}px median raw {s['median_bf_raw']:.4f} -> "
-              f"refined {s['median_bf_refined']:.4f}")
-        print(f"[{set_name}] edge alpha error (<=4 px from the true edge) median raw "
-              f"{s['median_edge_err_raw']:.4f} -> refined {s['median_edge_err_refined']:.4f}")
-        print(f"[{set_name}] refined worse than raw: IoU {s['refined_worse_iou']} "
-              f"(largest drop {s['max_iou_drop']:.4f}), boundary F {s['refined_worse_bf']}")
+                print(
+                    f"  {r['case']:22s} IoU {r['iou_raw']:.4f} -> {r['iou_refined']:.4f}  "
+                    f"BF {r['bf_raw']:.4f} -> {r['bf_refined']:.4f}  conf {r['confidence']:.3f}"
+                )
+        print(
+            f"[{set_name}] {s['cases']} cases (shape x background, shadow + noise + JPEG), "
+            f"strength {args.strength}, matting {args.matting}"
+        )
+        print(
+            f"[{set_name}] IoU median raw {s['median_iou_raw']:.4f} -> refined "
+            f"{s['median_iou_refined']:.4f}; min {s['min_iou_raw']:.4f} -> {s['min_iou_refined']:.4f}"
+        )
+        print(
+            f"[{set_name}] boundary F@{args.tol:g}px median raw {s['median_bf_raw']:.4f} -> "
+            f"refined {s['median_bf_refined']:.4f}"
+        )
+        print(
+            f"[{set_name}] edge alpha error (<=4 px from the true edge) median raw "
+            f"{s['median_edge_err_raw']:.4f} -> refined {s['median_edge_err_refined']:.4f}"
+        )
+        print(
+            f"[{set_name}] refined worse than raw: IoU {s['refined_worse_iou']} "
+            f"(largest drop {s['max_iou_drop']:.4f}), boundary F {s['refined_worse_bf']}"
+        )
         conf_failed = s["median_confidence_failed"]
-        print(f"[{set_name}] confidence median: raw IoU >= 0.95 {s['median_confidence_good']:.3f}, "
-              f"raw IoU < 0.9 ({s['failed_cases']} cases) "
-              + ("-" if conf_failed is None else f"{conf_failed:.3f}"))
-        print(f"[{set_name}] seconds/image: segment {s['seconds_per_image_segment']:.3f}, "
-              f"refine {s['seconds_per_image_refine']:.3f}")
+        print(
+            f"[{set_name}] confidence median: raw IoU >= 0.95 {s['median_confidence_good']:.3f}, "
+            f"raw IoU < 0.9 ({s['failed_cases']} cases) " + ("-" if conf_failed is None else f"{conf_failed:.3f}")
+        )
+        print(
+            f"[{set_name}] seconds/image: segment {s['seconds_per_image_segment']:.3f}, "
+            f"refine {s['seconds_per_image_refine']:.3f}"
+        )
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
     return 0

@@ -14,6 +14,7 @@ in the client or the server is counted, not hidden. Target: p99 < 100 ms at 100 
     python bench/webhook_load.py [--rate 100] [--duration 10] [--database-url URL]
                                  [--prefect] [--json PATH]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,13 +58,15 @@ def serve(database_url: str, prefect: bool, port_out, stop, result_out) -> None:
         events.append(event)
         return str(event.id)
 
-    app = create_app(get_secret=lambda: SECRET, database_url=database_url,
-                     emit_event=emit_product_event if prefect else record_event)
+    app = create_app(
+        get_secret=lambda: SECRET, database_url=database_url, emit_event=emit_product_event if prefect else record_event
+    )
     # proto IPPROTO_TCP, or asyncio leaves Nagle on for accepted connections (+40 ms each)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
-                                           timeout_keep_alive=30))
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_keep_alive=30)
+    )
     threading.Thread(target=lambda: (stop.wait(), setattr(server, "should_exit", True)), daemon=True).start()
     port_out.put(sock.getsockname()[1])
     cpu = time.process_time()
@@ -76,19 +79,34 @@ def serve(database_url: str, prefect: bool, port_out, stop, result_out) -> None:
 
 def delivery(i: int, products: int, start: datetime) -> tuple[bytes, dict[str, str]]:
     pid = int(start.timestamp()) * 10_000 + i % products  # new products each run: none stale
-    body = json.dumps({
-        "id": pid, "title": f"Product {pid}", "handle": f"product-{pid}", "vendor": "Bench",
-        "updated_at": (start + timedelta(seconds=i)).isoformat(), "status": "active",
-        "body_html": "<p>" + "Lorem ipsum dolor sit amet. " * 40 + "</p>",
-        "images": [{"id": pid * 10 + k, "position": k + 1, "width": 2048, "height": 2048,
-                    "src": f"https://cdn.shopify.com/s/files/1/0000/0001/products/{pid}-{k}.jpg"}
-                   for k in range(4)],
-        "variants": [{"id": pid * 100 + k, "sku": f"SKU-{pid}-{k}", "price": "19.00"} for k in range(3)],
-    }).encode()
+    body = json.dumps(
+        {
+            "id": pid,
+            "title": f"Product {pid}",
+            "handle": f"product-{pid}",
+            "vendor": "Bench",
+            "updated_at": (start + timedelta(seconds=i)).isoformat(),
+            "status": "active",
+            "body_html": "<p>" + "Lorem ipsum dolor sit amet. " * 40 + "</p>",
+            "images": [
+                {
+                    "id": pid * 10 + k,
+                    "position": k + 1,
+                    "width": 2048,
+                    "height": 2048,
+                    "src": f"https://cdn.shopify.com/s/files/1/0000/0001/products/{pid}-{k}.jpg",
+                }
+                for k in range(4)
+            ],
+            "variants": [{"id": pid * 100 + k, "sku": f"SKU-{pid}-{k}", "price": "19.00"} for k in range(3)],
+        }
+    ).encode()
     signature = base64.b64encode(hmac.new(SECRET.encode(), body, hashlib.sha256).digest()).decode()
     return body, {
-        "Content-Type": "application/json", "X-Shopify-Topic": "products/update",
-        "X-Shopify-Hmac-Sha256": signature, "X-Shopify-Shop-Domain": SHOP,
+        "Content-Type": "application/json",
+        "X-Shopify-Topic": "products/update",
+        "X-Shopify-Hmac-Sha256": signature,
+        "X-Shopify-Shop-Domain": SHOP,
         "X-Shopify-Webhook-Id": f"bench-{start.timestamp():.0f}-{i:07d}",
         "X-Shopify-Triggered-At": (start + timedelta(seconds=i)).isoformat(),
     }
@@ -126,10 +144,16 @@ async def burst(base_url: str, rate: float, duration: float, products: int) -> d
     acknowledged = sum(n for key, n in statuses.items() if key.startswith("200 "))
     ms = sorted(x * 1000 for x in latencies)
     return {
-        "sent": total, "target_rate": rate, "duration_s": duration, "elapsed_s": round(elapsed, 3),
-        "statuses": statuses, "errors": len(errors), "first_errors": errors[:5],
+        "sent": total,
+        "target_rate": rate,
+        "duration_s": duration,
+        "elapsed_s": round(elapsed, 3),
+        "statuses": statuses,
+        "errors": len(errors),
+        "first_errors": errors[:5],
         "client_cpu_ms_per_request": round(1000 * client_cpu / total, 2),
-        "acknowledged": acknowledged, "acknowledged_per_s": round(acknowledged / elapsed, 2),
+        "acknowledged": acknowledged,
+        "acknowledged_per_s": round(acknowledged / elapsed, 2),
         "latency_ms": {
             "p50": round(statistics.median(ms), 2) if ms else None,
             "p99": round(ms[min(len(ms) - 1, int(0.99 * len(ms)))], 2) if ms else None,
@@ -174,16 +198,20 @@ def main(argv: list[str] | None = None) -> int:
     figures["database"] = "sqlite (temporary)" if not args.database_url else args.database_url.split("://")[0]
     figures["emitter"] = "prefect" if args.prefect else "recorded prefect.events.Event"
     lat = figures["latency_ms"]
-    print(f"sent             {figures['sent']} at {args.rate:g}/s for {args.duration:g} s; "
-          f"answers {figures['statuses']}; errors {figures['errors']}")
+    print(
+        f"sent             {figures['sent']} at {args.rate:g}/s for {args.duration:g} s; "
+        f"answers {figures['statuses']}; errors {figures['errors']}"
+    )
     print(f"acknowledged/s   {figures['acknowledged_per_s']}")
     print(f"latency p50 ms   {lat['p50']}")
     print(f"latency p99 ms   {lat['p99']}")
     print(f"latency max ms   {lat['max']}")
     print(f"events recorded  {figures['events_recorded']}")
-    print(f"server CPU       {figures['server_cpu_ms_per_request']} ms per request, client "
-          f"{figures['client_cpu_ms_per_request']} ms "
-          f"(load average {figures['load_average_1m']:.2f} on {figures['cpu_count']} CPUs)")
+    print(
+        f"server CPU       {figures['server_cpu_ms_per_request']} ms per request, client "
+        f"{figures['client_cpu_ms_per_request']} ms "
+        f"(load average {figures['load_average_1m']:.2f} on {figures['cpu_count']} CPUs)"
+    )
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
     return 0 if figures["errors"] == 0 and figures["acknowledged"] == figures["sent"] else 1

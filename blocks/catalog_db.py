@@ -1,4 +1,5 @@
 """CatalogDatabase: where the catalog lives (SQLite for one machine, PostgreSQL in production)."""
+
 from __future__ import annotations
 
 from prefect.blocks.core import Block

@@ -11,6 +11,7 @@ Every destination offers the same small surface to the export task (see
 
 ``blocks.shopify.ShopifyStore`` offers the same surface for a Shopify store.
 """
+
 from __future__ import annotations
 
 import glob
@@ -44,9 +45,7 @@ class ExportContext(BaseModel):
 
     sku: str = Field(description="The SKU id as the catalog has it.")
     title: str | None = Field(default=None, description="Product title, if known.")
-    product_id: str | None = Field(
-        default=None, description="Shopify product id (gid://shopify/Product/<n> or <n>)."
-    )
+    product_id: str | None = Field(default=None, description="Shopify product id (gid://shopify/Product/<n> or <n>).")
     alt_text: str | None = Field(default=None, description="Alt text for the image.")
     profile: str = Field(description="Export profile name, e.g. 'shopify' or 'amazon-main'.")
 
@@ -129,9 +128,7 @@ class LocalFolderDestination(Block):
     _description = "Export images into a local folder: atomic, idempotent writes"
 
     base_path: Path = Field(description="Absolute folder the exports go under.")
-    fsync: bool = Field(
-        default=True, description="fsync each file and its folder so a power cut keeps it."
-    )
+    fsync: bool = Field(default=True, description="fsync each file and its folder so a power cut keeps it.")
 
     @field_validator("base_path")
     @classmethod
@@ -155,9 +152,7 @@ class LocalFolderDestination(Block):
             raise ValueError(f"key {key!r} resolves outside {base}")
         return path
 
-    def put(
-        self, key: str, data: bytes, *, content_type: str, sha256: str, context: ExportContext
-    ) -> str:
+    def put(self, key: str, data: bytes, *, content_type: str, sha256: str, context: ExportContext) -> str:
         check_bytes(data, sha256)
         path = self.path_for(key)
         if path.is_file() and path.stat().st_size == len(data):
@@ -165,9 +160,7 @@ class LocalFolderDestination(Block):
                 block_logger().debug("SKU %s: %s holds these bytes", context.sku, path)
                 return str(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(
-            dir=path.parent, prefix=f".{path.name}.", suffix=_TMP_SUFFIX
-        )
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=_TMP_SUFFIX)
         try:
             with os.fdopen(fd, "wb") as tmp:
                 tmp.write(data)
@@ -233,11 +226,11 @@ class S3Destination(Block):
     _description = "Export images to an S3 bucket (prefect-aws S3Bucket), idempotent by sha256"
 
     bucket: S3Bucket = Field(description="The bucket and its credentials (prefect-aws).")
-    prefix: str = Field(
-        default="", description="Key prefix under the bucket's folder, e.g. 'exports'."
-    )
+    prefix: str = Field(default="", description="Key prefix under the bucket's folder, e.g. 'exports'.")
     max_attempts: int = Field(
-        default=5, ge=1, le=20,
+        default=5,
+        ge=1,
+        le=20,
         description="Attempts per S3 call, the first included (botocore 'standard' retries).",
     )
     multipart_threshold_mb: int = Field(
@@ -280,9 +273,7 @@ class S3Destination(Block):
             self._client = creds.get_boto3_session().client("s3", **params)
         return self._client
 
-    def put(
-        self, key: str, data: bytes, *, content_type: str, sha256: str, context: ExportContext
-    ) -> str:
+    def put(self, key: str, data: bytes, *, content_type: str, sha256: str, context: ExportContext) -> str:
         check_bytes(data, sha256)
         full = self.full_key(key)
         uri = f"s3://{self.bucket.bucket_name}/{full}"
@@ -292,11 +283,11 @@ class S3Destination(Block):
             return uri
         threshold = self.multipart_threshold_mb * 1024 * 1024
         self.get_client().upload_fileobj(
-            io.BytesIO(data), self.bucket.bucket_name, full,
+            io.BytesIO(data),
+            self.bucket.bucket_name,
+            full,
             ExtraArgs={"ContentType": content_type, "Metadata": {"sha256": sha256}},
-            Config=TransferConfig(
-                multipart_threshold=threshold, multipart_chunksize=threshold, use_threads=False
-            ),
+            Config=TransferConfig(multipart_threshold=threshold, multipart_chunksize=threshold, use_threads=False),
         )
         block_logger().debug("SKU %s: uploaded %s (%d bytes)", context.sku, uri, len(data))
         return uri
@@ -306,15 +297,11 @@ class S3Destination(Block):
         full = self.full_key(key)
         client = self.get_client()
         aborted = []
-        pages = client.get_paginator("list_multipart_uploads").paginate(
-            Bucket=self.bucket.bucket_name, Prefix=full
-        )
+        pages = client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket.bucket_name, Prefix=full)
         for page in pages:
             for upload in page.get("Uploads", []):
                 if upload["Key"] == full:
-                    client.abort_multipart_upload(
-                        Bucket=self.bucket.bucket_name, Key=full, UploadId=upload["UploadId"]
-                    )
+                    client.abort_multipart_upload(Bucket=self.bucket.bucket_name, Key=full, UploadId=upload["UploadId"])
                     aborted.append(upload["UploadId"])
         if aborted:
             block_logger().info("SKU %s: aborted multipart uploads %s", context.sku, aborted)

@@ -1,4 +1,5 @@
 """ModelStore: where weights live, which backends a worker uses, and on which device."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -68,7 +69,7 @@ class ModelStore(Block):
 
         from imaging.weights import WEIGHTS, verify
 
-        bucket, _, prefix = self.s3_uri[len("s3://"):].partition("/")
+        bucket, _, prefix = self.s3_uri[len("s3://") :].partition("/")
         client = client or boto3.client("s3")
         self.model_dir.mkdir(parents=True, exist_ok=True)
         for wf in WEIGHTS.values():

@@ -17,6 +17,7 @@ a query waits until the bucket holds its last cost; THROTTLED, HTTP 429 and (whe
 is safe) 5xx/transport errors get bounded exponential backoff with jitter. A mutation that
 may have been applied is never re-sent.
 """
+
 from __future__ import annotations
 
 import base64
@@ -134,8 +135,7 @@ class ShopifyStore(Block):
         if value is None:
             return None
         url = httpx.URL(value)
-        if url.scheme not in {"http", "https"} or not url.host or url.query \
-                or url.path not in {"", "/"}:
+        if url.scheme not in {"http", "https"} or not url.host or url.query or url.path not in {"", "/"}:
             raise ValueError(f"admin_api_url {value!r} must be http(s)://host[:port] with no path")
         return value.rstrip("/")
 
@@ -173,9 +173,7 @@ class ShopifyStore(Block):
             self._http.close()
             self._http = None
 
-    def put(
-        self, key: str, data: bytes, *, content_type: str, sha256: str, context: ExportContext
-    ) -> str:
+    def put(self, key: str, data: bytes, *, content_type: str, sha256: str, context: ExportContext) -> str:
         """Attach the image to ``context.product_id``; returns the media id. Exactly once."""
         check_key(key)
         check_bytes(data, sha256)
@@ -212,8 +210,9 @@ class ShopifyStore(Block):
         check_key(key)
         product_id, what = _product(context)
         marker = media_marker(sha256, context)
-        failed = [m["id"] for m in self._media(product_id, what)
-                  if marker in (m["alt"] or "") and m["status"] == "FAILED"]
+        failed = [
+            m["id"] for m in self._media(product_id, what) if marker in (m["alt"] or "") and m["status"] == "FAILED"
+        ]
         self._detach(product_id, failed, what)
         return failed
 
@@ -230,18 +229,22 @@ class ShopifyStore(Block):
         def send() -> httpx.Response:
             self._await_budget(operation)
             return self._client().post(
-                self.graphql_url, json={"query": query, "variables": variables},
+                self.graphql_url,
+                json={"query": query, "variables": variables},
                 headers={"X-Shopify-Access-Token": token},
             )
 
         response = self._with_retries(
-            send, what=f"{what}: {operation}", idempotent=idempotent,
+            send,
+            what=f"{what}: {operation}",
+            idempotent=idempotent,
             throttled=lambda r: self._note_cost(operation, r),
         )
         body = _json(response)
         if response.status_code != 200 or body is None:
-            raise ShopifyError(f"{what}: {operation} got HTTP {response.status_code}: "
-                               f"{self._redact(response.text[:300])}")
+            raise ShopifyError(
+                f"{what}: {operation} got HTTP {response.status_code}: {self._redact(response.text[:300])}"
+            )
         if body.get("errors"):
             messages = "; ".join(str(e.get("message", e)) for e in body["errors"])
             raise ShopifyError(f"{what}: {operation} failed: {self._redact(messages)}")
@@ -260,8 +263,13 @@ class ShopifyStore(Block):
             after = page["pageInfo"]["endCursor"]
 
     def _stage(self, filename: str, data: bytes, content_type: str, what: str) -> dict:
-        upload = {"resource": "IMAGE", "filename": filename, "mimeType": content_type,
-                  "httpMethod": "POST", "fileSize": str(len(data))}
+        upload = {
+            "resource": "IMAGE",
+            "filename": filename,
+            "mimeType": content_type,
+            "httpMethod": "POST",
+            "fileSize": str(len(data)),
+        }
         payload = self.graphql(STAGE_MUTATION, {"input": [upload]}, what=what)
         self._user_errors(payload["stagedUploadsCreate"], "stagedUploadsCreate", what)
         return payload["stagedUploadsCreate"]["stagedTargets"][0]
@@ -269,14 +277,14 @@ class ShopifyStore(Block):
     def _upload(self, target: dict, filename: str, data: bytes, content_type: str, what: str):
         fields = {p["name"]: p["value"] for p in target["parameters"]}
         response = self._with_retries(
-            lambda: self._client().post(
-                target["url"], data=fields, files={"file": (filename, data, content_type)}
-            ),
-            what=f"{what}: staged upload", idempotent=True,
+            lambda: self._client().post(target["url"], data=fields, files={"file": (filename, data, content_type)}),
+            what=f"{what}: staged upload",
+            idempotent=True,
         )
         if response.status_code not in {200, 201, 204}:
-            raise ShopifyError(f"{what}: staged upload got HTTP {response.status_code}: "
-                               f"{self._redact(response.text[:300])}")
+            raise ShopifyError(
+                f"{what}: staged upload got HTTP {response.status_code}: {self._redact(response.text[:300])}"
+            )
 
     def _attach(self, product_id: str, resource_url: str, alt: str, what: str) -> None:
         media = [{"originalSource": resource_url, "alt": alt, "mediaContentType": "IMAGE"}]
@@ -295,8 +303,7 @@ class ShopifyStore(Block):
     def _user_errors(self, payload: dict, operation: str, what: str) -> None:
         errors = payload.get("userErrors") or []
         if errors:
-            text = "; ".join(f"{'.'.join(e.get('field') or []) or '-'}: {e['message']}"
-                             for e in errors)
+            text = "; ".join(f"{'.'.join(e.get('field') or []) or '-'}: {e['message']}" for e in errors)
             raise ShopifyError(f"{what}: {operation} refused: {self._redact(text)}")
 
     def _client(self) -> httpx.Client:
@@ -310,7 +317,11 @@ class ShopifyStore(Block):
         return text.replace(token, "[redacted]") if token else text
 
     def _with_retries(
-        self, send: Callable[[], httpx.Response], *, what: str, idempotent: bool,
+        self,
+        send: Callable[[], httpx.Response],
+        *,
+        what: str,
+        idempotent: bool,
         throttled: Callable[[httpx.Response], str | None] = lambda response: None,
     ) -> httpx.Response:
         attempts = self.max_retries + 1
@@ -320,8 +331,9 @@ class ShopifyStore(Block):
                 response = send()
             except httpx.TransportError as exc:
                 if not (idempotent or isinstance(exc, _NOT_SENT)):
-                    raise ShopifyError(f"{what}: {type(exc).__name__} after sending; not "
-                                       "re-sent as it may have been applied") from exc
+                    raise ShopifyError(
+                        f"{what}: {type(exc).__name__} after sending; not re-sent as it may have been applied"
+                    ) from exc
                 reason, error = type(exc).__name__, exc
             else:
                 status = response.status_code
@@ -332,11 +344,11 @@ class ShopifyStore(Block):
                     if reason is None:
                         return response
             if attempt == attempts:
-                raise ShopifyError(f"{what}: gave up after {attempts} attempts ({reason})") \
-                    from error
+                raise ShopifyError(f"{what}: gave up after {attempts} attempts ({reason})") from error
             delay = self._delay(attempt, response)
-            block_logger(__name__).warning("%s: %s; retry %d/%d in %.1f s", what, reason,
-                                           attempt, self.max_retries, delay)
+            block_logger(__name__).warning(
+                "%s: %s; retry %d/%d in %.1f s", what, reason, attempt, self.max_retries, delay
+            )
             self._sleep(delay)
         raise AssertionError("unreachable")
 

@@ -1,4 +1,5 @@
 """Engines, sessions and migrations for the catalog database (SQLite or PostgreSQL)."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator

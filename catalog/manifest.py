@@ -6,6 +6,7 @@ Problems with the manifest as a whole raise ``ManifestError`` (the batch cannot 
 Problems with one row become a ``ManifestEntry`` with ``problem`` set, so that SKU ends
 ``failed`` with the reason while the rest of the batch goes on.
 """
+
 from __future__ import annotations
 
 import codecs
@@ -137,8 +138,7 @@ def _entry(number: int, record: dict[str, str], base: Path, seen: dict[str, int]
 
 
 def _decode(data: bytes, path: Path) -> tuple[str, str]:
-    for bom, name in ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"),
-                      (codecs.BOM_UTF16_BE, "utf-16")):
+    for bom, name in ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
         if data.startswith(bom):
             return data.decode(name), name
     if b"\x00" in data:

@@ -3,6 +3,7 @@
 One row per batch, per SKU in a batch, per distinct source image (by content hash), per
 render attempt, per QC result, per review decision, per export and per webhook delivery.
 """
+
 from __future__ import annotations
 
 from datetime import UTC, datetime
@@ -45,9 +46,7 @@ class Batch(Base):
     flow_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     review_round: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # holds opened so far
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), default=utcnow, onupdate=utcnow
-    )
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
     skus: Mapped[list[Sku]] = relationship(back_populates="batch", order_by="Sku.position")
 
@@ -77,9 +76,7 @@ class Sku(Base):
     template: Mapped[str] = mapped_column(String(100))
     priority: Mapped[str] = mapped_column(String(16), default="standard")
     source_path: Mapped[str | None] = mapped_column(Text, nullable=True)
-    source_image_id: Mapped[int | None] = mapped_column(
-        ForeignKey("source_images.id"), nullable=True
-    )
+    source_image_id: Mapped[int | None] = mapped_column(ForeignKey("source_images.id"), nullable=True)
     state: Mapped[str] = mapped_column(String(32), default="pending", index=True)
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -89,9 +86,7 @@ class Sku(Base):
     # their work-file paths), stored as it enters review so a later run can pick it up.
     review_item: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), default=utcnow, onupdate=utcnow
-    )
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
     batch: Mapped[Batch] = relationship(back_populates="skus")
     source_image: Mapped[SourceImage | None] = relationship()
@@ -158,9 +153,7 @@ class Export(Base):
 
     __tablename__ = "exports"
     __table_args__ = (
-        UniqueConstraint(
-            "destination", "destination_key", "content_sha256", name="uq_exports_dest_content"
-        ),
+        UniqueConstraint("destination", "destination_key", "content_sha256", name="uq_exports_dest_content"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -186,9 +179,7 @@ class WebhookDelivery(Base):
     topic: Mapped[str] = mapped_column(String(64))
     product_id: Mapped[str] = mapped_column(String(64), index=True)
     triggered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    product_updated_at: Mapped[datetime | None] = mapped_column(
-        DateTime(timezone=True), nullable=True
-    )
+    product_updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     payload_sha256: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16))  # accepted | stale

@@ -17,6 +17,7 @@ So every night has exactly one start, never none and never two. Instants come ba
 UTC: an aware datetime inside a repeated hour compares unequal (``==``) to every
 datetime in another zone (PEP 495), a trap UTC values do not set.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -82,8 +83,7 @@ class OffPeakWindow:
         now = _aware("now", now)
         today = now.astimezone(self.zone).date()
         return any(
-            opens <= now < closes
-            for opens, closes in (self.night(today - timedelta(days=1)), self.night(today))
+            opens <= now < closes for opens, closes in (self.night(today - timedelta(days=1)), self.night(today))
         )
 
     def next_window_start(self, now: datetime) -> datetime:
@@ -93,9 +93,7 @@ class OffPeakWindow:
             return now
         today = now.astimezone(self.zone).date()
         return min(
-            opens
-            for opens in (self.resolve(today + timedelta(days=d), self.start) for d in (0, 1, 2))
-            if opens > now
+            opens for opens in (self.resolve(today + timedelta(days=d), self.start) for d in (0, 1, 2)) if opens > now
         )
 
     def window_starts(self, from_: datetime, to: datetime) -> list[datetime]:
@@ -112,8 +110,13 @@ class OffPeakWindow:
         return starts
 
     def plan_run(
-        self, now: datetime, sku_count: int, urgent: bool, large_batch_threshold: int,
-        *, backfill: bool = False,
+        self,
+        now: datetime,
+        sku_count: int,
+        urgent: bool,
+        large_batch_threshold: int,
+        *,
+        backfill: bool = False,
     ) -> RunPlan:
         """When and on which queue to run a batch of ``sku_count`` SKUs.
 
@@ -137,9 +140,7 @@ class OffPeakWindow:
         if sku_count >= large_batch_threshold:
             when = self.next_window_start(now)
             where = "inside the off-peak window" if when == now else "next off-peak window"
-            return RunPlan(
-                when, "standard", f"{sku_count} SKUs >= {large_batch_threshold}: {where}"
-            )
+            return RunPlan(when, "standard", f"{sku_count} SKUs >= {large_batch_threshold}: {where}")
         return RunPlan(now, "standard", f"{sku_count} SKUs < {large_batch_threshold}: run now")
 
 

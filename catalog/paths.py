@@ -1,4 +1,5 @@
 """SKU ids and file names are hostile input: turn them into safe names, never paths."""
+
 from __future__ import annotations
 
 import hashlib
@@ -8,8 +9,7 @@ from pathlib import Path
 
 MAX_SKU_LENGTH = 200
 _SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
-_WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)),
-                     *(f"lpt{i}" for i in range(1, 10))}
+_WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))}
 
 
 class UnsafeName(ValueError):

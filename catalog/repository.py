@@ -3,6 +3,7 @@
 Functions take an open ``Session`` (see ``catalog.db.session_scope``) and never commit
 themselves: the caller's transaction decides. State changes go through the state machine.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -23,19 +24,32 @@ from catalog.states import (
     check_sku_transition,
 )
 
-
 SKU_COLUMN = Sku.__table__.c.sku.type.length  # 300
 TEMPLATE_COLUMN = Sku.__table__.c.template.type.length  # 100
 
 
 def create_batch(
-    session: Session, *, batch_id: str, name: str, manifest_path: str, manifest_sha256: str,
-    template: str, profiles: list[str], review_policy: str, flow_run_id: str | None = None,
+    session: Session,
+    *,
+    batch_id: str,
+    name: str,
+    manifest_path: str,
+    manifest_sha256: str,
+    template: str,
+    profiles: list[str],
+    review_policy: str,
+    flow_run_id: str | None = None,
 ) -> Batch:
     batch = Batch(
-        id=batch_id, name=name, manifest_path=manifest_path, manifest_sha256=manifest_sha256,
-        template=template, profiles=list(profiles), review_policy=review_policy,
-        state=BatchState.created.value, flow_run_id=flow_run_id,
+        id=batch_id,
+        name=name,
+        manifest_path=manifest_path,
+        manifest_sha256=manifest_sha256,
+        template=template,
+        profiles=list(profiles),
+        review_policy=review_policy,
+        state=BatchState.created.value,
+        flow_run_id=flow_run_id,
     )
     session.add(batch)
     session.flush()
@@ -56,9 +70,7 @@ def set_batch_state(session: Session, batch_id: str, state: BatchState, error: s
     return batch
 
 
-def add_skus(
-    session: Session, batch_id: str, entries: Iterable[ManifestEntry], default_template: str
-) -> list[Sku]:
+def add_skus(session: Session, batch_id: str, entries: Iterable[ManifestEntry], default_template: str) -> list[Sku]:
     """One SKU row per manifest entry; entries with a problem start (and end) ``failed``.
 
     A failed row whose id cannot be stored as written (a duplicate, none at all, longer than
@@ -79,14 +91,21 @@ def add_skus(
             template = template[:TEMPLATE_COLUMN]
         sku = entry.sku or f"(row {entry.row})"
         if problem and (sku in valid or sku in taken or len(sku) > SKU_COLUMN):
-            sku = f"{sku[:SKU_COLUMN - 16]} (row {entry.row})"
+            sku = f"{sku[: SKU_COLUMN - 16]} (row {entry.row})"
         taken.add(sku)
         row = Sku(
-            batch_id=batch_id, position=position, sku=sku,
-            dirname=dirname, title=entry.title, template=template,
-            priority=entry.priority, source_path=str(entry.image) if entry.image else None,
-            state=SkuState.failed.value if problem else SkuState.pending.value, reason=problem,
-            timings={}, shopify_product_id=entry.shopify_product_id,
+            batch_id=batch_id,
+            position=position,
+            sku=sku,
+            dirname=dirname,
+            title=entry.title,
+            template=template,
+            priority=entry.priority,
+            source_path=str(entry.image) if entry.image else None,
+            state=SkuState.failed.value if problem else SkuState.pending.value,
+            reason=problem,
+            timings={},
+            shopify_product_id=entry.shopify_product_id,
         )
         session.add(row)
         rows.append(row)
@@ -136,15 +155,31 @@ def add_timing(session: Session, sku_id: int, stage: str, value: float | str) ->
 
 
 def record_render(
-    session: Session, sku_id: int, *, attempt: int, profile: str, template: str, params: dict,
-    model_versions: dict, seed: int | None, uri: str, content_sha256: str,
+    session: Session,
+    sku_id: int,
+    *,
+    attempt: int,
+    profile: str,
+    template: str,
+    params: dict,
+    model_versions: dict,
+    seed: int | None,
+    uri: str,
+    content_sha256: str,
     segment_confidence: float | None,
 ) -> Render:
     sku = session.get(Sku, sku_id)
     sku.attempts = max(sku.attempts, attempt)
     render = Render(
-        sku_id=sku_id, attempt=attempt, profile=profile, template=template, params=params,
-        model_versions=model_versions, seed=seed, uri=uri, content_sha256=content_sha256,
+        sku_id=sku_id,
+        attempt=attempt,
+        profile=profile,
+        template=template,
+        params=params,
+        model_versions=model_versions,
+        seed=seed,
+        uri=uri,
+        content_sha256=content_sha256,
         segment_confidence=segment_confidence,
     )
     session.add(render)
@@ -153,12 +188,23 @@ def record_render(
 
 
 def record_qc(
-    session: Session, render_id: int, *, thresholds_version: str, status: str, metrics: dict,
-    checks: list, failing: list[str],
+    session: Session,
+    render_id: int,
+    *,
+    thresholds_version: str,
+    status: str,
+    metrics: dict,
+    checks: list,
+    failing: list[str],
 ) -> QcResult:
     result = QcResult(
-        render_id=render_id, thresholds_version=thresholds_version, status=status,
-        passed=status != "fail", metrics=metrics, checks=checks, failing=failing,
+        render_id=render_id,
+        thresholds_version=thresholds_version,
+        status=status,
+        passed=status != "fail",
+        metrics=metrics,
+        checks=checks,
+        failing=failing,
     )
     session.add(result)
     session.flush()
@@ -170,12 +216,12 @@ def record_review(
 ) -> ReviewDecision:
     """One decision per SKU and round. Recording the same decision again (a replayed flow
     step) returns the stored row; a different decision for a decided round raises."""
-    row = session.scalar(select(ReviewDecision).where(
-        ReviewDecision.sku_id == sku_id, ReviewDecision.round == round))
+    row = session.scalar(select(ReviewDecision).where(ReviewDecision.sku_id == sku_id, ReviewDecision.round == round))
     if row is not None:
         if (row.decision, row.reviewer, row.note) != (decision, reviewer, note):
-            raise ValueError(f"SKU row {sku_id} already has a {row.decision!r} decision by "
-                             f"{row.reviewer!r} in review round {round}")
+            raise ValueError(
+                f"SKU row {sku_id} already has a {row.decision!r} decision by {row.reviewer!r} in review round {round}"
+            )
         return row
     row = ReviewDecision(sku_id=sku_id, decision=decision, reviewer=reviewer, note=note, round=round)
     session.add(row)
@@ -203,13 +249,21 @@ def store_review_item(session: Session, sku_id: int, item: dict) -> Sku:
 
 def skus_in_states(session: Session, batch_id: str, states: Iterable[SkuState]) -> list[Sku]:
     wanted = [SkuState(s).value for s in states]
-    return list(session.scalars(
-        select(Sku).where(Sku.batch_id == batch_id, Sku.state.in_(wanted)).order_by(Sku.position)))
+    return list(
+        session.scalars(select(Sku).where(Sku.batch_id == batch_id, Sku.state.in_(wanted)).order_by(Sku.position))
+    )
 
 
 def claim_export(
-    session: Session, *, sku_id: int, render_id: int | None, profile: str, destination: str,
-    key: str, content_sha256: str, size: int,
+    session: Session,
+    *,
+    sku_id: int,
+    render_id: int | None,
+    profile: str,
+    destination: str,
+    key: str,
+    content_sha256: str,
+    size: int,
 ) -> tuple[Export, bool]:
     """Find or create the export row for these bytes at this destination key.
 
@@ -217,14 +271,21 @@ def claim_export(
     interrupted: the caller finishes it (writes are idempotent for the same key+bytes).
     """
     query = select(Export).where(
-        Export.destination == destination, Export.destination_key == key,
+        Export.destination == destination,
+        Export.destination_key == key,
         Export.content_sha256 == content_sha256,
     )
     row = session.scalar(query)
     if row is None:
         row = Export(
-            sku_id=sku_id, render_id=render_id, profile=profile, destination=destination,
-            destination_key=key, content_sha256=content_sha256, size_bytes=size, status="pending",
+            sku_id=sku_id,
+            render_id=render_id,
+            profile=profile,
+            destination=destination,
+            destination_key=key,
+            content_sha256=content_sha256,
+            size_bytes=size,
+            status="pending",
         )
         try:
             with session.begin_nested():
@@ -254,8 +315,6 @@ def latest_qc(session: Session, sku_id: int) -> list[tuple[Render, QcResult | No
     last = max(r.attempt for r in renders)
     out = []
     for render in (r for r in renders if r.attempt == last):
-        qc = session.scalar(
-            select(QcResult).where(QcResult.render_id == render.id).order_by(QcResult.id.desc())
-        )
+        qc = session.scalar(select(QcResult).where(QcResult.render_id == render.id).order_by(QcResult.id.desc()))
         out.append((render, qc))
     return out

@@ -15,6 +15,7 @@ SKU (terminal: exported, rejected, failed)::
     held -> approved | rejected | rendering (reviewer asks for another render)
     any non-terminal -> failed            (with a reason)
 """
+
 from __future__ import annotations
 
 from enum import StrEnum

@@ -14,6 +14,7 @@ one-second resolution, so two real edits can share one); downstream work is idem
 The stale check is a read before the insert, so two deliveries of different versions
 that race each other can both be accepted; the webhook id dedupe cannot be raced.
 """
+
 from __future__ import annotations
 
 import json
@@ -100,8 +101,10 @@ def parse_product(body: bytes) -> ProductPayload:
         raise InvalidDelivery("product id is too long or not printable")
     urls, refused = image_urls(product)
     return ProductPayload(
-        product_id=product_id, updated_at=parse_timestamp("updated_at", product.get("updated_at")),
-        image_urls=tuple(urls), refused_urls=refused,
+        product_id=product_id,
+        updated_at=parse_timestamp("updated_at", product.get("updated_at")),
+        image_urls=tuple(urls),
+        refused_urls=refused,
     )
 
 
@@ -146,8 +149,15 @@ def newest_accepted_version(session: Session, shop: str, product_id: str) -> dat
 
 
 def record_delivery(
-    session: Session, *, webhook_id: str, shop: str, topic: str, product_id: str,
-    triggered_at: datetime | None, product_updated_at: datetime | None, payload_sha256: str,
+    session: Session,
+    *,
+    webhook_id: str,
+    shop: str,
+    topic: str,
+    product_id: str,
+    triggered_at: datetime | None,
+    product_updated_at: datetime | None,
+    payload_sha256: str,
     now: datetime,
 ) -> DeliveryStatus:
     """Record one delivery once; say whether it is new, a replay, or older than one we took.
@@ -167,15 +177,19 @@ def record_delivery(
     now = _require_aware("now", now)
     version = product_updated_at or triggered_at
     newest = newest_accepted_version(session, shop, product_id)
-    status: DeliveryStatus = (
-        "stale" if version is not None and newest is not None and version < newest else "accepted"
-    )
+    status: DeliveryStatus = "stale" if version is not None and newest is not None and version < newest else "accepted"
     inserted = session.scalar(
         _insert(session)(WebhookDelivery)
         .values(
-            webhook_id=webhook_id, shop=shop, topic=topic, product_id=product_id,
-            triggered_at=triggered_at, product_updated_at=product_updated_at, received_at=now,
-            payload_sha256=payload_sha256, status=status,
+            webhook_id=webhook_id,
+            shop=shop,
+            topic=topic,
+            product_id=product_id,
+            triggered_at=triggered_at,
+            product_updated_at=product_updated_at,
+            received_at=now,
+            payload_sha256=payload_sha256,
+            status=status,
         )
         .on_conflict_do_nothing(index_elements=["webhook_id"])
         .returning(WebhookDelivery.id)

@@ -8,6 +8,7 @@
 ``run`` exits 0 when the batch completed (even if some SKUs failed: report.json says which
 and why) and non-zero with a one-line reason when the batch itself could not run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,25 +27,39 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("manifest", type=Path, help="CSV (sku,image[,title,template,priority]), folder or ZIP")
     run.add_argument("--out", type=Path, required=True, help="output folder")
     run.add_argument("--template", default="white_studio", help="default scene template")
-    run.add_argument("--profile", action="append", dest="profiles",
-                     help=f"export profile, repeatable (default: {' '.join(DEFAULT_PROFILES)})")
+    run.add_argument(
+        "--profile",
+        action="append",
+        dest="profiles",
+        help=f"export profile, repeatable (default: {' '.join(DEFAULT_PROFILES)})",
+    )
     run.add_argument("--database-url", help="catalog DB (default: SQLite under --data-dir)")
     run.add_argument("--batch-name", help="batch name (default: the manifest's name)")
-    run.add_argument("--data-dir", type=Path, default=Path(".lightbox"),
-                     help="work files, caches and the SQLite DB (default: ./.lightbox)")
+    run.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(".lightbox"),
+        help="work files, caches and the SQLite DB (default: ./.lightbox)",
+    )
     run.add_argument("--model-dir", type=Path, help="weights (default: DATA_DIR/models)")
-    run.add_argument("--review-policy", default="auto", choices=["auto"],
-                     help="auto: QC passes are approved, QC failures rejected")
-    run.add_argument("--segmenter", default="u2netp",
-                     help="u2netp (bundled), birefnet-general or rmbg-1.4 (weights you supply)")
-    run.add_argument("--upscaler", default="auto",
-                     choices=["auto", "lanczos", "realesrgan-x4plus-ncnn", "realesrgan-x4plus"])
+    run.add_argument(
+        "--review-policy", default="auto", choices=["auto"], help="auto: QC passes are approved, QC failures rejected"
+    )
+    run.add_argument(
+        "--segmenter", default="u2netp", help="u2netp (bundled), birefnet-general or rmbg-1.4 (weights you supply)"
+    )
+    run.add_argument(
+        "--upscaler", default="auto", choices=["auto", "lanczos", "realesrgan-x4plus-ncnn", "realesrgan-x4plus"]
+    )
     run.add_argument("--max-attempts", type=int, default=3, help="renders per SKU before QC gives up")
     run.add_argument("--templates-dir", type=Path, help="extra template YAML files")
     run.add_argument("--shard-size", type=int, default=25)
-    run.add_argument("--thresholds", type=Path,
-                     help="QC thresholds to change (YAML or JSON: QcThresholds fields, e.g. "
-                          "'source_enlargement: {warn: 5, fail: 6}'); the rest stay as calibrated")
+    run.add_argument(
+        "--thresholds",
+        type=Path,
+        help="QC thresholds to change (YAML or JSON: QcThresholds fields, e.g. "
+        "'source_enlargement: {warn: 5, fail: 6}'); the rest stay as calibrated",
+    )
 
     models = commands.add_parser("models", help="model weights")
     models_sub = models.add_subparsers(dest="models_command", required=True)
@@ -55,8 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     gc = commands.add_parser("gc", help="remove work files no open SKU needs (tasks/gc.py)")
     gc.add_argument("--data-dir", type=Path, default=Path(".lightbox"), help="the runs' data dir")
     gc.add_argument("--database-url", help="catalog DB (default: SQLite under --data-dir)")
-    gc.add_argument("--older-than-days", type=float, default=30.0,
-                    help="keep work written more recently than this (default 30)")
+    gc.add_argument(
+        "--older-than-days", type=float, default=30.0, help="keep work written more recently than this (default 30)"
+    )
     gc.add_argument("--dry-run", action="store_true", help="say what would go, remove nothing")
     return parser
 
@@ -76,21 +92,28 @@ def _gc(args) -> int:
 
     data_dir = args.data_dir.resolve()
     if args.database_url is None and not (data_dir / "catalog.db").is_file():
-        sys.stderr.write(f"lightbox: no catalog database at {data_dir / 'catalog.db'} (pass --data-dir or "
-                         "--database-url)\n")
+        sys.stderr.write(
+            f"lightbox: no catalog database at {data_dir / 'catalog.db'} (pass --data-dir or --database-url)\n"
+        )
         return 2
     try:
         url = check_url(args.database_url or sqlite_url(data_dir / "catalog.db"))
-        report = collect_garbage(data_dir, url, Path(os.environ.get("PREFECT_LOCAL_STORAGE_PATH",
-                                                                    data_dir / "results")),
-                                 older_than_days=args.older_than_days, dry_run=args.dry_run)
+        report = collect_garbage(
+            data_dir,
+            url,
+            Path(os.environ.get("PREFECT_LOCAL_STORAGE_PATH", data_dir / "results")),
+            older_than_days=args.older_than_days,
+            dry_run=args.dry_run,
+        )
     except (ValueError, DatabaseUnavailable) as exc:
         sys.stderr.write(f"lightbox: {exc}\n")
         return 2
     verb = "would remove" if args.dry_run else "removed"
-    sys.stdout.write(f"{verb} {len(report.removed_folders)} work folder(s) and {report.removed_records} cache "
-                     f"record(s), {report.freed_bytes / 2**20:.1f} MiB; kept {report.kept_in_use} in use by open "
-                     f"SKUs and {report.kept_recent} written in the last {args.older_than_days:g} days\n")
+    sys.stdout.write(
+        f"{verb} {len(report.removed_folders)} work folder(s) and {report.removed_records} cache "
+        f"record(s), {report.freed_bytes / 2**20:.1f} MiB; kept {report.kept_in_use} in use by open "
+        f"SKUs and {report.kept_recent} written in the last {args.older_than_days:g} days\n"
+    )
     return 0
 
 
@@ -145,8 +168,10 @@ def _run(args) -> int:
     try:
         database_url = check_url(args.database_url or sqlite_url(data_dir / "catalog.db"))
         settings = RunSettings(
-            data_dir=data_dir, database_url=database_url,
-            model_dir=(args.model_dir or data_dir / "models").resolve(), upscaler=args.upscaler,
+            data_dir=data_dir,
+            database_url=database_url,
+            model_dir=(args.model_dir or data_dir / "models").resolve(),
+            upscaler=args.upscaler,
             segmenter=args.segmenter,
             max_attempts=args.max_attempts,
             templates_dir=args.templates_dir.resolve() if args.templates_dir else None,
@@ -162,9 +187,14 @@ def _run(args) -> int:
 
     try:
         report = catalog_batch(
-            manifest=str(args.manifest.resolve()), out_dir=str(args.out.resolve()), settings=settings,
-            name=args.batch_name or args.manifest.stem, template=args.template, profiles=profiles,
-            review_policy=args.review_policy, shard_size=args.shard_size,
+            manifest=str(args.manifest.resolve()),
+            out_dir=str(args.out.resolve()),
+            settings=settings,
+            name=args.batch_name or args.manifest.stem,
+            template=args.template,
+            profiles=profiles,
+            review_policy=args.review_policy,
+            shard_size=args.shard_size,
         )
     except (ManifestError, DatabaseUnavailable) as exc:
         sys.stderr.write(f"lightbox: {exc}\n")

@@ -16,6 +16,7 @@ two manifests are written next to yours (``<name>.urgent-<hash>.csv`` and
 Needs ``PREFECT_API_URL`` (``make up`` prints it). The manifest path must be readable by
 the workers (one machine, or a shared volume).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,23 +38,23 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def offpeak_window(prefect_yaml: Path = ROOT / "prefect.yaml") -> OffPeakWindow:
     offpeak = yaml.safe_load(prefect_yaml.read_text())["definitions"]["offpeak"]
-    return OffPeakWindow(time.fromisoformat(offpeak["start"]), time.fromisoformat(offpeak["end"]),
-                         offpeak["timezone"])
+    return OffPeakWindow(time.fromisoformat(offpeak["start"]), time.fromisoformat(offpeak["end"]), offpeak["timezone"])
 
 
 def split_urgent(manifest: Path, encoding: str, urgent_rows: set[int]) -> tuple[Path, Path]:
     """Two CSVs next to ``manifest``: its urgent data rows, and every other row."""
     rows = list(csv.reader(io.StringIO(manifest.read_bytes().decode(encoding), newline="")))
     header, data = rows[0], rows[1:]
-    parts = {"urgent": [r for n, r in enumerate(data, 1) if n in urgent_rows],
-             "rest": [r for n, r in enumerate(data, 1) if n not in urgent_rows]}
+    parts = {
+        "urgent": [r for n, r in enumerate(data, 1) if n in urgent_rows],
+        "rest": [r for n, r in enumerate(data, 1) if n not in urgent_rows],
+    }
     paths = []
     for part, part_rows in parts.items():
         buffer = io.StringIO()
         csv.writer(buffer, lineterminator="\n").writerows([header, *part_rows])
         data_bytes = buffer.getvalue().encode("utf-8")
-        path = manifest.with_name(
-            f"{manifest.stem}.{part}-{hashlib.sha256(data_bytes).hexdigest()[:8]}.csv")
+        path = manifest.with_name(f"{manifest.stem}.{part}-{hashlib.sha256(data_bytes).hexdigest()[:8]}.csv")
         path.write_bytes(data_bytes)
         paths.append(path)
     return paths[0], paths[1]
@@ -66,19 +67,24 @@ def plan_parts(path: Path, args: argparse.Namespace, window: OffPeakWindow, now:
     name = args.name or path.stem
     if args.urgent or args.backfill or not urgent_rows or len(urgent_rows) == len(manifest.entries):
         urgent = args.urgent or bool(urgent_rows)
-        plan = window.plan_run(now, len(manifest.entries), urgent, args.large_batch,
-                               backfill=args.backfill and not urgent)
+        plan = window.plan_run(
+            now, len(manifest.entries), urgent, args.large_batch, backfill=args.backfill and not urgent
+        )
         return [{"manifest": path, "name": name, "skus": len(manifest.entries), "plan": plan}]
     if path.suffix.lower() != ".csv":
-        raise ManifestError("urgent rows inside a ZIP: unpack it and submit the CSV, or pass "
-                            "--urgent to run the whole catalog now")
+        raise ManifestError(
+            "urgent rows inside a ZIP: unpack it and submit the CSV, or pass --urgent to run the whole catalog now"
+        )
     urgent_csv, rest_csv = split_urgent(path, manifest.encoding, urgent_rows)
     rest = len(manifest.entries) - len(urgent_rows)
     return [
-        {"manifest": urgent_csv, "name": f"{name}-urgent", "skus": len(urgent_rows),
-         "plan": window.plan_run(now, len(urgent_rows), True, args.large_batch)},
-        {"manifest": rest_csv, "name": name, "skus": rest,
-         "plan": window.plan_run(now, rest, False, args.large_batch)},
+        {
+            "manifest": urgent_csv,
+            "name": f"{name}-urgent",
+            "skus": len(urgent_rows),
+            "plan": window.plan_run(now, len(urgent_rows), True, args.large_batch),
+        },
+        {"manifest": rest_csv, "name": name, "skus": rest, "plan": window.plan_run(now, rest, False, args.large_batch)},
     ]
 
 
@@ -91,8 +97,9 @@ def parser() -> argparse.ArgumentParser:
     when.add_argument("--backfill", action="store_true", help="the off-peak window, backfill queue")
     p.add_argument("--template", default="white_studio")
     p.add_argument("--profile", action="append", dest="profiles")
-    p.add_argument("--large-batch", type=int, default=200,
-                   help="SKUs from which a day-time batch waits for the off-peak window")
+    p.add_argument(
+        "--large-batch", type=int, default=200, help="SKUs from which a day-time batch waits for the off-peak window"
+    )
     p.add_argument("--deployment", default="catalog-batch/on-demand")
     p.add_argument("--unpack-dir", default=".lightbox/unpacked", help="where a ZIP is opened to count it")
     return p
@@ -117,10 +124,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parameters = {"manifest": str(part["manifest"]), "name": part["name"], "template": args.template}
         if args.profiles:
             parameters["profiles"] = args.profiles
-        run = run_deployment(args.deployment, parameters=parameters, scheduled_time=plan.when,
-                             work_queue_name=plan.queue, timeout=0)
-        sys.stdout.write(f"{part['name']}: {part['skus']} SKUs -> {plan.queue} at "
-                         f"{plan.when.isoformat(timespec='minutes')} ({plan.reason}); flow run {run.name}\n")
+        run = run_deployment(
+            args.deployment, parameters=parameters, scheduled_time=plan.when, work_queue_name=plan.queue, timeout=0
+        )
+        sys.stdout.write(
+            f"{part['name']}: {part['skus']} SKUs -> {plan.queue} at "
+            f"{plan.when.isoformat(timespec='minutes')} ({plan.reason}); flow run {run.name}\n"
+        )
     return 0
 
 

@@ -19,6 +19,7 @@ are never logged; untrusted header values are logged with repr().
 
     python -m deployments.webhook --host 127.0.0.1 --port 8787 [--database-url URL]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,7 +44,6 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from catalog.db import check_url, get_engine, migrate, session_scope
-from tasks.events import drain_prefect_events, emit_product_event
 from catalog.webhooks import (
     InvalidDelivery,
     ProductPayload,
@@ -52,6 +52,7 @@ from catalog.webhooks import (
     record_delivery,
     set_event_id,
 )
+from tasks.events import drain_prefect_events, emit_product_event
 
 DEFAULT_TOPICS = ("products/create", "products/update")
 SHOP_DOMAIN = re.compile(r"^[a-z0-9][a-z0-9-]{0,200}\.myshopify\.com$")
@@ -92,9 +93,12 @@ def _answer(status_code: int, status: str, **extra: Any) -> JSONResponse:
 
 
 def create_app(
-    *, get_secret: Callable[[], Any], database_url: str,
+    *,
+    get_secret: Callable[[], Any],
+    database_url: str,
     emit_event: Callable[[dict[str, Any]], str] = emit_product_event,
-    max_body_bytes: int = 1_048_576, allowed_topics: Sequence[str] = DEFAULT_TOPICS,
+    max_body_bytes: int = 1_048_576,
+    allowed_topics: Sequence[str] = DEFAULT_TOPICS,
     clock: Callable[[], datetime] = utc_now,
 ) -> Starlette:
     """The receiver. ``get_secret`` returns the shared secret (str or SecretStr) and is
@@ -112,21 +116,37 @@ def create_app(
         return secret.encode()
 
     def record_and_emit(
-        webhook_id: str, shop: str, topic: str, triggered_at: datetime | None,
-        product: ProductPayload, payload_sha256: str,
+        webhook_id: str,
+        shop: str,
+        topic: str,
+        triggered_at: datetime | None,
+        product: ProductPayload,
+        payload_sha256: str,
     ) -> str:
         with session_scope(database_url) as session:
             status = record_delivery(
-                session, webhook_id=webhook_id, shop=shop, topic=topic,
-                product_id=product.product_id, triggered_at=triggered_at,
-                product_updated_at=product.updated_at, payload_sha256=payload_sha256, now=clock(),
+                session,
+                webhook_id=webhook_id,
+                shop=shop,
+                topic=topic,
+                product_id=product.product_id,
+                triggered_at=triggered_at,
+                product_updated_at=product.updated_at,
+                payload_sha256=payload_sha256,
+                now=clock(),
             )
             if status == "accepted":
-                event_id = emit_event({
-                    "shop": shop, "product_id": product.product_id, "topic": topic,
-                    "webhook_id": webhook_id, "image_urls": list(product.image_urls),
-                    "updated_at": _iso(product.updated_at), "triggered_at": _iso(triggered_at),
-                })
+                event_id = emit_event(
+                    {
+                        "shop": shop,
+                        "product_id": product.product_id,
+                        "topic": topic,
+                        "webhook_id": webhook_id,
+                        "image_urls": list(product.image_urls),
+                        "updated_at": _iso(product.updated_at),
+                        "triggered_at": _iso(triggered_at),
+                    }
+                )
                 set_event_id(session, webhook_id, event_id)
         return status
 
@@ -157,27 +177,37 @@ def create_app(
             if topic not in topics:
                 log.info("shopify webhook %r shop=%s topic=%r: ignored", webhook_id, shop, topic)
                 return _answer(200, "ignored")
-            triggered_at = parse_timestamp(
-                "X-Shopify-Triggered-At", request.headers.get("x-shopify-triggered-at")
-            )
+            triggered_at = parse_timestamp("X-Shopify-Triggered-At", request.headers.get("x-shopify-triggered-at"))
             product = parse_product(body)
         except InvalidDelivery as exc:
             log.warning("shopify webhook %r: bad delivery: %s", webhook_id, exc)
             return _answer(400, "rejected", reason=str(exc))
         if product.refused_urls:
-            log.warning("shopify webhook %r: %d image URLs were not http(s), left out",
-                        webhook_id, product.refused_urls)
+            log.warning(
+                "shopify webhook %r: %d image URLs were not http(s), left out", webhook_id, product.refused_urls
+            )
         try:
             status = await run_in_threadpool(
-                record_and_emit, webhook_id, shop, topic, triggered_at, product,
+                record_and_emit,
+                webhook_id,
+                shop,
+                topic,
+                triggered_at,
+                product,
                 hashlib.sha256(body).hexdigest(),
             )
         except Exception as exc:  # re-raised: the server answers 500 and logs the traceback
-            log.error("shopify webhook %r shop=%s topic=%s: not recorded (%s); Shopify will retry",
-                      webhook_id, shop, topic, exc.__class__.__name__)
+            log.error(
+                "shopify webhook %r shop=%s topic=%s: not recorded (%s); Shopify will retry",
+                webhook_id,
+                shop,
+                topic,
+                exc.__class__.__name__,
+            )
             raise
-        log.info("shopify webhook %r shop=%s topic=%s product=%s: %s",
-                 webhook_id, shop, topic, product.product_id, status)
+        log.info(
+            "shopify webhook %r shop=%s topic=%s product=%s: %s", webhook_id, shop, topic, product.product_id, status
+        )
         return _answer(200, status)
 
     def ping() -> None:
@@ -192,10 +222,12 @@ def create_app(
             return _answer(503, "unavailable", database=exc.__class__.__name__)
         return _answer(200, "ok")
 
-    return Starlette(routes=[
-        Route("/webhooks/shopify", shopify, methods=["POST"]),
-        Route("/healthz", healthz, methods=["GET"]),
-    ])
+    return Starlette(
+        routes=[
+            Route("/webhooks/shopify", shopify, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ]
+    )
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -207,8 +239,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8787)
     parser.add_argument("--database-url", help="catalog database (default: $LIGHTBOX_DATABASE_URL)")
-    parser.add_argument("--secret-file", type=Path,
-                        help="file holding the webhook secret (default: $LIGHTBOX_SHOPIFY_WEBHOOK_SECRET)")
+    parser.add_argument(
+        "--secret-file", type=Path, help="file holding the webhook secret (default: $LIGHTBOX_SHOPIFY_WEBHOOK_SECRET)"
+    )
     parser.add_argument("--max-body-bytes", type=int, default=1_048_576)
     parser.add_argument("--migrate", action="store_true", help="bring the catalog schema up to date first")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])

@@ -11,6 +11,7 @@ The batch id is the flow run's id, so a suspended run that resumes (Prefect runs
 again from the top) finds its own batch; the steps before the hold return their recorded
 results instead of writing again (see flows/review.py).
 """
+
 from __future__ import annotations
 
 from functools import partial
@@ -23,8 +24,8 @@ from pydantic import Field
 
 from catalog.states import BatchState
 from flows.dispatch import own_work_queue, render_all
-from flows.runner import bounded_task_runner
 from flows.review import hold_for_review, require_deployment, review_items
+from flows.runner import bounded_task_runner
 from tasks.bookkeeping import prepare_batch, record_failures, record_sources, set_batch_state
 from tasks.common import reason
 from tasks.export import check_destinations, export_sku
@@ -36,16 +37,28 @@ from tasks.score import score_batch_consistency
 from tasks.validate import validate_source
 
 
-@flow(name="catalog-batch", flow_run_name="batch-{name}", log_prints=False, persist_result=True,
-      task_runner=bounded_task_runner())
+@flow(
+    name="catalog-batch",
+    flow_run_name="batch-{name}",
+    log_prints=False,
+    persist_result=True,
+    task_runner=bounded_task_runner(),
+)
 def catalog_batch(
-    manifest: str, out_dir: str, settings: RunSettings, name: str = "catalog",
-    template: str = "white_studio", profiles: list[str] = ("amazon-main", "shopify"),
-    review_policy: ReviewPolicy = "auto", shard_size: int = 25, render_deployment: str | None = None,
+    manifest: str,
+    out_dir: str,
+    settings: RunSettings,
+    name: str = "catalog",
+    template: str = "white_studio",
+    profiles: list[str] = ("amazon-main", "shopify"),
+    review_policy: ReviewPolicy = "auto",
+    shard_size: int = 25,
+    render_deployment: str | None = None,
     destinations: list[DestinationSpec] | None = None,
     review_rounds: Annotated[int, Field(ge=1, le=10)] = 2,
     review_timeout_s: Annotated[int, Field(ge=1)] | None = 24 * 3600,
-    thumbnail_store: str | None = None, batch_id: str | None = None,
+    thumbnail_store: str | None = None,
+    batch_id: str | None = None,
 ) -> dict:
     """One batch, from manifest to exported images and report.
 
@@ -75,16 +88,23 @@ def catalog_batch(
     require_deployment(review_policy)
     check_destinations(destinations, out_dir, profiles)
     run_id = flow_run.get_id()
-    batch_id, jobs = prepare_batch(manifest, settings, batch_id=batch_id or UUID(run_id).hex,
-                                   template=template, profiles=profiles, name=name,
-                                   review_policy=review_policy, flow_run_id=run_id)
+    batch_id, jobs = prepare_batch(
+        manifest,
+        settings,
+        batch_id=batch_id or UUID(run_id).hex,
+        template=template,
+        profiles=profiles,
+        name=name,
+        review_policy=review_policy,
+        flow_run_id=run_id,
+    )
     logger.info("batch %s: %s SKUs to process", batch_id, len(jobs))
     progress = start_progress(batch_id, name)
 
     # validating
     checked = resolve(validate_source.map(jobs, unmapped(settings)))
-    record_failures(db, {j.sku_id: reason("validate", r.error) for j, r in zip(jobs, checked) if not r.ok})
-    items = [ShardItem(job=j, source=r.value) for j, r in zip(jobs, checked) if r.ok]
+    record_failures(db, {j.sku_id: reason("validate", r.error) for j, r in zip(jobs, checked, strict=True) if not r.ok})
+    items = [ShardItem(job=j, source=r.value) for j, r in zip(jobs, checked, strict=True) if r.ok]
     record_sources(db, [i.source for i in items])
 
     # processing: per SKU, in shards (in production each shard is a flow run on the GPU pool)
@@ -99,23 +119,52 @@ def catalog_batch(
 
     # review hold: the policy decides; what it holds waits for people (the run suspends)
     set_batch_state(db, batch_id, BatchState.review_hold)
-    render = partial(render_all, batch_id, profiles=profiles, settings=settings, progress=None,
-                     shard_size=shard_size, render_deployment=render_deployment, queue=queue)
-    held = hold_for_review(batch_id, name, review_items(items, outcomes), settings, render,
-                           policy=review_policy, rounds=review_rounds, timeout_s=review_timeout_s,
-                           thumbnail_store=thumbnail_store)
+    render = partial(
+        render_all,
+        batch_id,
+        profiles=profiles,
+        settings=settings,
+        progress=None,
+        shard_size=shard_size,
+        render_deployment=render_deployment,
+        queue=queue,
+    )
+    held = hold_for_review(
+        batch_id,
+        name,
+        review_items(items, outcomes),
+        settings,
+        render,
+        policy=review_policy,
+        rounds=review_rounds,
+        timeout_s=review_timeout_s,
+        thumbnail_store=thumbnail_store,
+    )
     if held:
-        logger.warning("batch %s: %s SKU(s) still held after %s review round(s); nothing exported. "
-                       "Continue with batch_id=%s", batch_id, held, review_rounds, batch_id)
+        logger.warning(
+            "batch %s: %s SKU(s) still held after %s review round(s); nothing exported. Continue with batch_id=%s",
+            batch_id,
+            held,
+            review_rounds,
+            batch_id,
+        )
         return write_report(batch_id, out_dir, settings, consistency)
 
     # exporting: exactly once per destination key and content
     set_batch_state(db, batch_id, BatchState.exporting)
     approved = approved_items(db, batch_id)
-    exports = resolve(export_sku.map([a.job for a in approved], [a.outcome for a in approved],
-                                     unmapped(out_dir), unmapped(settings), unmapped(destinations)))
-    record_failures(db, {a.job.sku_id: reason("export", r.error)
-                         for a, r in zip(approved, exports) if not r.ok})
+    exports = resolve(
+        export_sku.map(
+            [a.job for a in approved],
+            [a.outcome for a in approved],
+            unmapped(out_dir),
+            unmapped(settings),
+            unmapped(destinations),
+        )
+    )
+    record_failures(
+        db, {a.job.sku_id: reason("export", r.error) for a, r in zip(approved, exports, strict=True) if not r.ok}
+    )
 
     set_batch_state(db, batch_id, BatchState.done)
     report = write_report(batch_id, out_dir, settings, consistency)

@@ -1,5 +1,6 @@
 """How a batch's shards reach the workers: in-process on the embedded default, or one
 flow run per shard on the GPU work pool (``run_deployment``) in production."""
+
 from __future__ import annotations
 
 from uuid import UUID
@@ -25,27 +26,46 @@ def own_work_queue() -> str | None:
     return context.flow_run.work_queue_name if context and context.flow_run else None
 
 
-def render_all(batch_id: str, items: list[ShardItem], profiles: list[str], settings: RunSettings,
-               progress: UUID | None, shard_size: int, render_deployment: str | None,
-               queue: str | None = None) -> list[SkuOutcome]:
+def render_all(
+    batch_id: str,
+    items: list[ShardItem],
+    profiles: list[str],
+    settings: RunSettings,
+    progress: UUID | None,
+    shard_size: int,
+    render_deployment: str | None,
+    queue: str | None = None,
+) -> list[SkuOutcome]:
     """Every item's outcome, in order. A shard run that crashed or timed out fails its SKUs
     with the reason; nothing is dropped."""
-    shards = [items[i:i + shard_size] for i in range(0, len(items), shard_size)]
+    shards = [items[i : i + shard_size] for i in range(0, len(items), shard_size)]
     if render_deployment is None:
         outcomes: list[SkuOutcome] = []
         for index, shard in enumerate(shards):
-            outcomes += render_shard(batch_id, index, shard, profiles, settings, progress,
-                                     len(outcomes), len(items))
+            outcomes += render_shard(batch_id, index, shard, profiles, settings, progress, len(outcomes), len(items))
         return outcomes
     logger = get_run_logger()
     runs = []
     for index, shard in enumerate(shards):  # all shards queued at once; the pool's limit paces them
-        runs.append(run_deployment(
-            render_deployment, timeout=0, as_subflow=True, work_queue_name=queue,
-            idempotency_key=f"{batch_id}-shard-{index}-{shard_key(shard)}",
-            parameters=dict(batch_id=batch_id, shard_index=index, items=shard, profiles=profiles,
-                            settings=settings, progress_artifact_id=progress,
-                            done_before=index * shard_size, total=len(items))))
+        runs.append(
+            run_deployment(
+                render_deployment,
+                timeout=0,
+                as_subflow=True,
+                work_queue_name=queue,
+                idempotency_key=f"{batch_id}-shard-{index}-{shard_key(shard)}",
+                parameters=dict(
+                    batch_id=batch_id,
+                    shard_index=index,
+                    items=shard,
+                    profiles=profiles,
+                    settings=settings,
+                    progress_artifact_id=progress,
+                    done_before=index * shard_size,
+                    total=len(items),
+                ),
+            )
+        )
     logger.info("batch %s: %s shard runs queued on %s", batch_id, len(runs), render_deployment)
     outcomes = []
     for shard, run in zip(shards, runs, strict=True):

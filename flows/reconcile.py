@@ -8,6 +8,7 @@ subscription that keeps failing), so a receiver that was down loses updates. Thi
 a schedule (prefect.yaml) and closes the gap; the replayed deliveries are recorded, so
 the next run does not replay them again.
 """
+
 from __future__ import annotations
 
 from prefect import flow, get_run_logger
@@ -18,24 +19,48 @@ from tasks.reconcile import find_missed_products, list_store_changes, replay_mis
 
 @flow(name="reconcile-shopify", flow_run_name="reconcile-{store_block}", log_prints=False)
 def reconcile_shopify(
-    database_url: str, store_block: str = "store", lookback_hours: float = 26.0,
-    grace_minutes: float = 15.0, max_products: int = 2500,
+    database_url: str,
+    store_block: str = "store",
+    lookback_hours: float = 26.0,
+    grace_minutes: float = 15.0,
+    max_products: int = 2500,
 ) -> dict:
     logger = get_run_logger()
     changes = list_store_changes(store_block, lookback_hours, grace_minutes, max_products)
     if changes.truncated:
-        logger.warning("more than %s products changed in %s; the rest wait for the next run",
-                       max_products, changes.shop)
+        logger.warning(
+            "more than %s products changed in %s; the rest wait for the next run", max_products, changes.shop
+        )
     missed = find_missed_products(database_url, changes)
     statuses = replay_missed_products(database_url, changes.shop, missed)
-    rows = [{"product": p.product_id, "updated_at": p.updated_at.isoformat(),
-             "images": len(p.image_urls), "replay": statuses[p.product_id]} for p in missed]
-    create_table_artifact(rows, key="shopify-reconcile",
-                          description=f"{changes.shop}: {len(changes.products)} products changed "
-                                      f"between {changes.since:%Y-%m-%d %H:%M} and "
-                                      f"{changes.until:%Y-%m-%d %H:%M} UTC; {len(missed)} had no "
-                                      "delivery and were replayed")
-    logger.info("%s: %s changed, %s missed, %s replayed", changes.shop, len(changes.products),
-                len(missed), sum(s == "accepted" for s in statuses.values()))
-    return {"shop": changes.shop, "checked": len(changes.products), "truncated": changes.truncated,
-            "missed": [p.product_id for p in missed], "replayed": statuses}
+    rows = [
+        {
+            "product": p.product_id,
+            "updated_at": p.updated_at.isoformat(),
+            "images": len(p.image_urls),
+            "replay": statuses[p.product_id],
+        }
+        for p in missed
+    ]
+    create_table_artifact(
+        rows,
+        key="shopify-reconcile",
+        description=f"{changes.shop}: {len(changes.products)} products changed "
+        f"between {changes.since:%Y-%m-%d %H:%M} and "
+        f"{changes.until:%Y-%m-%d %H:%M} UTC; {len(missed)} had no "
+        "delivery and were replayed",
+    )
+    logger.info(
+        "%s: %s changed, %s missed, %s replayed",
+        changes.shop,
+        len(changes.products),
+        len(missed),
+        sum(s == "accepted" for s in statuses.values()),
+    )
+    return {
+        "shop": changes.shop,
+        "checked": len(changes.products),
+        "truncated": changes.truncated,
+        "missed": [p.product_id for p in missed],
+        "replayed": statuses,
+    }

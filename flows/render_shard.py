@@ -6,6 +6,7 @@ through ``run_deployment`` in production. A SKU that fails QC is re-rendered wit
 that target the defect that failed (quality.defects), up to ``settings.max_attempts`` times,
 unless no re-render can fix it; every attempt is recorded and the best one is kept.
 """
+
 from __future__ import annotations
 
 from contextlib import nullcontext
@@ -28,11 +29,21 @@ from tasks.results import ShardItem, SkuOutcome, add_timings, best_attempt, reso
 GPU_SLOTS = "gpu-slots"
 
 
-@flow(name="render-shard", flow_run_name="render-{batch_id}-{shard_index}", log_prints=False,
-      persist_result=True, task_runner=bounded_task_runner())
+@flow(
+    name="render-shard",
+    flow_run_name="render-{batch_id}-{shard_index}",
+    log_prints=False,
+    persist_result=True,
+    task_runner=bounded_task_runner(),
+)
 def render_shard(
-    batch_id: str, shard_index: int, items: list[ShardItem], profiles: list[str],
-    settings: RunSettings, progress_artifact_id: UUID | None = None, done_before: int = 0,
+    batch_id: str,
+    shard_index: int,
+    items: list[ShardItem],
+    profiles: list[str],
+    settings: RunSettings,
+    progress_artifact_id: UUID | None = None,
+    done_before: int = 0,
     total: int = 0,
 ) -> list[SkuOutcome]:
     logger = get_run_logger()
@@ -51,9 +62,11 @@ def render_shard(
             finished = _attempt(live, params, profiles, settings, outcomes)
             outcomes.update({i: best_attempt(outcomes.get(i), o) for i, o in finished.items()})
             for sku_id, outcome in finished.items():
-                following = (next_params(params[sku_id], outcome.failing)
-                             if outcome.status == "qc_failed" and params[sku_id].attempt < settings.max_attempts
-                             else None)
+                following = (
+                    next_params(params[sku_id], outcome.failing)
+                    if outcome.status == "qc_failed" and params[sku_id].attempt < settings.max_attempts
+                    else None
+                )
                 if following is None:  # passed, failed, out of attempts, or nothing a re-render can fix
                     live.pop(sku_id)
                 else:

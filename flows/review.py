@@ -12,6 +12,7 @@ step before the answer is a task with a persisted result (or a finished subflow)
 replay returns what the first pass recorded and writes nothing twice, and
 ``suspend_flow_run`` with the same key returns the stored answer.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -33,20 +34,33 @@ Render = Callable[[list[ShardItem]], list[SkuOutcome]]
 def require_deployment(policy: ReviewPolicy) -> None:
     """A hold suspends the run, and Prefect suspends only runs of a deployment."""
     if policy != "auto" and deployment.get_id() is None:
-        raise ValueError(f"review_policy {policy!r} holds SKUs for people, which suspends the flow "
-                         "run: run the batch from a deployment (prefect.yaml), or use 'auto'")
+        raise ValueError(
+            f"review_policy {policy!r} holds SKUs for people, which suspends the flow "
+            "run: run the batch from a deployment (prefect.yaml), or use 'auto'"
+        )
 
 
 def review_items(items: list[ShardItem], outcomes: list[SkuOutcome]) -> list[ReviewItem]:
     """The rendered SKUs (QC passed or failed) with the job and source they came from."""
     by_id = {item.job.sku_id: item for item in items}
-    return [ReviewItem(job=by_id[o.sku_id].job, source=by_id[o.sku_id].source, outcome=o)
-            for o in outcomes if o.status in ("passed", "qc_failed")]
+    return [
+        ReviewItem(job=by_id[o.sku_id].job, source=by_id[o.sku_id].source, outcome=o)
+        for o in outcomes
+        if o.status in ("passed", "qc_failed")
+    ]
 
 
 def hold_for_review(
-    batch_id: str, name: str, items: list[ReviewItem], settings: RunSettings, render: Render, *,
-    policy: ReviewPolicy, rounds: int, timeout_s: int | None, thumbnail_store: str | None,
+    batch_id: str,
+    name: str,
+    items: list[ReviewItem],
+    settings: RunSettings,
+    render: Render,
+    *,
+    policy: ReviewPolicy,
+    rounds: int,
+    timeout_s: int | None,
+    thumbnail_store: str | None,
 ) -> int:
     """Review rounds until nothing is held or ``rounds`` holds were answered; returns how
     many SKUs still wait (they stay ``held`` in the database, not exported, for a later run
@@ -59,12 +73,18 @@ def hold_for_review(
         hold = enter_review(db, batch_id, items, policy if hold_no == 1 else "hold-all", hold_no)
         if not hold.held or hold_no > rounds:
             return len(hold.held)
-        description = publish_review(batch_id, name, hold, notes, rounds - hold_no, thumbnail_store,
-                                     timeout_s or MAX_URL_EXPIRY_S)
-        logger.info("batch %s: %s SKU(s) wait for review (round %s); the run suspends until "
-                    "someone answers the form", batch_id, len(hold.held), hold.round)
-        answer = suspend_flow_run(wait_for_input=review_form(hold, description), timeout=timeout_s,
-                                  key=f"review-hold-{hold_no}")
+        description = publish_review(
+            batch_id, name, hold, notes, rounds - hold_no, thumbnail_store, timeout_s or MAX_URL_EXPIRY_S
+        )
+        logger.info(
+            "batch %s: %s SKU(s) wait for review (round %s); the run suspends until someone answers the form",
+            batch_id,
+            len(hold.held),
+            hold.round,
+        )
+        answer = suspend_flow_run(
+            wait_for_input=review_form(hold, description), timeout=timeout_s, key=f"review-hold-{hold_no}"
+        )
         verdict = record_review_answer(db, hold, answer.model_dump())
         notes = verdict.notes
         for note in notes:

@@ -5,6 +5,7 @@ canvases of ~2048 px at once: 10.8 GB peak at 100 SKUs, and on 2 cores the threa
 thrash (100 SKUs: 342 s unbounded vs 250 s at 2 threads, measured 2026-11). Bounded, the
 peak follows the number of workers, not the shard or batch size.
 """
+
 from __future__ import annotations
 
 import os

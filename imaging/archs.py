@@ -11,6 +11,7 @@ Parameter names match basicsr's exactly (``basicsr/archs/rrdbnet_arch.py`` and
 
 Inputs are RGB in [0, 1], (N, 3, H, W); outputs the same at ``scale`` x.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -172,8 +173,11 @@ def load_state_strict(model: nn.Module, state: dict[str, torch.Tensor], source: 
             f"{source} does not fit {type(model).__name__}: "
             f"missing keys [{_head(missing)}]; unexpected keys [{_head(unexpected)}]"
         )
-    wrong = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items()
-             if tuple(state[k].shape) != tuple(v.shape)]
+    wrong = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}"
+        for k, v in expected.items()
+        if tuple(state[k].shape) != tuple(v.shape)
+    ]
     if wrong:
         raise ValueError(f"{source} does not fit {type(model).__name__}: shape mismatch [{_head(wrong)}]")
     model.load_state_dict(state, strict=True)

@@ -6,6 +6,7 @@ rankings stay strict). Preprocessing is CLIP's own, done in numpy/PIL: shortest 
 the model's input size (224 for ViT-B/L), bicubic; centre crop; rescale to [0, 1];
 normalise with CLIP's mean/std. Weights are local only (see ``imaging.depth.missing_weights``).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -51,9 +52,7 @@ class ClipScorer:
         self.tokenizer = tokenizer
         self.device, self.dtype = torch.device(device), dtype
         self.image_size = int(model.config.vision_config.image_size)
-        self.max_length = min(
-            int(tokenizer.model_max_length), int(model.config.text_config.max_position_embeddings)
-        )
+        self.max_length = min(int(tokenizer.model_max_length), int(model.config.text_config.max_position_embeddings))
         self.version = version or str(getattr(model.config, "_name_or_path", "") or "clip")
 
     @classmethod
@@ -64,7 +63,7 @@ class ClipScorer:
         device: str | torch.device = "cpu",
         dtype: torch.dtype = torch.float32,
         local_files_only: bool = True,
-    ) -> "ClipScorer":
+    ) -> ClipScorer:
         """Load CLIPModel + tokenizer from a local folder or an already cached hub id."""
         for filename in ("config.json", "tokenizer_config.json"):
             problem = missing_weights(source, filename, local_files_only=local_files_only)
@@ -75,8 +74,7 @@ class ClipScorer:
                     "ModelStore `clip` field / --clip flag, or leave CLIP unset to skip ranking."
                 )
         try:
-            model = CLIPModel.from_pretrained(
-                str(source), local_files_only=local_files_only, use_safetensors=True)
+            model = CLIPModel.from_pretrained(str(source), local_files_only=local_files_only, use_safetensors=True)
             tokenizer = CLIPTokenizer.from_pretrained(str(source), local_files_only=local_files_only)
         except OSError as exc:
             raise WeightsMissing(f"CLIP weights at {source} could not be read: {exc}") from exc

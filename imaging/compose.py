@@ -33,6 +33,7 @@ What ``compose_studio`` does, in order:
 ``transparent=True`` skips 4-5 and returns the product colours (background colour under
 alpha 0, as a matte for viewers that ignore alpha) with ``product_alpha`` for a PNG.
 """
+
 from __future__ import annotations
 
 import math
@@ -93,8 +94,7 @@ def compose_studio(
     bx0, by0, bx1, by1 = _bbox_from(row_max >= 0.5, col_max >= 0.5)
     dx0, dy0, dx1, dy1 = _bbox_from(row_max >= COVERAGE_EPS, col_max >= COVERAGE_EPS)
     box_w, box_h = bx1 - bx0, by1 - by0
-    scale = min(fill * max(width, height) / max(box_w, box_h), fill * width / box_w,
-                fill * height / box_h)
+    scale = min(fill * max(width, height) / max(box_w, box_h), fill * width / box_w, fill * height / box_h)
     pad = math.ceil(2.0 / scale) + 2
     cx0, cy0 = dx0 - pad, dy0 - pad
     prem, cov = _resample(rgb, mask, (cx0, cy0, dx1 + pad, dy1 + pad), scale)
@@ -109,17 +109,26 @@ def compose_studio(
     rx0, ry0 = paste_x - margin, paste_y - margin
     cx_lo, cy_lo = max(rx0, 0), max(ry0, 0)
     cx_hi, cy_hi = min(rx0 + cov.shape[1], width), min(ry0 + cov.shape[0], height)
-    src = np.s_[cy_lo - ry0:cy_hi - ry0, cx_lo - rx0:cx_hi - rx0]
+    src = np.s_[cy_lo - ry0 : cy_hi - ry0, cx_lo - rx0 : cx_hi - rx0]
     dst = np.s_[cy_lo:cy_hi, cx_lo:cx_hi]
     product_alpha = np.zeros((height, width), np.float32)
     product_alpha[dst] = alpha[src]
     local = Placement(scale, paste_x - scale * cx0, paste_y - scale * cy0)
     placement = local if to_source is None else to_source.then(local)
-    box = (round(local.offset_x + scale * bx0), round(local.offset_y + scale * by0),
-           round(local.offset_x + scale * bx1), round(local.offset_y + scale * by1))
-    meta = {"scale": scale, "fill": fill, "product_bbox": box, "feather_px": feather_px,
-            "blend": "premultiplied over, sRGB code values",
-            "resample": "none" if _is_unit(scale) else ("area" if scale < 1 else "cubic")}
+    box = (
+        round(local.offset_x + scale * bx0),
+        round(local.offset_y + scale * by0),
+        round(local.offset_x + scale * bx1),
+        round(local.offset_y + scale * by1),
+    )
+    meta = {
+        "scale": scale,
+        "fill": fill,
+        "product_bbox": box,
+        "feather_px": feather_px,
+        "blend": "premultiplied over, sRGB code values",
+        "resample": "none" if _is_unit(scale) else ("area" if scale < 1 else "cubic"),
+    }
 
     if transparent:
         canvas = _backdrop(Background("solid", background.colour), width, height)
@@ -158,8 +167,10 @@ def _resample(rgb, mask, crop, scale):
         return prem, cov
     if scale < 1.0:  # area averages of 0 <= prem <= 255 * cov stay in range
         area = cv2.INTER_AREA
-        return (cv2.resize(prem, (0, 0), fx=scale, fy=scale, interpolation=area),
-                cv2.resize(cov, (0, 0), fx=scale, fy=scale, interpolation=area))
+        return (
+            cv2.resize(prem, (0, 0), fx=scale, fy=scale, interpolation=area),
+            cv2.resize(cov, (0, 0), fx=scale, fy=scale, interpolation=area),
+        )
     raw = cv2.resize(cov, (0, 0), fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
     prem = cv2.resize(prem, (0, 0), fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
     cov = np.clip(raw, 0.0, 1.0)  # cubic over/undershoot: clip coverage, keep prem / cov
@@ -215,7 +226,7 @@ def _shadow_map(coverage: np.ndarray, box: tuple[int, int, int, int], spec: Shad
         blur = min(half_h, gap / 10)  # 5 sigma of white between the base and the shadow
         s_map = _ellipse(small.shape, centre, (0.4 * (x1 - x0), half_h), blur) * spec.strength
     else:
-        base = small[max(int(y1 - 0.08 * (y1 - y0)), 0):math.ceil(y1)].max(axis=0) > 0.5
+        base = small[max(int(y1 - 0.08 * (y1 - y0)), 0) : math.ceil(y1)].max(axis=0) > 0.5
         cols = np.flatnonzero(base)
         bx0, bx1 = (cols[0], cols[-1] + 1) if cols.size else (x0, x1)
         axes = (max(0.55 * (bx1 - bx0), 1.0), max(0.02 * size, 1.0))
@@ -241,9 +252,18 @@ def _ramp(n: int, band: int) -> np.ndarray:
 def _ellipse(shape, centre, axes, sigma) -> np.ndarray:
     out = np.zeros(shape, np.float32)
     fx = 16  # cv2 sub-pixel shift of 4 bits
-    cv2.ellipse(out, (round(centre[0] * fx), round(centre[1] * fx)),
-                (max(round(axes[0] * fx), 1), max(round(axes[1] * fx), 1)),
-                0, 0, 360, 1.0, -1, cv2.LINE_AA, 4)
+    cv2.ellipse(
+        out,
+        (round(centre[0] * fx), round(centre[1] * fx)),
+        (max(round(axes[0] * fx), 1), max(round(axes[1] * fx), 1)),
+        0,
+        0,
+        360,
+        1.0,
+        -1,
+        cv2.LINE_AA,
+        4,
+    )
     return cv2.GaussianBlur(out, (0, 0), max(sigma, 0.5))
 
 
@@ -251,7 +271,7 @@ def _apply_shadow(canvas: np.ndarray, s_map: np.ndarray) -> None:
     ys, xs = np.nonzero(s_map.any(axis=1))[0], np.nonzero(s_map.any(axis=0))[0]
     if ys.size == 0:
         return
-    window = np.s_[ys[0]:ys[-1] + 1, xs[0]:xs[-1] + 1]
+    window = np.s_[ys[0] : ys[-1] + 1, xs[0] : xs[-1] + 1]
     keep = 1.0 - s_map[window]
     canvas[window] = cv2.multiply(canvas[window], cv2.merge([keep, keep, keep]), dtype=cv2.CV_8U)
 
@@ -303,8 +323,9 @@ def _is_int(value) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
-def overlay_product(backdrop: np.ndarray, rgb: np.ndarray, alpha: np.ndarray,
-                    placement: Placement) -> tuple[np.ndarray, np.ndarray]:
+def overlay_product(
+    backdrop: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, placement: Placement
+) -> tuple[np.ndarray, np.ndarray]:
     """Draw a product (``rgb`` uint8, ``alpha`` float [0, 1]) onto ``backdrop`` (H, W, 3)
     uint8 through ``placement`` (product pixels -> backdrop pixels), premultiplied so the
     old photo's colours cannot bleed into the edge. Returns (canvas rgb, product alpha).
@@ -316,8 +337,12 @@ def overlay_product(backdrop: np.ndarray, rgb: np.ndarray, alpha: np.ndarray,
     flags = cv2.INTER_CUBIC if placement.scale > 1.0 else cv2.INTER_LINEAR
     a = np.clip(alpha.astype(np.float32), 0.0, 1.0)
     premultiplied = rgb.astype(np.float32) * a[..., None]
-    warp = lambda img: cv2.warpAffine(img, placement.matrix(), (width, height), flags=flags,  # noqa: E731
-                                      borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+    def warp(img):
+        return cv2.warpAffine(
+            img, placement.matrix(), (width, height), flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+        )
+
     a_out = np.clip(warp(a), 0.0, 1.0)
     colour = np.clip(warp(premultiplied), 0.0, 255.0)
     out = colour + backdrop.astype(np.float32) * (1.0 - a_out[..., None])

@@ -8,6 +8,7 @@ only has ASCII: other characters are transliterated where possible (é -> e) and
 replaced by ``?`` otherwise; lines that do not fit are cut with ``...``. A SKU without
 an image (it failed before one existed) gets a dark grey tile with the reason on it.
 """
+
 from __future__ import annotations
 
 import math
@@ -19,7 +20,9 @@ import cv2
 import numpy as np
 
 STATUS_COLOURS: dict[str, tuple[int, int, int]] = {
-    "green": (46, 160, 67), "amber": (240, 160, 0), "red": (210, 40, 40),
+    "green": (46, 160, 67),
+    "amber": (240, 160, 0),
+    "red": (210, 40, 40),
 }
 STATES = ("exported", "rejected", "failed")
 SHEET_BACKGROUND = (250, 250, 250)
@@ -60,8 +63,8 @@ def contact_sheet(tiles: list[Tile], *, thumb: int = 256, columns: int | None = 
     for i, tile in enumerate(tiles):
         top = _GAP + (i // columns) * (cell_h + _GAP)
         left = _GAP + (i % columns) * (cell_w + _GAP)
-        sheet[top:top + thumb + 2 * _FRAME, left:left + cell_w] = STATUS_COLOURS[tile.status]
-        inner = sheet[top + _FRAME:top + _FRAME + thumb, left + _FRAME:left + _FRAME + thumb]
+        sheet[top : top + thumb + 2 * _FRAME, left : left + cell_w] = STATUS_COLOURS[tile.status]
+        inner = sheet[top + _FRAME : top + _FRAME + thumb, left + _FRAME : left + _FRAME + thumb]
         if tile.image is None:
             inner[:] = MISSING_TILE
             _draw_wrapped(inner, "no image: " + (tile.label or tile.state), (255, 255, 255))
@@ -70,8 +73,12 @@ def contact_sheet(tiles: list[Tile], *, thumb: int = 256, columns: int | None = 
         text_top = top + thumb + 2 * _FRAME
         lines = (tile.sku, tile.state, tile.label)
         for j, line in enumerate(lines):
-            _put(sheet, _fit(ascii_text(line), cell_w), (left, text_top + (j + 1) * _LINE - 5),
-                 (20, 20, 20) if j == 0 else (70, 70, 70))
+            _put(
+                sheet,
+                _fit(ascii_text(line), cell_w),
+                (left, text_top + (j + 1) * _LINE - 5),
+                (20, 20, 20) if j == 0 else (70, 70, 70),
+            )
     return sheet
 
 
@@ -89,8 +96,11 @@ def _check_tile(tile: Tile) -> None:
         raise ValueError(f"tile {tile.sku!r}: status must be one of {tuple(STATUS_COLOURS)}")
     image = tile.image
     if image is not None and not (
-        isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3
-        and image.shape[2] in (3, 4) and min(image.shape[:2]) > 0
+        isinstance(image, np.ndarray)
+        and image.dtype == np.uint8
+        and image.ndim == 3
+        and image.shape[2] in (3, 4)
+        and min(image.shape[:2]) > 0
     ):
         raise ValueError(f"tile {tile.sku!r}: image must be (H, W, 3|4) uint8")
 
@@ -107,7 +117,7 @@ def _thumbnail(image: np.ndarray, thumb: int) -> np.ndarray:
     out = np.empty((thumb, thumb, 3), np.uint8)
     out[:] = THUMB_BACKGROUND
     y, x = (thumb - size[1]) // 2, (thumb - size[0]) // 2
-    out[y:y + size[1], x:x + size[0]] = small
+    out[y : y + size[1], x : x + size[0]] = small
     return out
 
 

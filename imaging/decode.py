@@ -25,6 +25,7 @@ Rules (every failure raises :class:`imaging.errors.ImageRejected` whose message 
   grey images are expanded, and straight (un-premultiplied) alpha is returned
   separately - or ``None`` when the file has none or it is fully opaque.
 """
+
 from __future__ import annotations
 
 import io
@@ -44,25 +45,57 @@ DEFAULT_MAX_PIXELS = 64_000_000  # a 61 MP full-frame camera fits; decoded RGB s
 DEFAULT_MAX_BYTES = 50 * 2**20
 DEFAULT_MAX_SIDE = 30_000
 
-_MODES = {"1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr",
-          "I", "I;16", "I;16L", "I;16B", "I;16N"}
+_MODES = {
+    "1",
+    "L",
+    "LA",
+    "La",
+    "P",
+    "PA",
+    "RGB",
+    "RGBA",
+    "RGBa",
+    "RGBX",
+    "CMYK",
+    "YCbCr",
+    "I",
+    "I;16",
+    "I;16L",
+    "I;16B",
+    "I;16N",
+}
 _ORIENTATION = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_90,
 }
 # Formats we know by their first bytes, to say *what* was refused instead of "not an image".
 _KNOWN_UNSUPPORTED = (
-    (b"%PDF", "PDF"), (b"8BPS", "PSD"), (b"\x00\x00\x01\x00", "ICO"),
-    (b"\xff\x4f\xff\x51", "JPEG 2000"), (b"\x00\x00\x00\x0cjP  ", "JPEG 2000"),
+    (b"%PDF", "PDF"),
+    (b"8BPS", "PSD"),
+    (b"\x00\x00\x01\x00", "ICO"),
+    (b"\xff\x4f\xff\x51", "JPEG 2000"),
+    (b"\x00\x00\x00\x0cjP  ", "JPEG 2000"),
 )
 _ICC_SPACES = {"RGB": "RGB ", "L": "GRAY", "CMYK": "CMYK"}
 # What Pillow's parsers raise on hostile bytes (Image.open itself treats SyntaxError,
 # IndexError, TypeError and struct.error as "not this format"). ImageRejected is a
 # ValueError, so no ImageRejected may be raised inside a try that catches these.
-_DATA_ERRORS = (OSError, SyntaxError, ValueError, EOFError, TypeError, IndexError, KeyError,
-                ZeroDivisionError, struct.error)
+_DATA_ERRORS = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    TypeError,
+    IndexError,
+    KeyError,
+    ZeroDivisionError,
+    struct.error,
+)
 
 
 @dataclass(frozen=True)
@@ -141,8 +174,14 @@ def decode_image(
         alpha = None
     width, height = full_size if orientation < 5 else full_size[::-1]  # 5-8 turn the picture
     return DecodedImage(
-        rgb=rgb, alpha=alpha, format=fmt, width=width, height=height,
-        source_mode=source_mode, had_icc=had_icc, orientation_applied=orientation,
+        rgb=rgb,
+        alpha=alpha,
+        format=fmt,
+        width=width,
+        height=height,
+        source_mode=source_mode,
+        had_icc=had_icc,
+        orientation_applied=orientation,
     )
 
 
@@ -234,9 +273,12 @@ def _icc_to_srgb(img: Image.Image, icc: bytes, name: str) -> Image.Image:
         _reject(name, f"embedded ICC profile is for {space.strip()!r} but the pixels are {img.mode}")
     try:
         return ImageCms.profileToProfile(
-            img, profile, ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")),
+            img,
+            profile,
+            ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")),
             renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC,
-            outputMode="RGB", flags=ImageCms.Flags.BLACKPOINTCOMPENSATION,
+            outputMode="RGB",
+            flags=ImageCms.Flags.BLACKPOINTCOMPENSATION,
         )
     except ImageCms.PyCMSError as exc:
         raise ImageRejected(f"{name}: cannot convert embedded ICC profile to sRGB ({exc})") from exc

@@ -1,4 +1,5 @@
 """Colour decontamination of a cut's soft edge: remove the old backdrop's colour spill."""
+
 from __future__ import annotations
 
 import cv2

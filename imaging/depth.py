@@ -9,6 +9,7 @@ Preprocessing is done in numpy/PIL (no torchvision), following the model's own
 ``preprocessor_config.json`` when present (size, keep_aspect_ratio, ensure_multiple_of,
 mean/std), with per-architecture defaults otherwise.
 """
+
 from __future__ import annotations
 
 import json
@@ -45,9 +46,7 @@ def missing_weights(source: str | Path, filename: str, *, local_files_only: bool
         return f"directory {path} does not exist"
     if not local_files_only:
         return None
-    found = cached_file(
-        text, filename, local_files_only=True, _raise_exceptions_for_missing_entries=False
-    )
+    found = cached_file(text, filename, local_files_only=True, _raise_exceptions_for_missing_entries=False)
     return None if found else f"no folder {text!r} and hub id {text!r} is not in the local cache"
 
 
@@ -69,7 +68,7 @@ class DepthPreprocess:
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
 
     @classmethod
-    def for_model(cls, model_type: str, processor_config: dict | None = None) -> "DepthPreprocess":
+    def for_model(cls, model_type: str, processor_config: dict | None = None) -> DepthPreprocess:
         if model_type == "depth_anything":  # Depth Anything v1/v2 defaults
             base = cls(518, 518, True, 14, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
         else:  # DPT-large / DPT-hybrid defaults
@@ -144,7 +143,7 @@ class DepthEstimator:
         device: str | torch.device = "cpu",
         dtype: torch.dtype = torch.float32,
         local_files_only: bool = True,
-    ) -> "DepthEstimator":
+    ) -> DepthEstimator:
         """Load a depth model from a local folder or an (already cached) hub id."""
         _require(source, "config.json", "depth model", local_files_only)
         try:
@@ -154,7 +153,9 @@ class DepthEstimator:
         except OSError as exc:
             raise WeightsMissing(f"depth model weights at {source} could not be read ({exc}). {_HOW}.") from exc
         proc_file = cached_file(
-            str(source), "preprocessor_config.json", local_files_only=local_files_only,
+            str(source),
+            "preprocessor_config.json",
+            local_files_only=local_files_only,
             _raise_exceptions_for_missing_entries=False,
         )
         proc = json.loads(Path(proc_file).read_text()) if proc_file else None
@@ -204,4 +205,3 @@ def canny_control(rgb: np.ndarray, low: int = 100, high: int = 200) -> np.ndarra
     grey = cv2.GaussianBlur(grey, (0, 0), sigmaX=sigma)
     edges = cv2.Canny(grey, low, high)
     return np.repeat(edges[..., None], 3, axis=2)
-

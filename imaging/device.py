@@ -4,6 +4,7 @@ CUDA first, then Apple MPS, then CPU; float16 on CUDA (Real-ESRGAN and the diffu
 models are trained to tolerate it and it halves memory), float32 elsewhere (CPU fp16
 convolutions are slow or missing, and MPS fp16 has been unreliable for these nets).
 """
+
 from __future__ import annotations
 
 import torch

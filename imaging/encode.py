@@ -12,6 +12,7 @@
 * WebP: lossy at ``quality``, alpha kept losslessly. PNG: lossless, alpha kept exactly.
 * ``fit_bytes`` lowers the quality (binary search) until the file fits a byte cap.
 """
+
 from __future__ import annotations
 
 import io
@@ -113,19 +114,28 @@ def fit_bytes(
         else:
             hi = mid - 1
     if best is None:
-        raise ValueError(
-            f"{fmt} does not fit in {max_bytes:,} bytes even at quality {min_quality}"
-        )
+        raise ValueError(f"{fmt} does not fit in {max_bytes:,} bytes even at quality {min_quality}")
     return best
 
 
 def _encode_jpeg(rgb: np.ndarray, quality: int, icc: bool) -> bytes:
     """libjpeg-turbo via OpenCV: Pillow's progressive/optimised JPEG writer needs the whole
     file to fit a w*h byte buffer and fails ("Suspension not allowed") on detailed images."""
-    sampling = (cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444 if quality >= SUBSAMPLING_444_FROM
-                else cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420)
-    params = [cv2.IMWRITE_JPEG_QUALITY, quality, cv2.IMWRITE_JPEG_PROGRESSIVE, 1,
-              cv2.IMWRITE_JPEG_OPTIMIZE, 1, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, sampling]
+    sampling = (
+        cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444
+        if quality >= SUBSAMPLING_444_FROM
+        else cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420
+    )
+    params = [
+        cv2.IMWRITE_JPEG_QUALITY,
+        quality,
+        cv2.IMWRITE_JPEG_PROGRESSIVE,
+        1,
+        cv2.IMWRITE_JPEG_OPTIMIZE,
+        1,
+        cv2.IMWRITE_JPEG_SAMPLING_FACTOR,
+        sampling,
+    ]
     ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(rgb[..., ::-1]), params)
     if not ok:
         raise RuntimeError(f"OpenCV could not encode a {rgb.shape} JPEG")

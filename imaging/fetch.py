@@ -13,6 +13,7 @@ Policy violations raise ``ValueError`` with the reason; HTTP error statuses rais
 ``httpx.HTTPStatusError`` and network failures httpx's own errors (retryable); running
 past ``timeout`` seconds in all raises ``TimeoutError``.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -76,7 +77,11 @@ def _target(url: str, allow_private: bool, resolve: Resolver) -> tuple[httpx.URL
 
 
 def fetch_image(
-    url: str, *, max_bytes: int, allow_private: bool = False, timeout: float = 30.0,
+    url: str,
+    *,
+    max_bytes: int,
+    allow_private: bool = False,
+    timeout: float = 30.0,
     resolve: Resolver = resolve_host,
 ) -> bytes:
     """The body at ``url``, at most ``max_bytes`` long; see the module docstring."""
@@ -88,8 +93,11 @@ def fetch_image(
         # one client per hop: a pooled TLS connection must not serve another host name
         with httpx.Client(follow_redirects=False, trust_env=False) as client:
             request = client.build_request(
-                "GET", target, headers={"Host": host_header},
-                timeout=_remaining(deadline, url), extensions={"sni_hostname": server_name},
+                "GET",
+                target,
+                headers={"Host": host_header},
+                timeout=_remaining(deadline, url),
+                extensions={"sni_hostname": server_name},
             )
             response = client.send(request, stream=True)
             try:

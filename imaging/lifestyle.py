@@ -19,6 +19,7 @@
 Weights are never fetched here: ``from_config`` loads local folders (or hub ids already in
 the local cache) and raises one ``WeightsMissing`` listing every missing component.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -55,10 +56,18 @@ class SceneGenerator(Protocol):
     name: str
     version: str
 
-    def generate(self, rgb: np.ndarray, mask: np.ndarray, template: LifestyleTemplate, *,
-                 sku: str, canvas_size: tuple[int, int] = (1024, 1024), base_seed: int = 0,
-                 variants: int | None = None,
-                 to_source: Placement | None = None) -> list[Composite]: ...
+    def generate(
+        self,
+        rgb: np.ndarray,
+        mask: np.ndarray,
+        template: LifestyleTemplate,
+        *,
+        sku: str,
+        canvas_size: tuple[int, int] = (1024, 1024),
+        base_seed: int = 0,
+        variants: int | None = None,
+        to_source: Placement | None = None,
+    ) -> list[Composite]: ...
 
 
 class GenerationOutOfMemory(RuntimeError):
@@ -94,11 +103,16 @@ class DiffusionWeights:
             source = getattr(self, key)
             if source is None and key in ("vae", "clip"):
                 continue  # optional
-            problem = "not configured" if source is None else missing_weights(
-                source, filename, local_files_only=self.local_files_only)
+            problem = (
+                "not configured"
+                if source is None
+                else missing_weights(source, filename, local_files_only=self.local_files_only)
+            )
             if problem:
-                lines.append(f"  - {key}: {problem}; set `diffusion.{key}` in the ModelStore block "
-                             "to a local folder (or a hub id already in the local cache)")
+                lines.append(
+                    f"  - {key}: {problem}; set `diffusion.{key}` in the ModelStore block "
+                    "to a local folder (or a hub id already in the local cache)"
+                )
         return lines
 
 
@@ -144,8 +158,7 @@ class DiffusionSceneGenerator:
         parts = {p: components[p] for p in _PARTS}
         self.pipes: dict[str, StableDiffusionXLControlNetInpaintPipeline] = {}
         for kind, net in controlnets.items():
-            pipe = StableDiffusionXLControlNetInpaintPipeline(
-                **parts, controlnet=net, add_watermarker=False)
+            pipe = StableDiffusionXLControlNetInpaintPipeline(**parts, controlnet=net, add_watermarker=False)
             pipe.set_progress_bar_config(disable=True)
             self.pipes[kind] = pipe.to(device)
         self.depth, self.scorer, self.device = depth, scorer, torch.device(device)
@@ -155,36 +168,37 @@ class DiffusionSceneGenerator:
         self.version = f"{_CODE_VERSION}-{digest}"
 
     @classmethod
-    def from_config(cls, weights: DiffusionWeights,
-                    controlnets: Sequence[str] = ("depth",)) -> "DiffusionSceneGenerator":
+    def from_config(cls, weights: DiffusionWeights, controlnets: Sequence[str] = ("depth",)) -> DiffusionSceneGenerator:
         """Load every model the given ControlNet kinds need; one ``WeightsMissing`` lists
         all that are missing. Sharing: one pipeline's components, one pipe per ControlNet."""
         if not controlnets or not set(controlnets) <= {"depth", "canny"}:
             raise ValueError(f"controlnets must be depth and/or canny, got {list(controlnets)}")
         lines = weights.missing(controlnets)
         if lines:
-            raise WeightsMissing("the SDXL scene generator cannot start, weights missing:\n"
-                                 + "\n".join(lines))
+            raise WeightsMissing("the SDXL scene generator cannot start, weights missing:\n" + "\n".join(lines))
         device, dtype = resolve_device(weights.device, weights.dtype)
         only = weights.local_files_only
         # safetensors only: no pickles from a model folder. `dtype` is diffusers >= 0.42's name.
         local = dict(local_files_only=only, dtype=dtype, use_safetensors=True)
         try:
             base = StableDiffusionXLInpaintPipeline.from_pretrained(
-                weights.inpaint, variant=weights.variant, add_watermarker=False, **local)
+                weights.inpaint, variant=weights.variant, add_watermarker=False, **local
+            )
             components = dict(base.components)
             if weights.vae:
                 components["vae"] = AutoencoderKL.from_pretrained(weights.vae, **local)
-            nets = {k: ControlNetModel.from_pretrained(getattr(weights, f"controlnet_{k}"), **local)
-                    for k in controlnets}
+            nets = {
+                k: ControlNetModel.from_pretrained(getattr(weights, f"controlnet_{k}"), **local) for k in controlnets
+            }
         except OSError as exc:  # the folder is there but a weight file in it is not
-            raise WeightsMissing(f"SDXL scene weights could not be read: {exc}. The folders must hold "
-                                 "safetensors weights: re-fetch them or point the ModelStore block "
-                                 "at complete ones.") from exc
+            raise WeightsMissing(
+                f"SDXL scene weights could not be read: {exc}. The folders must hold "
+                "safetensors weights: re-fetch them or point the ModelStore block "
+                "at complete ones."
+            ) from exc
         depth = scorer = None
         if "depth" in controlnets:
-            depth = DepthEstimator.load(weights.depth, device=device, dtype=dtype,
-                                        local_files_only=only)
+            depth = DepthEstimator.load(weights.depth, device=device, dtype=dtype, local_files_only=only)
         if weights.clip:
             scorer = ClipScorer.load(weights.clip, device=device, dtype=dtype, local_files_only=only)
         keys = ["inpaint", "variant", "vae", "clip", *(f"controlnet_{k}" for k in controlnets)]
@@ -198,33 +212,46 @@ class DiffusionSceneGenerator:
         if not isinstance(mask, np.ndarray) or mask.dtype.kind != "f" or mask.shape != rgb.shape[:2]:
             raise ModelInputError(
                 f"mask must be a float array of shape {rgb.shape[:2]}, got "
-                f"{getattr(mask, 'shape', None)} {getattr(mask, 'dtype', type(mask).__name__)}")
+                f"{getattr(mask, 'shape', None)} {getattr(mask, 'dtype', type(mask).__name__)}"
+            )
         if not np.isfinite(mask).all() or mask.min() < 0 or mask.max() > 1 or not (mask >= 0.5).any():
             raise ModelInputError("mask must be finite, in [0, 1], with some product (>= 0.5)")
         if not isinstance(template, LifestyleTemplate):
             raise ModelInputError(f"needs a lifestyle template, got {type(template).__name__}")
         kind = template.controlnet
         if kind not in self.pipes:
-            raise ModelInputError(f"template {template.name} needs the {kind} ControlNet; loaded: "
-                                  f"{sorted(self.pipes)} (configure controlnet_{kind})")
+            raise ModelInputError(
+                f"template {template.name} needs the {kind} ControlNet; loaded: "
+                f"{sorted(self.pipes)} (configure controlnet_{kind})"
+            )
         if kind == "depth" and self.depth is None:
             raise ModelInputError(f"template {template.name} needs a depth model; none configured")
         if not isinstance(sku, str) or not sku:
             raise ModelInputError("sku must be a non-empty string (it seeds the variants)")
         low, step = 8 * self.multiple, self.multiple
         if len(canvas_size) != 2 or not all(
-                isinstance(v, int) and low <= v <= 4096 and v % step == 0 for v in canvas_size):
-            raise ModelInputError(f"canvas_size must be (w, h) ints, multiples of {step} in "
-                                  f"{low}..4096, got {canvas_size!r}")
+            isinstance(v, int) and low <= v <= 4096 and v % step == 0 for v in canvas_size
+        ):
+            raise ModelInputError(
+                f"canvas_size must be (w, h) ints, multiples of {step} in {low}..4096, got {canvas_size!r}"
+            )
         if not isinstance(base_seed, int) or base_seed < 0:
             raise ModelInputError(f"base_seed must be an int >= 0, got {base_seed!r}")
         if variants is not None and not (isinstance(variants, int) and 1 <= variants <= 16):
             raise ModelInputError(f"variants must be an int in 1..16, got {variants!r}")
 
-    def generate(self, rgb: np.ndarray, mask: np.ndarray, template: LifestyleTemplate, *,
-                 sku: str, canvas_size: tuple[int, int] = (1024, 1024), base_seed: int = 0,
-                 variants: int | None = None,
-                 to_source: Placement | None = None) -> list[Composite]:
+    def generate(
+        self,
+        rgb: np.ndarray,
+        mask: np.ndarray,
+        template: LifestyleTemplate,
+        *,
+        sku: str,
+        canvas_size: tuple[int, int] = (1024, 1024),
+        base_seed: int = 0,
+        variants: int | None = None,
+        to_source: Placement | None = None,
+    ) -> list[Composite]:
         """``variants`` (default: the template's) scenes of ``canvas_size`` (w, h), best first.
 
         ``rgb`` (H, W, 3) uint8 and ``mask`` (H, W) float in [0, 1] are the source photo and
@@ -251,16 +278,26 @@ class DiffusionSceneGenerator:
             scene = fill_protected(scene, keep)
             backdrop, post_meta = post_process(scene, colour, alpha, template.post, floor, seed)
             out = np.rint(np.clip(colour * a + backdrop * (1.0 - a), 0, 255)).astype(np.uint8)
-            meta = {"template": template.name, "template_version": template.version, "sku": sku,
-                    "base_seed": base_seed, "seed": seed, "variant_index": index,
-                    "clip_score": None, "generator": f"{self.name}@{self.version}",
-                    "models": dict(self.versions), "controlnet": template.controlnet,
-                    "prompt": prompt, "generated_size": size, "post": post_meta,
-                    "light_direction_deg": template.light_direction_deg}
+            meta = {
+                "template": template.name,
+                "template_version": template.version,
+                "sku": sku,
+                "base_seed": base_seed,
+                "seed": seed,
+                "variant_index": index,
+                "clip_score": None,
+                "generator": f"{self.name}@{self.version}",
+                "models": dict(self.versions),
+                "controlnet": template.controlnet,
+                "prompt": prompt,
+                "generated_size": size,
+                "post": post_meta,
+                "light_direction_deg": template.light_direction_deg,
+            }
             results.append(Composite(out, alpha, placement, None, None, meta))
         if self.scorer is not None:
             scores = self.scorer.score([c.rgb for c in results], template.clip_text)
-            for comp, value in zip(results, scores):
+            for comp, value in zip(results, scores, strict=True):
                 comp.meta["clip_score"] = float(value)
             results.sort(key=lambda c: -c.meta["clip_score"])  # stable: ties keep seed order
         for rank, comp in enumerate(results):
@@ -270,9 +307,16 @@ class DiffusionSceneGenerator:
     def _place(self, rgb, mask, template, canvas_size, to_source):
         """Placed product colours (H, W, 3) float32, alpha (H, W), source -> canvas placement."""
         placed = compose_studio(
-            rgb, mask, canvas_size=canvas_size, background=Background(colour=GREY),
-            shadow=ShadowSpec(style="none"), fill=template.fill, to_source=to_source,
-            feather_px=max(1.0, max(canvas_size) / 1024), transparent=True)
+            rgb,
+            mask,
+            canvas_size=canvas_size,
+            background=Background(colour=GREY),
+            shadow=ShadowSpec(style="none"),
+            fill=template.fill,
+            to_source=to_source,
+            feather_px=max(1.0, max(canvas_size) / 1024),
+            transparent=True,
+        )
         colour, alpha, placement = placed.rgb.astype(np.float32), placed.product_alpha, placed.placement
         if template.anchor == "floor":  # whole-pixel shift: no resampling of the product
             rows = np.flatnonzero((alpha > 0).any(axis=1))
@@ -304,7 +348,8 @@ class DiffusionSceneGenerator:
                 raise GenerationOutOfMemory(
                     f"out of accelerator memory for {template.name} at {size[0]}x{size[1]} and "
                     f"at {smaller[0]}x{smaller[1]}: free the device, lower canvas_size, or use "
-                    "a larger GPU") from second
+                    "a larger GPU"
+                ) from second
 
     def _run(self, template, prompt, inputs, seed, size, canvas_size) -> np.ndarray:
         grey, paint, control = inputs
@@ -314,17 +359,23 @@ class DiffusionSceneGenerator:
             return Image.fromarray(cv2.resize(img, size, interpolation=interp) if resize else img)
 
         out = self.pipes[template.controlnet](
-            prompt=prompt, negative_prompt=template.negative_prompt or None,
-            image=fit(grey, cv2.INTER_AREA), mask_image=fit(paint, cv2.INTER_NEAREST),
-            control_image=fit(control, cv2.INTER_AREA), width=size[0], height=size[1],
-            strength=template.strength, num_inference_steps=template.num_inference_steps,
+            prompt=prompt,
+            negative_prompt=template.negative_prompt or None,
+            image=fit(grey, cv2.INTER_AREA),
+            mask_image=fit(paint, cv2.INTER_NEAREST),
+            control_image=fit(control, cv2.INTER_AREA),
+            width=size[0],
+            height=size[1],
+            strength=template.strength,
+            num_inference_steps=template.num_inference_steps,
             guidance_scale=template.guidance_scale,
             controlnet_conditioning_scale=template.conditioning_scale,
             control_guidance_end=template.control_guidance_end,
-            generator=torch.Generator("cpu").manual_seed(seed), output_type="np").images[0]
+            generator=torch.Generator("cpu").manual_seed(seed),
+            output_type="np",
+        ).images[0]
         if not np.isfinite(out).all():
-            raise FloatingPointError(f"scene model gave NaN/inf for seed {seed}: use float32 "
-                                     "or an fp16-safe VAE")
+            raise FloatingPointError(f"scene model gave NaN/inf for seed {seed}: use float32 or an fp16-safe VAE")
         scene = np.clip(out, 0.0, 1.0).astype(np.float32) * 255.0
         return cv2.resize(scene, canvas_size, interpolation=cv2.INTER_CUBIC) if resize else scene
 
@@ -342,8 +393,9 @@ def fill_protected(scene: np.ndarray, keep: np.ndarray) -> np.ndarray:
     return filled.astype(np.float32)
 
 
-def post_process(scene: np.ndarray, colour: np.ndarray, alpha: np.ndarray, post: PostSettings,
-                 floor: int | None, seed: int) -> tuple[np.ndarray, dict]:
+def post_process(
+    scene: np.ndarray, colour: np.ndarray, alpha: np.ndarray, post: PostSettings, floor: int | None, seed: int
+) -> tuple[np.ndarray, dict]:
     """The backdrop after blur, white-point match and grain: float32 (H, W, 3) in [0, 255].
 
     Blur is a Gaussian of ``backdrop_blur x long side``; with a floor line it fades in

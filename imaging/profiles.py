@@ -24,13 +24,15 @@ e.g. ``{"amazon-main": {"quality": 95}}``; a new name needs at least ``format``,
 ``background`` and ``canvas`` or ``longest_side``. Bad config raises ``ValueError``
 (pydantic's ``ValidationError``) naming the field.
 """
+
 from __future__ import annotations
 
 import math
 import string
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Literal, Mapping
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -82,7 +84,7 @@ class ExportProfile(BaseModel):
         return data
 
     @model_validator(mode="after")
-    def _consistent(self) -> "ExportProfile":
+    def _consistent(self) -> ExportProfile:
         if self.extension not in _EXTENSIONS[self.format]:
             raise ValueError(f"extension {self.extension!r} does not fit format {self.format!r}")
         if (self.canvas is None) == (self.longest_side is None):
@@ -119,20 +121,41 @@ class CanvasSpec:
     transparent: bool
 
 
-BUILTIN_PROFILES: Mapping[str, ExportProfile] = MappingProxyType({
-    "amazon-main": ExportProfile(
-        name="amazon-main", format="jpeg", canvas=(2000, 2000), fill=0.85, background="white",
-        quality=90, min_side=1600, max_side=10_000, max_bytes=10_000_000,
-    ),
-    "shopify": ExportProfile(
-        name="shopify", format="jpeg", canvas=(2048, 2048), fill=0.85, background="template",
-        quality=90, max_side=4472, max_megapixels=20.0, max_bytes=20_000_000,
-    ),
-    "transparent": ExportProfile(
-        name="transparent", format="png", longest_side=2048, fill=0.95, background="transparent",
-        shadow="none", max_side=2048,
-    ),
-})
+BUILTIN_PROFILES: Mapping[str, ExportProfile] = MappingProxyType(
+    {
+        "amazon-main": ExportProfile(
+            name="amazon-main",
+            format="jpeg",
+            canvas=(2000, 2000),
+            fill=0.85,
+            background="white",
+            quality=90,
+            min_side=1600,
+            max_side=10_000,
+            max_bytes=10_000_000,
+        ),
+        "shopify": ExportProfile(
+            name="shopify",
+            format="jpeg",
+            canvas=(2048, 2048),
+            fill=0.85,
+            background="template",
+            quality=90,
+            max_side=4472,
+            max_megapixels=20.0,
+            max_bytes=20_000_000,
+        ),
+        "transparent": ExportProfile(
+            name="transparent",
+            format="png",
+            longest_side=2048,
+            fill=0.95,
+            background="transparent",
+            shadow="none",
+            max_side=2048,
+        ),
+    }
+)
 
 
 def load_profiles(extra: Mapping[str, Mapping] | None = None) -> dict[str, ExportProfile]:
@@ -185,8 +208,7 @@ def profile_canvas(
         background = WHITE
     no_shadow = ShadowSpec(style="none")
     shadow = no_shadow if transparent or profile.shadow == "none" else (template_shadow or no_shadow)
-    return CanvasSpec(size=size, fill=profile.fill, background=background, shadow=shadow,
-                      transparent=transparent)
+    return CanvasSpec(size=size, fill=profile.fill, background=background, shadow=shadow, transparent=transparent)
 
 
 def encode_for_profile(profile: ExportProfile, composite: Composite, *, min_quality: int = 60) -> bytes:
@@ -202,7 +224,12 @@ def encode_for_profile(profile: ExportProfile, composite: Composite, *, min_qual
         raise ValueError(f"{profile.name}: {width}x{height} is over {profile.max_megapixels} MP")
     alpha = composite.product_alpha if profile.background == "transparent" else None
     data, _ = fit_bytes(
-        composite.rgb, alpha, fmt=profile.format, max_bytes=profile.max_bytes or 2**62,
-        quality=profile.quality, min_quality=min(min_quality, profile.quality), icc=profile.icc,
+        composite.rgb,
+        alpha,
+        fmt=profile.format,
+        max_bytes=profile.max_bytes or 2**62,
+        quality=profile.quality,
+        min_quality=min(min_quality, profile.quality),
+        icc=profile.icc,
     )
     return data

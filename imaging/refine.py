@@ -21,6 +21,7 @@ The band's radius is read from the raw mask (how wide its soft edge is, see
 :func:`refine_radius`), so the same call fits u2netp's 320 px grid on a 500 px
 thumbnail or on a 6000 px original, and a 1024 px BiRefNet mask gets a tighter band.
 """
+
 from __future__ import annotations
 
 import cv2
@@ -159,8 +160,13 @@ def _colour_matte(guide: np.ndarray, sure_fg: np.ndarray, sure_bg: np.ndarray, r
 
 
 def refine_mask(
-    rgb: np.ndarray, raw_mask: np.ndarray, *, strength: int = 1, matting: bool = False,
-    threshold: float = 0.5, fill_holes: bool = True,
+    rgb: np.ndarray,
+    raw_mask: np.ndarray,
+    *,
+    strength: int = 1,
+    matting: bool = False,
+    threshold: float = 0.5,
+    fill_holes: bool = True,
 ) -> np.ndarray:
     """Refined (H, W) float32 alpha in [0, 1] for ``raw_mask`` on the photo ``rgb``.
 
@@ -201,8 +207,7 @@ def refine_mask(
     x0, x1 = max(cols[0] - margin, 0), min(cols[-1] + margin + 1, band.shape[1])
     box = (slice(y0, y1), slice(x0, x1))
     out = binary.astype(np.float32)
-    out[box] = _refine_box(rgb[box], out[box], band[box], sure_fg[box], sure_bg[box],
-                           radius, strength, matting)
+    out[box] = _refine_box(rgb[box], out[box], band[box], sure_fg[box], sure_bg[box], radius, strength, matting)
     return out
 
 

@@ -24,6 +24,7 @@ mask of the *wrong* object (a salient cup behind the product): on the benchmark'
 cluttered set those keep ~0.76 median vs. ~0.93 for good cuts, so QC should pair it
 with the product-fill and colour checks.
 """
+
 from __future__ import annotations
 
 import functools
@@ -68,16 +69,24 @@ class OnnxSegmenterConfig:
 
 SEGMENTERS: dict[str, OnnxSegmenterConfig] = {
     "u2netp": OnnxSegmenterConfig(
-        weight="u2netp", input_size=(320, 320),
-        mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
+        weight="u2netp",
+        input_size=(320, 320),
+        mean=(0.485, 0.456, 0.406),
+        std=(0.229, 0.224, 0.225),
     ),
     "birefnet-general": OnnxSegmenterConfig(
-        weight="birefnet-general", input_size=(1024, 1024),
-        mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), activation="sigmoid",
+        weight="birefnet-general",
+        input_size=(1024, 1024),
+        mean=(0.485, 0.456, 0.406),
+        std=(0.229, 0.224, 0.225),
+        activation="sigmoid",
     ),
     "rmbg-1.4": OnnxSegmenterConfig(
-        weight="rmbg-1.4", input_size=(1024, 1024),
-        mean=(0.5, 0.5, 0.5), std=(1.0, 1.0, 1.0), scale="255",
+        weight="rmbg-1.4",
+        input_size=(1024, 1024),
+        mean=(0.5, 0.5, 0.5),
+        std=(1.0, 1.0, 1.0),
+        scale="255",
     ),
 }
 
@@ -211,8 +220,6 @@ def _load_cached(name: str, model_dir: str, device: str, threads: int | None) ->
     return OnnxSalientSegmenter(name, Path(model_dir), device=device, threads=threads)
 
 
-def load_segmenter(
-    name: str, model_dir: Path, device: str = "cpu", threads: int | None = None
-) -> OnnxSalientSegmenter:
+def load_segmenter(name: str, model_dir: Path, device: str = "cpu", threads: int | None = None) -> OnnxSalientSegmenter:
     """The process-wide segmenter for (name, model_dir, device): a worker loads it once."""
     return _load_cached(name, str(Path(model_dir).resolve()), device, threads)

@@ -23,11 +23,12 @@ and ``floor_y`` for counters and tables) and ``post`` settings for the generated
 The file name (without ``.yaml``/``.yml``) must equal ``name``; two files may not define
 the same name (a team copies a built-in under a new name instead of overriding it).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import (
@@ -82,7 +83,7 @@ class BackgroundSpec(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _gradient_needs_two(self) -> "BackgroundSpec":
+    def _gradient_needs_two(self) -> BackgroundSpec:
         if (self.kind == "gradient") != (self.colour2 is not None):
             raise ValueError("a gradient needs colour2, and only a gradient takes it")
         return self
@@ -148,9 +149,7 @@ class LifestyleTemplate(TemplateBase):
         "center", description="floor: stand the product's base on a surface line"
     )
     floor_y: float = Field(0.86, gt=0.3, le=1.0, description="surface line / canvas height")
-    mask_dilate: float = Field(
-        0.004, ge=0.0, le=0.05, description="protected margin round the product / long side"
-    )
+    mask_dilate: float = Field(0.004, ge=0.0, le=0.05, description="protected margin round the product / long side")
     light_direction_deg: float = Field(
         90.0, ge=0.0, lt=360.0, description="key light hint: prompt wording and QC's shadow check"
     )
@@ -177,8 +176,16 @@ class LifestyleTemplate(TemplateBase):
         return text.replace("{light}", phrase) if "{light}" in text else f"{text}, {phrase}"
 
 
-_LIGHT = ("the right", "the upper right", "above", "the upper left", "the left", "the lower left",
-          "below", "the lower right")
+_LIGHT = (
+    "the right",
+    "the upper right",
+    "above",
+    "the upper left",
+    "the left",
+    "the lower left",
+    "below",
+    "the lower right",
+)
 
 
 def light_phrase(deg: float) -> str:
@@ -186,7 +193,7 @@ def light_phrase(deg: float) -> str:
     return f"key light from {_LIGHT[round((deg % 360) / 45) % 8]}"
 
 
-Template = Annotated[Union[StudioTemplate, LifestyleTemplate], Field(discriminator="kind")]
+Template = Annotated[StudioTemplate | LifestyleTemplate, Field(discriminator="kind")]
 _ADAPTER: TypeAdapter[StudioTemplate | LifestyleTemplate] = TypeAdapter(Template)
 
 
@@ -213,9 +220,7 @@ def load_template_file(path: Path) -> StudioTemplate | LifestyleTemplate:
     except ValidationError as exc:
         raise TemplateError(f"template file {path} is invalid:\n{_describe(exc)}") from exc
     if template.name != path.stem:
-        raise TemplateError(
-            f"template file {path}: name {template.name!r} must match the file name {path.stem!r}"
-        )
+        raise TemplateError(f"template file {path}: name {template.name!r} must match the file name {path.stem!r}")
     return template
 
 
@@ -246,6 +251,5 @@ def get_template(
     studio = sorted(n for n, t in library.items() if t.kind == "studio")
     lifestyle = sorted(n for n, t in library.items() if t.kind == "lifestyle")
     raise TemplateError(
-        f"unknown template {name!r}. Studio: {', '.join(studio) or '-'}. "
-        f"Lifestyle: {', '.join(lifestyle) or '-'}."
+        f"unknown template {name!r}. Studio: {', '.join(studio) or '-'}. Lifestyle: {', '.join(lifestyle) or '-'}."
     )

@@ -14,6 +14,7 @@ Coordinate conventions (used by compose, quality and the shadow checks alike):
   ``(-cos θ, +sin θ)`` in (x, y-down) pixels, so light from the upper left puts the
   shadow to the lower right, and light from above puts it straight under the base.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -44,7 +45,7 @@ class Placement:
             dtype=np.float64,
         )
 
-    def then(self, other: "Placement") -> "Placement":
+    def then(self, other: Placement) -> Placement:
         """Compose: apply ``self`` first, then ``other``."""
         return Placement(
             scale=self.scale * other.scale,
@@ -52,11 +53,11 @@ class Placement:
             offset_y=other.scale * self.offset_y + other.offset_y,
         )
 
-    def inverse(self) -> "Placement":
+    def inverse(self) -> Placement:
         return Placement(1.0 / self.scale, -self.offset_x / self.scale, -self.offset_y / self.scale)
 
     @staticmethod
-    def identity() -> "Placement":
+    def identity() -> Placement:
         return Placement(1.0, 0.0, 0.0)
 
 

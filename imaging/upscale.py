@@ -15,14 +15,15 @@ covers the network's effective receptive field.
 ``classical_below`` (1.3x: a x4 model would blur back down for nothing), else model
 passes then an exact classical resample. The product mask follows with bilinear.
 """
+
 from __future__ import annotations
 
 import functools
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -70,8 +71,7 @@ def tile_grid(h: int, w: int, tile: int, pad: int) -> Iterator[tuple[slice, slic
             y1, x1 = min(y0 + step, h), min(x0 + step, w)
             py0, px0 = max(y0 - pad, 0), max(x0 - pad, 0)
             py1, px1 = min(y1 + pad, h), min(x1 + pad, w)
-            yield (slice(py0, py1), slice(px0, px1),
-                   slice(y0 - py0, y1 - py0), slice(x0 - px0, x1 - px0))
+            yield (slice(py0, py1), slice(px0, px1), slice(y0 - py0, y1 - py0), slice(x0 - px0, x1 - px0))
 
 
 class ResampleUpscaler:
@@ -101,9 +101,7 @@ class NcnnRealEsrgan:
     name = "realesrgan-x4plus-ncnn"
     native_scale = 4.0
 
-    def __init__(
-        self, model_dir: Path, tile: int = 192, tile_pad: int = 12, threads: int | None = None
-    ) -> None:
+    def __init__(self, model_dir: Path, tile: int = 192, tile_pad: int = 12, threads: int | None = None) -> None:
         import ncnn
 
         self._ncnn = ncnn
@@ -137,9 +135,11 @@ class NcnnRealEsrgan:
         out = np.empty((3, h * s, w * s), np.float32)
         for rows, cols, keep_r, keep_c in tile_grid(h, w, self.tile, self.tile_pad):
             y = self._run(x[:, rows, cols])
-            out[:, (rows.start + keep_r.start) * s : (rows.start + keep_r.stop) * s,
-                (cols.start + keep_c.start) * s : (cols.start + keep_c.stop) * s] = (
-                y[:, keep_r.start * s : keep_r.stop * s, keep_c.start * s : keep_c.stop * s])
+            out[
+                :,
+                (rows.start + keep_r.start) * s : (rows.start + keep_r.stop) * s,
+                (cols.start + keep_c.start) * s : (cols.start + keep_c.stop) * s,
+            ] = y[:, keep_r.start * s : keep_r.stop * s, keep_c.start * s : keep_c.stop * s]
         return (np.clip(out, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8).transpose(1, 2, 0).copy()
 
 
@@ -195,9 +195,11 @@ class TorchRealEsrgan:
         for rows, cols, keep_r, keep_c in tile_grid(h, w, tile, self.tile_pad):
             with torch.inference_mode():
                 y = self._forward(x[:, :, rows, cols])[0]
-            out[:, (rows.start + keep_r.start) * s : (rows.start + keep_r.stop) * s,
-                (cols.start + keep_c.start) * s : (cols.start + keep_c.stop) * s] = (
-                y[:, keep_r.start * s : keep_r.stop * s, keep_c.start * s : keep_c.stop * s].float().cpu())
+            out[
+                :,
+                (rows.start + keep_r.start) * s : (rows.start + keep_r.stop) * s,
+                (cols.start + keep_c.start) * s : (cols.start + keep_c.stop) * s,
+            ] = y[:, keep_r.start * s : keep_r.stop * s, keep_c.start * s : keep_c.stop * s].float().cpu()
         return out
 
     def upscale(self, rgb: np.ndarray) -> np.ndarray:
@@ -223,8 +225,9 @@ class TorchRealEsrgan:
         return (out.clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
 
 
-def plan_passes(target_scale: float, native_scale: float, *, max_model_scale: float = 4.0,
-                classical_below: float = 1.3) -> int:
+def plan_passes(
+    target_scale: float, native_scale: float, *, max_model_scale: float = 4.0, classical_below: float = 1.3
+) -> int:
     """How many model passes :func:`upscale_to` makes (0: classical resampling only)."""
     passes, done = 0, 1.0
     while target_scale / done > classical_below and done * native_scale <= max_model_scale + 1e-9:
@@ -257,8 +260,11 @@ def upscale_to(
             raise ModelInputError(f"mask must be float (H, W) = {(h, w)}, got {mask.dtype} {mask.shape}")
     size = (max(1, round(w * target_scale)), max(1, round(h * target_scale)))
     out = rgb
-    for _ in range(plan_passes(target_scale, upscaler.native_scale,
-                               max_model_scale=max_model_scale, classical_below=classical_below)):
+    for _ in range(
+        plan_passes(
+            target_scale, upscaler.native_scale, max_model_scale=max_model_scale, classical_below=classical_below
+        )
+    ):
         out = upscaler.upscale(out)
     out = resample(out, size)
     if mask is None:
@@ -272,9 +278,11 @@ UPSCALERS: dict[str, Callable[[Path, str], Upscaler]] = {
     "lanczos": lambda model_dir, device: ResampleUpscaler(4.0),
     "realesrgan-x4plus-ncnn": lambda model_dir, device: NcnnRealEsrgan(model_dir),
     "realesrgan-x4plus": lambda model_dir, device: TorchRealEsrgan(
-        weight_path(model_dir, "realesrgan-x4plus-pth"), "realesrgan-x4plus", device),
+        weight_path(model_dir, "realesrgan-x4plus-pth"), "realesrgan-x4plus", device
+    ),
     "realesr-general-x4v3": lambda model_dir, device: TorchRealEsrgan(
-        weight_path(model_dir, "realesr-general-x4v3-pth"), "realesr-general-x4v3", device),
+        weight_path(model_dir, "realesr-general-x4v3-pth"), "realesr-general-x4v3", device
+    ),
 }
 
 

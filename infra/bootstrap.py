@@ -25,6 +25,7 @@ Secrets come from the environment only (never flags, which ``ps`` shows):
 ``LIGHTBOX_SHOPIFY_ACCESS_TOKEN``, ``LIGHTBOX_SHOPIFY_WEBHOOK_SECRET``. Output names
 objects and what happened to them, never a value.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -91,24 +92,33 @@ def template_for(pool_type: str, role: str) -> dict[str, Any]:
     return load_template(TEMPLATES / f"{pool_type}-{role}{suffix}")
 
 
-async def ensure_pool(client: PrefectClient, name: str, pool_type: str, template: dict,
-                      concurrency_limit: int | None, dry_run: bool) -> Change:
+async def ensure_pool(
+    client: PrefectClient, name: str, pool_type: str, template: dict, concurrency_limit: int | None, dry_run: bool
+) -> Change:
     description = f"Lightbox {POOLS[name].upper()} pool"
     try:
         pool = await client.read_work_pool(name)
     except ObjectNotFound:
         if not dry_run:
-            await client.create_work_pool(WorkPoolCreate(
-                name=name, type=pool_type, base_job_template=template,
-                concurrency_limit=concurrency_limit, description=description))
+            await client.create_work_pool(
+                WorkPoolCreate(
+                    name=name,
+                    type=pool_type,
+                    base_job_template=template,
+                    concurrency_limit=concurrency_limit,
+                    description=description,
+                )
+            )
         return Change("work pool", name, "skipped" if dry_run else "created")
     if pool.type != pool_type:
-        raise ValueError(f"work pool {name!r} exists with type {pool.type!r}, not {pool_type!r}: "
-                         f"delete it (prefect work-pool delete {name}) or pass --pool-type {pool.type}")
-    wanted = dict(base_job_template=template, concurrency_limit=concurrency_limit,
-                  description=description)
-    current = dict(base_job_template=pool.base_job_template,
-                   concurrency_limit=pool.concurrency_limit, description=pool.description)
+        raise ValueError(
+            f"work pool {name!r} exists with type {pool.type!r}, not {pool_type!r}: "
+            f"delete it (prefect work-pool delete {name}) or pass --pool-type {pool.type}"
+        )
+    wanted = dict(base_job_template=template, concurrency_limit=concurrency_limit, description=description)
+    current = dict(
+        base_job_template=pool.base_job_template, concurrency_limit=pool.concurrency_limit, description=pool.description
+    )
     if current == wanted:
         return Change("work pool", name, "unchanged")
     if not dry_run:
@@ -116,15 +126,15 @@ async def ensure_pool(client: PrefectClient, name: str, pool_type: str, template
     return Change("work pool", name, "skipped" if dry_run else "updated")
 
 
-async def ensure_queue(client: PrefectClient, pool: str, name: str, priority: int,
-                       description: str, dry_run: bool) -> Change:
+async def ensure_queue(
+    client: PrefectClient, pool: str, name: str, priority: int, description: str, dry_run: bool
+) -> Change:
     label = f"{pool}/{name}"
     try:
         queue = await client.read_work_queue_by_name(name, work_pool_name=pool)
     except ObjectNotFound:
         if not dry_run:
-            await client.create_work_queue(name, description=description, priority=priority,
-                                           work_pool_name=pool)
+            await client.create_work_queue(name, description=description, priority=priority, work_pool_name=pool)
         return Change("work queue", label, "skipped" if dry_run else "created")
     if queue.priority == priority and queue.description == description:
         return Change("work queue", label, "unchanged")
@@ -139,13 +149,13 @@ async def ensure_limit(client: PrefectClient, name: str, limit: int, dry_run: bo
     except ObjectNotFound:
         if not dry_run:
             await client.create_global_concurrency_limit(
-                GlobalConcurrencyLimitCreate(name=name, limit=limit, active=True))
+                GlobalConcurrencyLimitCreate(name=name, limit=limit, active=True)
+            )
         return Change("concurrency limit", name, "skipped" if dry_run else "created")
     if current.limit == limit and current.active:
         return Change("concurrency limit", name, "unchanged")
     if not dry_run:
-        await client.update_global_concurrency_limit(
-            name, GlobalConcurrencyLimitUpdate(limit=limit, active=True))
+        await client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(limit=limit, active=True))
     return Change("concurrency limit", name, "skipped" if dry_run else "updated")
 
 
@@ -177,6 +187,7 @@ async def ensure_block_type(client: PrefectClient, cls: type[Block], dry_run: bo
 def _plain(block: Block) -> Any:
     """A block's field values with secrets revealed, for comparison only (never output);
     without the document ids and names a loaded block carries (nested blocks too)."""
+
     def strip(value: Any) -> Any:
         if isinstance(value, dict):
             return {k: strip(v) for k, v in value.items() if not k.startswith("_")}
@@ -239,14 +250,12 @@ async def bootstrap(args: argparse.Namespace, env: dict[str, str]) -> list[Chang
         for pool, role in POOLS.items():
             template = template_for(args.pool_type, role)
             slots = args.gpu_slots if role == "gpu" else None
-            changes.append(await ensure_pool(client, pool, args.pool_type, template, slots,
-                                             args.dry_run))
+            changes.append(await ensure_pool(client, pool, args.pool_type, template, slots, args.dry_run))
             for queue, (priority, description) in QUEUES.items():
                 if args.dry_run and changes[-1].action == "skipped":
                     changes.append(Change("work queue", f"{pool}/{queue}", "skipped"))
                     continue
-                changes.append(await ensure_queue(client, pool, queue, priority, description,
-                                                  args.dry_run))
+                changes.append(await ensure_queue(client, pool, queue, priority, description, args.dry_run))
         changes.append(await ensure_limit(client, GPU_SLOTS, args.gpu_slots, args.dry_run))
         for name, value in stack_variables(args).items():
             changes.append(await ensure_variable(client, name, value, args.dry_run))
@@ -259,23 +268,36 @@ async def bootstrap(args: argparse.Namespace, env: dict[str, str]) -> list[Chang
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m infra.bootstrap",
-                                description=__doc__.split("\n\n")[0])
-    p.add_argument("--pool-type", choices=POOL_TYPES, default="process",
-                   help="work pool type and job templates (default: process, one machine)")
-    p.add_argument("--gpu-slots", type=int, default=1,
-                   help="GPU flow runs at once: the gpu-slots limit and the GPU pool's limit")
-    p.add_argument("--data-dir", type=Path, default=Path(".lightbox"),
-                   help="default home of the SQLite catalog and the exports folder")
-    p.add_argument("--model-dir", type=Path, default=Path(".lightbox/models"),
-                   help="weights for the CPU pool (ModelStore 'cpu')")
+    p = argparse.ArgumentParser(prog="python -m infra.bootstrap", description=__doc__.split("\n\n")[0])
+    p.add_argument(
+        "--pool-type",
+        choices=POOL_TYPES,
+        default="process",
+        help="work pool type and job templates (default: process, one machine)",
+    )
+    p.add_argument(
+        "--gpu-slots", type=int, default=1, help="GPU flow runs at once: the gpu-slots limit and the GPU pool's limit"
+    )
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(".lightbox"),
+        help="default home of the SQLite catalog and the exports folder",
+    )
+    p.add_argument(
+        "--model-dir", type=Path, default=Path(".lightbox/models"), help="weights for the CPU pool (ModelStore 'cpu')"
+    )
     p.add_argument("--gpu-model-dir", type=Path, help="weights for the GPU pool (default: --model-dir)")
-    p.add_argument("--gpu-device", default="cpu",
-                   help="device of ModelStore 'gpu': cuda on a GPU host (default cpu: one CPU machine)")
+    p.add_argument(
+        "--gpu-device",
+        default="cpu",
+        help="device of ModelStore 'gpu': cuda on a GPU host (default cpu: one CPU machine)",
+    )
     p.add_argument("--gpu-segmenter", default="u2netp")
     p.add_argument("--gpu-upscaler", default="auto")
-    p.add_argument("--inbox", type=Path,
-                   help="folder the nightly batch reads (variable lightbox_inbox; default DATA_DIR/inbox)")
+    p.add_argument(
+        "--inbox", type=Path, help="folder the nightly batch reads (variable lightbox_inbox; default DATA_DIR/inbox)"
+    )
     p.add_argument("--export-dir", type=Path, help="LocalFolderDestination 'exports' (default DATA_DIR/exports)")
     p.add_argument("--dry-run", action="store_true", help="say what would change, change nothing")
     return p
@@ -297,7 +319,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(
             "bootstrap: warning: LIGHTBOX_DATABASE_URL carries a password. prefect deploy "
             "resolves {{ prefect.blocks.* }} into the deployment and flow-run parameters carry "
-            "the URL: prefer a URL without one, with PGPASSWORD or ~/.pgpass on the workers\n")
+            "the URL: prefer a URL without one, with PGPASSWORD or ~/.pgpass on the workers\n"
+        )
     try:
         changes = asyncio.run(bootstrap(args, env))
     except (ValueError, RuntimeError) as exc:

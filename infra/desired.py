@@ -1,5 +1,6 @@
 """What bootstrap saves, built from its flags and the environment: the blocks and the
 variables prefect.yaml names. Secrets come from the environment only."""
+
 from __future__ import annotations
 
 import argparse
@@ -50,28 +51,35 @@ def desired_blocks(args: argparse.Namespace, env: dict[str, str]) -> list[tuple[
     blocks: list[tuple[Block, str]] = [
         (CatalogDatabase(url=database_url), "catalog"),
         (ModelStore(model_dir=args.model_dir.resolve()), "cpu"),
-        (ModelStore(model_dir=(args.gpu_model_dir or args.model_dir).resolve(),
-                    segmenter=args.gpu_segmenter, upscaler=args.gpu_upscaler,
-                    device=args.gpu_device), "gpu"),
-        (LocalFolderDestination(base_path=(args.export_dir or data_dir / "exports").resolve()),
-         "exports"),
+        (
+            ModelStore(
+                model_dir=(args.gpu_model_dir or args.model_dir).resolve(),
+                segmenter=args.gpu_segmenter,
+                upscaler=args.gpu_upscaler,
+                device=args.gpu_device,
+            ),
+            "gpu",
+        ),
+        (LocalFolderDestination(base_path=(args.export_dir or data_dir / "exports").resolve()), "exports"),
     ]
     if env.get("LIGHTBOX_S3_BUCKET"):
-        client_parameters = {"endpoint_url": env["LIGHTBOX_S3_ENDPOINT_URL"]} \
-            if env.get("LIGHTBOX_S3_ENDPOINT_URL") else {}
+        client_parameters = (
+            {"endpoint_url": env["LIGHTBOX_S3_ENDPOINT_URL"]} if env.get("LIGHTBOX_S3_ENDPOINT_URL") else {}
+        )
         credentials = AwsCredentials(
             aws_access_key_id=_secret(env, "AWS_ACCESS_KEY_ID", "the S3 destination"),
             aws_secret_access_key=_secret(env, "AWS_SECRET_ACCESS_KEY", "the S3 destination"),
             region_name=env.get("AWS_REGION") or "us-east-1",
-            aws_client_parameters=client_parameters)
+            aws_client_parameters=client_parameters,
+        )
         bucket = S3Bucket(bucket_name=env["LIGHTBOX_S3_BUCKET"], credentials=credentials)
-        blocks.append((S3Destination(bucket=bucket, prefix=env.get("LIGHTBOX_S3_PREFIX", "")),
-                       "assets"))
+        blocks.append((S3Destination(bucket=bucket, prefix=env.get("LIGHTBOX_S3_PREFIX", "")), "assets"))
     if env.get("LIGHTBOX_SHOPIFY_SHOP"):
         fields = dict(
             shop_domain=env["LIGHTBOX_SHOPIFY_SHOP"],
             access_token=_secret(env, "LIGHTBOX_SHOPIFY_ACCESS_TOKEN", "the Shopify store"),
-            webhook_secret=_secret(env, "LIGHTBOX_SHOPIFY_WEBHOOK_SECRET", "the Shopify store"))
+            webhook_secret=_secret(env, "LIGHTBOX_SHOPIFY_WEBHOOK_SECRET", "the Shopify store"),
+        )
         if env.get("LIGHTBOX_SHOPIFY_API_URL"):
             fields["admin_api_url"] = env["LIGHTBOX_SHOPIFY_API_URL"]
         if env.get("LIGHTBOX_SHOPIFY_API_VERSION"):

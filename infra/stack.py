@@ -23,6 +23,7 @@ stack's data folder), ``LIGHTBOX_SHOPIFY_WEBHOOK_SECRET`` (else one is generated
 ``<home>/webhook-secret``, mode 0600), ``LIGHTBOX_GPU_SLOTS`` (1), ``LIGHTBOX_CPU_RUNS``
 (flow runs at once on the CPU worker, 2). Only the standard library is imported here.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -67,16 +68,18 @@ class Stack:
     # --- environment and processes -----------------------------------------------------
     def child_env(self) -> dict[str, str]:
         env = dict(self.base_env)
-        env.update({
-            "PREFECT_HOME": str(self.home / "prefect"),
-            "PREFECT_API_URL": self.api_url,
-            "PREFECT_SERVER_API_HOST": "127.0.0.1",
-            "PREFECT_SERVER_API_PORT": str(self.port),
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "PREFECT_LOCAL_STORAGE_PATH": str(self.data / "results"),
-            "LIGHTBOX_ROOT": str(ROOT),
-            "LIGHTBOX_DATABASE_URL": self.database_url,
-        })
+        env.update(
+            {
+                "PREFECT_HOME": str(self.home / "prefect"),
+                "PREFECT_API_URL": self.api_url,
+                "PREFECT_SERVER_API_HOST": "127.0.0.1",
+                "PREFECT_SERVER_API_PORT": str(self.port),
+                "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+                "PREFECT_LOCAL_STORAGE_PATH": str(self.data / "results"),
+                "LIGHTBOX_ROOT": str(ROOT),
+                "LIGHTBOX_DATABASE_URL": self.database_url,
+            }
+        )
         return env
 
     def bin(self, name: str) -> str:
@@ -92,9 +95,15 @@ class Stack:
     def start(self, name: str, argv: list[str]) -> int:
         log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 (the child keeps it open)
         try:
-            process = subprocess.Popen(argv, cwd=ROOT, env=self.child_env(), stdout=log,
-                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                       start_new_session=True)
+            process = subprocess.Popen(
+                argv,
+                cwd=ROOT,
+                env=self.child_env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         finally:
             log.close()
         (self.pids / f"{name}.pid").write_text(f"{process.pid}\n")
@@ -102,12 +111,21 @@ class Stack:
 
     def run_step(self, name: str, argv: list[str]) -> str:
         with open(self.logs / f"{name}.log", "wb") as log:
-            done = subprocess.run(argv, cwd=ROOT, env=self.child_env(), stdout=log,
-                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, check=False)
+            done = subprocess.run(
+                argv,
+                cwd=ROOT,
+                env=self.child_env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                check=False,
+            )
         text = (self.logs / f"{name}.log").read_text(errors="replace")
         if done.returncode != 0:
-            raise StackError(f"{name} failed (exit {done.returncode}); see {self.logs / name}.log:\n"
-                             + "\n".join(text.strip().splitlines()[-8:]))
+            raise StackError(
+                f"{name} failed (exit {done.returncode}); see {self.logs / name}.log:\n"
+                + "\n".join(text.strip().splitlines()[-8:])
+            )
         return text
 
     def wait_http(self, name: str, url: str) -> None:
@@ -122,8 +140,7 @@ class Stack:
             except (urllib.error.URLError, OSError):
                 pass
             time.sleep(1.0)
-        raise StackError(f"{name} did not answer {url} within {START_TIMEOUT_S:.0f} s; "
-                         f"see {self.logs / name}.log")
+        raise StackError(f"{name} did not answer {url} within {START_TIMEOUT_S:.0f} s; see {self.logs / name}.log")
 
     # --- commands ----------------------------------------------------------------------
     def up(self) -> list[str]:
@@ -136,27 +153,79 @@ class Stack:
             _require_free(port)
         server_db = self.base_env.get("PREFECT_API_DATABASE_CONNECTION_URL", "")
         if server_db.startswith("postgresql") and importlib.util.find_spec("asyncpg") is None:
-            raise StackError("PREFECT_API_DATABASE_CONNECTION_URL names PostgreSQL, which the "
-                             "Prefect server reaches through asyncpg: pip install asyncpg")
+            raise StackError(
+                "PREFECT_API_DATABASE_CONNECTION_URL names PostgreSQL, which the "
+                "Prefect server reaches through asyncpg: pip install asyncpg"
+            )
         for folder in (self.logs, self.pids, self.data, self.home / "prefect"):
             folder.mkdir(parents=True, exist_ok=True)
         secret_note = self.ensure_secret()
         try:
-            self.start("server", [self.bin("prefect"), "server", "start", "--host", "127.0.0.1",
-                                  "--port", str(self.port)])
+            self.start(
+                "server", [self.bin("prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(self.port)]
+            )
             self.wait_http("server", f"{self.api_url}/health")
-            summary = self.run_step("bootstrap", [
-                sys.executable, "-m", "infra.bootstrap", "--data-dir", str(self.data),
-                "--model-dir", str(self.model_dir), "--gpu-slots", str(self.gpu_slots)])
+            summary = self.run_step(
+                "bootstrap",
+                [
+                    sys.executable,
+                    "-m",
+                    "infra.bootstrap",
+                    "--data-dir",
+                    str(self.data),
+                    "--model-dir",
+                    str(self.model_dir),
+                    "--gpu-slots",
+                    str(self.gpu_slots),
+                ],
+            )
             self.run_step("deploy", [self.bin("prefect"), "--no-prompt", "deploy", "--all"])
             reconcile_note = self.pause_reconcile_without_store()
-            self.start("worker-cpu", [self.bin("prefect"), "worker", "start", "--pool", "lightbox-cpu",
-                                      "--name", "lightbox-cpu-1", "--limit", str(self.cpu_runs)])
-            self.start("worker-gpu", [self.bin("prefect"), "worker", "start", "--pool", "lightbox-gpu",
-                                      "--name", "lightbox-gpu-1", "--limit", str(self.gpu_slots)])
-            self.start("webhook", [sys.executable, "-m", "deployments.webhook", "--host", "127.0.0.1",
-                                   "--port", str(self.webhook_port), "--database-url", self.database_url,
-                                   "--secret-file", str(self.secret_file), "--migrate"])
+            self.start(
+                "worker-cpu",
+                [
+                    self.bin("prefect"),
+                    "worker",
+                    "start",
+                    "--pool",
+                    "lightbox-cpu",
+                    "--name",
+                    "lightbox-cpu-1",
+                    "--limit",
+                    str(self.cpu_runs),
+                ],
+            )
+            self.start(
+                "worker-gpu",
+                [
+                    self.bin("prefect"),
+                    "worker",
+                    "start",
+                    "--pool",
+                    "lightbox-gpu",
+                    "--name",
+                    "lightbox-gpu-1",
+                    "--limit",
+                    str(self.gpu_slots),
+                ],
+            )
+            self.start(
+                "webhook",
+                [
+                    sys.executable,
+                    "-m",
+                    "deployments.webhook",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.webhook_port),
+                    "--database-url",
+                    self.database_url,
+                    "--secret-file",
+                    str(self.secret_file),
+                    "--migrate",
+                ],
+            )
             self.wait_http("webhook", f"http://127.0.0.1:{self.webhook_port}/healthz")
         except BaseException:
             self.down()
@@ -170,10 +239,12 @@ class Stack:
             return f"{RECONCILE}: scheduled hourly"
         deployment = _api(f"{self.api_url}/deployments/name/{RECONCILE}")
         for schedule in deployment["schedules"]:
-            _api(f"{self.api_url}/deployments/{deployment['id']}/schedules/{schedule['id']}",
-                 method="PATCH", body={"active": False})
-        return (f"{RECONCILE}: schedule paused (no LIGHTBOX_SHOPIFY_SHOP, so no ShopifyStore "
-                "block to reconcile with)")
+            _api(
+                f"{self.api_url}/deployments/{deployment['id']}/schedules/{schedule['id']}",
+                method="PATCH",
+                body={"active": False},
+            )
+        return f"{RECONCILE}: schedule paused (no LIGHTBOX_SHOPIFY_SHOP, so no ShopifyStore block to reconcile with)"
 
     def ensure_secret(self) -> str:
         """The receiver's secret file: from the environment, else generated once."""
@@ -209,28 +280,30 @@ class Stack:
         query = {"flow_runs": {"state": {"type": {"any_": ["RUNNING", "PENDING"]}}}}
         runs = _api(f"{self.api_url}/flow_runs/filter", method="POST", body=query)
         for run in runs:
-            state = {"type": "CRASHED", "name": "Crashed",
-                     "message": "make down stopped its worker; run it again to continue"}
-            _api(f"{self.api_url}/flow_runs/{run['id']}/set_state", method="POST",
-                 body={"state": state, "force": True})
+            state = {
+                "type": "CRASHED",
+                "name": "Crashed",
+                "message": "make down stopped its worker; run it again to continue",
+            }
+            _api(f"{self.api_url}/flow_runs/{run['id']}/set_state", method="POST", body={"state": state, "force": True})
         return [f"flow run {run['name']}: marked Crashed (it was {run['state']['name']})" for run in runs]
 
     def status(self) -> list[str]:
-        lines = [f"{n}: {'running (pid %d)' % p if (p := self.pid_of(n)) else 'stopped'}"
-                 for n in STOP_ORDER]
+        lines = [f"{n}: {f'running (pid {p})' if (p := self.pid_of(n)) else 'stopped'}" for n in STOP_ORDER]
         return lines + self.addresses()
 
     def addresses(self) -> list[str]:
-        return [f"Prefect UI:       http://127.0.0.1:{self.port}",
-                f"webhook receiver: http://127.0.0.1:{self.webhook_port}/webhooks/shopify",
-                f"logs:             {self.logs}/",
-                f"exports:          {self.data / 'exports'}/"]
+        return [
+            f"Prefect UI:       http://127.0.0.1:{self.port}",
+            f"webhook receiver: http://127.0.0.1:{self.webhook_port}/webhooks/shopify",
+            f"logs:             {self.logs}/",
+            f"exports:          {self.data / 'exports'}/",
+        ]
 
 
 def _api(url: str, method: str = "GET", body: dict | None = None) -> dict:
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             text = response.read()
@@ -294,8 +367,10 @@ def _require_free(port: int) -> None:
         try:
             probe.bind(("127.0.0.1", port))
         except OSError as exc:
-            raise StackError(f"port {port} on 127.0.0.1 is in use ({exc.strerror}); set "
-                             "LIGHTBOX_PREFECT_PORT / LIGHTBOX_WEBHOOK_PORT") from exc
+            raise StackError(
+                f"port {port} on 127.0.0.1 is in use ({exc.strerror}); set "
+                "LIGHTBOX_PREFECT_PORT / LIGHTBOX_WEBHOOK_PORT"
+            ) from exc
 
 
 def main(argv: list[str] | None = None) -> int:

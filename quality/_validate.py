@@ -3,6 +3,7 @@
 They raise ``ValueError`` with a message that names the argument and what was wrong;
 nothing is silently clipped or fixed.
 """
+
 from __future__ import annotations
 
 import cv2
@@ -170,4 +171,3 @@ def smooth_closed(values: np.ndarray, sigma: float) -> np.ndarray:
     cols = padded.reshape(padded.shape[0], -1)
     out = np.stack([np.convolve(cols[:, j], k, mode="valid") for j in range(cols.shape[1])], axis=1)
     return out.reshape(values.shape)
-

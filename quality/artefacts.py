@@ -11,6 +11,7 @@ without visible blocks and is left out. Reference: the DC-step view of blocking 
 Bovik & Evans, "Blind measurement of blocking artifacts in images" (ICIP 2000); measured
 here against the known original, as the encoder's input is at hand.
 """
+
 from __future__ import annotations
 
 import cv2
@@ -41,10 +42,12 @@ def block_steps(shipped_rgb: np.ndarray, canvas_rgb: np.ndarray, alpha: np.ndarr
     if shipped_rgb.shape != canvas_rgb.shape:
         raise ValueError(f"shipped image {shipped_rgb.shape} and canvas {canvas_rgb.shape} differ in size")
     h, w = (alpha.shape[0] // BLOCK) * BLOCK, (alpha.shape[1] // BLOCK) * BLOCK
-    error = (cv2.cvtColor(shipped_rgb[:h, :w], cv2.COLOR_RGB2GRAY).astype(np.float32)
-             - cv2.cvtColor(canvas_rgb[:h, :w], cv2.COLOR_RGB2GRAY).astype(np.float32))
+    error = cv2.cvtColor(shipped_rgb[:h, :w], cv2.COLOR_RGB2GRAY).astype(np.float32) - cv2.cvtColor(
+        canvas_rgb[:h, :w], cv2.COLOR_RGB2GRAY
+    ).astype(np.float32)
     blocks = error.reshape(h // BLOCK, BLOCK, w // BLOCK, BLOCK).mean(axis=(1, 3))
     on = (alpha[:h, :w] >= 0.99).reshape(h // BLOCK, BLOCK, w // BLOCK, BLOCK).all(axis=(1, 3))
-    steps = np.concatenate([np.abs(np.diff(blocks, axis=1))[on[:, 1:] & on[:, :-1]],
-                            np.abs(np.diff(blocks, axis=0))[on[1:] & on[:-1]]])
+    steps = np.concatenate(
+        [np.abs(np.diff(blocks, axis=1))[on[:, 1:] & on[:, :-1]], np.abs(np.diff(blocks, axis=0))[on[1:] & on[:-1]]]
+    )
     return float(steps.mean()) if steps.size >= 16 else None

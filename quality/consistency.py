@@ -9,6 +9,7 @@ hide each other. Reference: Rousseeuw & Croux, "Alternatives to the median absol
 deviation", JASA 88 (1993); Iglewicz & Hoaglin, "How to detect and handle outliers"
 (1993) for the modified z-score.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -152,12 +153,12 @@ def batch_outliers(
     z = (table - med) / sigma
     flagged = []
     for row in z:
-        hit = {f for f, v in zip(fields, row) if abs(v) > z_limit}
+        hit = {f for f, v in zip(fields, row, strict=True) if abs(v) > z_limit}
         flagged.append([d for d, parts in DIMENSIONS.items() if hit.intersection(parts)])
     return BatchConsistency(
         flagged=flagged,
-        robust_z=[dict(zip(fields, map(float, row))) for row in z],
-        median=dict(zip(fields, map(float, med))),
-        sigma=dict(zip(fields, map(float, sigma))),
+        robust_z=[dict(zip(fields, map(float, row), strict=True)) for row in z],
+        median=dict(zip(fields, map(float, med), strict=True)),
+        sigma=dict(zip(fields, map(float, sigma), strict=True)),
         note="",
     )

@@ -35,6 +35,7 @@ bottle on black gravel) colour cannot tell them apart: the inside figures are No
 measurable) and the reason says so. Reference: constructed cases in
 tests/quality/test_cut.py; thresholds from bench/qc_calibration.py.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -73,8 +74,12 @@ def _resize(a: np.ndarray, size: tuple[int, int], interpolation: int) -> np.ndar
     """cv2.resize for any channel count (its area filter takes at most 4)."""
     if a.ndim == 2 or a.shape[2] <= 4:
         return cv2.resize(a, size, interpolation=interpolation)
-    return np.dstack([cv2.resize(np.ascontiguousarray(a[..., i:i + 4]), size, interpolation=interpolation)
-                      for i in range(0, a.shape[2], 4)])
+    return np.dstack(
+        [
+            cv2.resize(np.ascontiguousarray(a[..., i : i + 4]), size, interpolation=interpolation)
+            for i in range(0, a.shape[2], 4)
+        ]
+    )
 
 
 def _predict(values: np.ndarray, weight: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
@@ -163,8 +168,12 @@ def cut_quality(
 
     product = (mask >= 0.5).astype(np.uint8)
     area = max(1, int(product.sum()))
-    edge = ((source_mask[0] >= 0.5).sum() + (source_mask[-1] >= 0.5).sum()
-            + (source_mask[:, 0] >= 0.5).sum() + (source_mask[:, -1] >= 0.5).sum())
+    edge = (
+        (source_mask[0] >= 0.5).sum()
+        + (source_mask[-1] >= 0.5).sum()
+        + (source_mask[:, 0] >= 0.5).sum()
+        + (source_mask[:, -1] >= 0.5).sum()
+    )
     outline = cv2.findContours((source_mask >= 0.5).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)[0]
     cut_off = float(edge) / max(1.0, float(sum(len(c) for c in outline)))
 
@@ -201,8 +210,9 @@ def cut_quality(
     if share <= 0.5:
         clear = outside & ~(cv2.dilate(product, disk(2 * _REACH)) > 0) & (cv2.dilate(product, disk(4 * _REACH)) > 0)
         ring_std = tuple(float(v) for v in np.percentile(std[clear if clear.sum() >= 32 else ring], (3, 97)))
-        inside, attached = _inside_regions(bg_like & inner, product, exterior, lab, bg_like, std, weight,
-                                           ring_std, contrast * tol)
+        inside, attached = _inside_regions(
+            bg_like & inner, product, exterior, lab, bg_like, std, weight, ring_std, contrast * tol
+        )
         inside, attached = float(inside / area), float(attached / area)
     fragments = _detached(product, bg_like) / area
 
@@ -221,8 +231,13 @@ def cut_quality(
     if share > 0.5:
         lost = None  # a product that looks like its backdrop: what lies outside the cut cannot tell
     return CutQuality(
-        background_inside=inside, background_attached=attached, fragments=float(fragments),
-        lost_part=None if lost is None else lost / area, cut_off=float(cut_off), backdrop_like_share=share, tolerance=tol,
+        background_inside=inside,
+        background_attached=attached,
+        fragments=float(fragments),
+        lost_part=None if lost is None else lost / area,
+        cut_off=float(cut_off),
+        backdrop_like_share=share,
+        tolerance=tol,
     )
 
 
@@ -247,9 +262,17 @@ def _exterior(product: np.ndarray) -> np.ndarray:
     return np.isin(labels, border[border > 0])
 
 
-def _inside_regions(cand: np.ndarray, product: np.ndarray, exterior: np.ndarray, lab: np.ndarray, bg_like: np.ndarray,
-                    std: np.ndarray, weight: np.ndarray, ring_std: tuple[float, float],
-                    contrast: float) -> tuple[float, float]:
+def _inside_regions(
+    cand: np.ndarray,
+    product: np.ndarray,
+    exterior: np.ndarray,
+    lab: np.ndarray,
+    bg_like: np.ndarray,
+    std: np.ndarray,
+    weight: np.ndarray,
+    ring_std: tuple[float, float],
+    contrast: float,
+) -> tuple[float, float]:
     """(enclosed, attached) areas of backdrop-like regions inside the product that stand
     apart from the product around them and have the backdrop's texture (a smooth patch of
     the product's own colour inside a wood-grain backdrop is the product)."""
@@ -267,15 +290,20 @@ def _inside_regions(cand: np.ndarray, product: np.ndarray, exterior: np.ndarray,
             continue  # a letter of white print, a glint: a hole or a stuck-on piece is one region
         x, y, bw, bh, a = stats[k]
         pad = 3 * _REACH + 8
-        sl = np.s_[max(0, y - pad):y + bh + pad, max(0, x - pad):x + bw + pad]
+        sl = np.s_[max(0, y - pad) : y + bh + pad, max(0, x - pad) : x + bw + pad]
         region = (labels[sl] == k).astype(np.uint8)
         if weight[sl][region > 0].max() < 0.002:
             continue  # no backdrop seen within ~3.5 sigma of any of it: nothing a hole could show
-        around = (cv2.dilate(region, disk(_REACH + 4)) > 0) & ~(cv2.dilate(region, disk(_REACH)) > 0) & (product[sl] > 0)
+        around = (
+            (cv2.dilate(region, disk(_REACH + 4)) > 0) & ~(cv2.dilate(region, disk(_REACH)) > 0) & (product[sl] > 0)
+        )
         if around.sum() < 4 or bg_like[sl][around].mean() > 0.5:
             continue  # the product around it looks the same: a highlight or the product's own colour
-        beyond = (cv2.dilate(region, disk(3 * _REACH + 4)) > 0) & ~(cv2.dilate(region, disk(3 * _REACH)) > 0) \
+        beyond = (
+            (cv2.dilate(region, disk(3 * _REACH + 4)) > 0)
+            & ~(cv2.dilate(region, disk(3 * _REACH)) > 0)
             & (product[sl] > 0)
+        )
         near, far = (_delta(lab[sl], region > 0, ring) for ring in (around, beyond))
         if near < contrast or (beyond.sum() >= 4 and near < STEP * far):
             continue  # too little difference, or one that keeps growing away from it: a highlight

@@ -8,6 +8,7 @@ the photo cuts the product off, a profile's size rule), in which case the SKU go
 review with its reason and costs no retry. Plain data and functions: tasks/adjust.py
 applies the plan to its ``RenderParams``.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping

@@ -4,6 +4,7 @@ Both functions are plain numpy so the gate can call them on hundreds of thousand
 pixels without importing colour-science at run time; the tests check them against
 colour-science and against the Sharma, Wu & Dalal (2005) reference pairs.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -43,9 +44,7 @@ def srgb_to_linear(rgb: np.ndarray) -> np.ndarray:
     check_finite("rgb", rgb)
     v = rgb.astype(np.float64)
     if v.size and (v.min() < -1e-6 or v.max() > 1.0 + 1e-6):
-        raise ValueError(
-            f"float sRGB must lie in [0, 1], got [{v.min():.4g}, {v.max():.4g}] (pass uint8 for 0..255)"
-        )
+        raise ValueError(f"float sRGB must lie in [0, 1], got [{v.min():.4g}, {v.max():.4g}] (pass uint8 for 0..255)")
     v = np.clip(v, 0.0, 1.0)  # only rounding noise is clipped
     return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
 

@@ -25,12 +25,14 @@ them). A profile runs from ``-profile_px`` (inside the product) to ``+profile_px
 Per-profile peaks are median-filtered along the contour (5 profiles) before flagging,
 so isolated texture on the product does not count but a continuous rim does.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
 from quality._validate import bbox, check_pair, disk, quadratic_smooth_closed, resize_to, smooth_closed
 from quality.delta_e import srgb_to_linear
 
@@ -225,8 +227,8 @@ def edge_quality(
     prof8 = _sample(rgb, b, nrm, tr)  # (N, T, 3) uint8
     prof = prof8.astype(np.float64)
     rim = np.abs(tr) <= rim_px
-    inner = (tr <= -ref_px[0])
-    outer = (tr >= ref_px[0])
+    inner = tr <= -ref_px[0]
+    outer = tr >= ref_px[0]
 
     lin = srgb_to_linear(prof8)
     y = 0.2126 * lin[..., 0] + 0.7152 * lin[..., 1] + 0.0722 * lin[..., 2]

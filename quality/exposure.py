@@ -14,6 +14,7 @@ Clipping counts product pixels at the ends of the 8-bit range on an evenly strid
 subset (every second row and column: an unbiased sample, no averaging that would hide
 clipped pixels).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

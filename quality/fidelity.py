@@ -13,6 +13,7 @@ first. At half resolution the interpolation kernels of the placement (bilinear,
 bicubic) pass detail almost unchanged, so resampling itself does not read as a colour
 or sharpness change, while anything coarser (a cast, a repainted label, real blur) does.
 """
+
 from __future__ import annotations
 
 import math
@@ -145,8 +146,9 @@ def _align_to_source(
     return src, msk, out_w, alp_w, valid, f
 
 
-def _local_change(src: np.ndarray, out: np.ndarray, interior: np.ndarray,
-                  threshold: float) -> tuple[np.ndarray | None, float]:
+def _local_change(
+    src: np.ndarray, out: np.ndarray, interior: np.ndarray, threshold: float
+) -> tuple[np.ndarray | None, float]:
     """dE00 on a grid ``LOCAL_GRID`` working px coarser (area-averaged, so a resampled
     texture's pixel-by-pixel differences average out while a repainted patch stays), and the
     share of the interior in regions of at least 3x3 such px above ``threshold``."""
@@ -163,8 +165,9 @@ def _local_change(src: np.ndarray, out: np.ndarray, interior: np.ndarray,
     return de, float(above.sum() / inner.sum())
 
 
-def _sharpness_ratio(source_rgb, source_mask, output_rgb, placement, min_texture_std: float,
-                     window: int = SHARP_WINDOW) -> float | None:
+def _sharpness_ratio(
+    source_rgb, source_mask, output_rgb, placement, min_texture_std: float, window: int = SHARP_WINDOW
+) -> float | None:
     """LoG variance of output over source on a grid ``SHARP_COARSER`` times coarser than
     the finer of the two resolutions the product has (the source's when the canvas
     enlarges it, the canvas's when it shrinks it), in a ``window`` px square around the
@@ -179,15 +182,25 @@ def _sharpness_ratio(source_rgb, source_mask, output_rgb, placement, min_texture
     wx0, wy0 = int(max(0, cx - half)), int(max(0, cy - half))
     wx1, wy1 = int(min(w, cx + half)), int(min(h, cy + half))
     fine = (max(1, round((wx1 - wx0) * g)), max(1, round((wy1 - wy0) * g)))
-    grid_to_canvas = as_affine3(placement) @ translate(wx0, wy0) @ np.linalg.inv(
-        resize_matrix(fine[0] / (wx1 - wx0), fine[1] / (wy1 - wy0)))
-    out = cv2.warpAffine(output_rgb, grid_to_canvas[:2], fine, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                         borderMode=cv2.BORDER_REPLICATE)
+    grid_to_canvas = (
+        as_affine3(placement)
+        @ translate(wx0, wy0)
+        @ np.linalg.inv(resize_matrix(fine[0] / (wx1 - wx0), fine[1] / (wy1 - wy0)))
+    )
+    out = cv2.warpAffine(
+        output_rgb,
+        grid_to_canvas[:2],
+        fine,
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
     size = (max(1, round(fine[0] / SHARP_COARSER)), max(1, round(fine[1] / SHARP_COARSER)))
     # Both sides take the same last step (area-averaged down from the finer grid), so
     # identical pixels give identical grids.
-    src, msk = (cv2.resize(cv2.resize(a, fine, interpolation=cv2.INTER_AREA), size, interpolation=cv2.INTER_AREA)
-                for a in (source_rgb[wy0:wy1, wx0:wx1], source_mask[wy0:wy1, wx0:wx1]))
+    src, msk = (
+        cv2.resize(cv2.resize(a, fine, interpolation=cv2.INTER_AREA), size, interpolation=cv2.INTER_AREA)
+        for a in (source_rgb[wy0:wy1, wx0:wx1], source_mask[wy0:wy1, wx0:wx1])
+    )
     out = cv2.resize(out, size, interpolation=cv2.INTER_AREA)
     region = cv2.erode((msk >= 0.98).astype(np.uint8), disk(6)).astype(bool)
     g_src = cv2.cvtColor(src, cv2.COLOR_RGB2GRAY).astype(np.float32)

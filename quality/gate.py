@@ -9,6 +9,7 @@ fail, for green / amber / red) and a non-passing one names its defect class
 (quality/defects.py). ``score_batch`` compares per-image features across a batch. No I/O,
 no Prefect: tasks/ wraps these (docs/ARCHITECTURE.md, "Quality gate").
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -20,8 +21,17 @@ from pydantic import BaseModel, Field
 
 from quality._validate import check_pair
 from quality.checks import (
-    RANK, CheckResult, colour_checks, cut_checks, edge_checks, enlargement, exposure_checks, framing_checks,
-    marketplace_checks, resolution_check, shadow_checks,
+    RANK,
+    CheckResult,
+    colour_checks,
+    cut_checks,
+    edge_checks,
+    enlargement,
+    exposure_checks,
+    framing_checks,
+    marketplace_checks,
+    resolution_check,
+    shadow_checks,
 )
 from quality.consistency import BatchConsistency, ImageFeatures, batch_outliers, image_features
 from quality.fidelity import placement_matrix
@@ -65,8 +75,13 @@ class QcEvidence:
         # Checked once here; the metrics are then called with validate=False.
         src, mask = check_pair("source_rgb", self.source_rgb, "source_mask", self.source_mask, True)
         out, alpha = check_pair("output_rgb", self.output_rgb, "output_alpha", self.output_alpha, True)
-        for name, value in (("source_rgb", src), ("source_mask", mask), ("output_rgb", out),
-                            ("output_alpha", alpha), ("placement", placement_matrix(self.placement))):
+        for name, value in (
+            ("source_rgb", src),
+            ("source_mask", mask),
+            ("output_rgb", out),
+            ("output_alpha", alpha),
+            ("placement", placement_matrix(self.placement)),
+        ):
             object.__setattr__(self, name, value)  # normalised: float32 masks, 2x3 matrix
         if self.shipped_rgb is not None and np.shape(self.shipped_rgb) != out.shape:
             raise ValueError(f"shipped_rgb {np.shape(self.shipped_rgb)} does not match the canvas {out.shape}")
@@ -127,8 +142,12 @@ def score_sku(
         checks.append(resolution_check(ev, th, profile))
         shadows, geo = shadow_checks(ev, th)
         checks += shadows + framing_checks(ev, th) + marketplace_checks(ev, th, rules[profile])
-        metrics = {**shared_metrics, "shadow.darkening_mass": geo.darkening_mass, "shadow.match": geo.match,
-                   "shadow.direction_spread_deg": geo.direction_spread_deg}
+        metrics = {
+            **shared_metrics,
+            "shadow.darkening_mass": geo.darkening_mass,
+            "shadow.match": geo.match,
+            "shadow.direction_spread_deg": geo.direction_spread_deg,
+        }
         if geo.implied_light_deg is not None:
             metrics["shadow.implied_light_deg"] = geo.implied_light_deg
         metrics.update({c.name: c.value for c in checks if c.value is not None})
@@ -137,10 +156,15 @@ def score_sku(
         worst = max((c.status for c in checks), key=RANK.__getitem__)
         failing = [c for c in checks if c.status == "fail"]
         reports[profile] = QcReport(
-            status=worst, checks=checks, metrics=metrics, failing=[c.name for c in failing],
+            status=worst,
+            checks=checks,
+            metrics=metrics,
+            failing=[c.name for c in failing],
             warnings=[c.name for c in checks if c.status == "warn"],
             reasons=list(dict.fromkeys(c.reason for c in failing)),
-            features=features.as_dict(), thresholds_version=th.version, profile=rules[profile].name,
+            features=features.as_dict(),
+            thresholds_version=th.version,
+            profile=rules[profile].name,
         )
     return reports
 
@@ -151,13 +175,15 @@ def score_image(evidence: QcEvidence, thresholds: QcThresholds, profile_rules: M
     return score_sku({name: evidence}, thresholds, {name: profile_rules})[name]
 
 
-def score_batch(
-    features: Sequence[ImageFeatures | Mapping[str, float]], thresholds: QcThresholds
-) -> BatchConsistency:
+def score_batch(features: Sequence[ImageFeatures | Mapping[str, float]], thresholds: QcThresholds) -> BatchConsistency:
     """Robust outlier flags across a batch; ``.flagged[i]`` lists image i's outlying
     dimensions (``quality.consistency.DIMENSIONS``). Accepts ``QcReport.features`` dicts.
     Fewer than ``thresholds.batch_min_size`` images: no flags, and ``.note`` says so.
     """
     feats = [f if isinstance(f, ImageFeatures) else ImageFeatures(**f) for f in features]
-    return batch_outliers(feats, z_limit=thresholds.batch_z_limit, min_batch=thresholds.batch_min_size,
-                          sigma_floor=thresholds.batch_sigma_floor)
+    return batch_outliers(
+        feats,
+        z_limit=thresholds.batch_z_limit,
+        min_batch=thresholds.batch_min_size,
+        sigma_floor=thresholds.batch_sigma_floor,
+    )

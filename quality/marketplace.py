@@ -5,6 +5,7 @@ profile in ``quality.thresholds.MARKETPLACE_PROFILES`` or a block — never from
 Purity and fill are exact full-resolution measurements (a rule about "exactly 255"
 cannot be checked on a resampled image).
 """
+
 from __future__ import annotations
 
 import struct
@@ -64,8 +65,12 @@ def background_purity(
     hi = np.array([min(255, int(c) + tolerance) for c in colour], np.uint8)
     impure = cv2.bitwise_not(cv2.inRange(output_rgb, lo, hi))  # 255 where off-colour
     b = border_px
-    strips = [(slice(0, b), slice(None)), (slice(h - b, h), slice(None)),
-              (slice(b, h - b), slice(0, b)), (slice(b, h - b), slice(w - b, w))]
+    strips = [
+        (slice(0, b), slice(None)),
+        (slice(h - b, h), slice(None)),
+        (slice(b, h - b), slice(0, b)),
+        (slice(b, h - b), slice(w - b, w)),
+    ]
     n_frame = 2 * b * w + 2 * b * (h - 2 * b)
     bad_frame = sum(cv2.countNonZero(impure[sl]) for sl in strips)
     ref = np.array(colour, np.int16)

@@ -13,6 +13,7 @@ taken for backdrop and under-read). Direction and mass are measured on the
 canvas reduced to ``work_side`` px (shadows are large and soft); the contact shadow is
 read at full resolution in a thin strip under the base.
 """
+
 from __future__ import annotations
 
 import math
@@ -99,10 +100,12 @@ def _reference(y: np.ndarray, alpha: np.ndarray, background_rgb: tuple[int, int,
     q = max(1, int(sigma // 4))  # the fill-in is smooth: blur on a grid q times coarser
     w = far.astype(np.float32)
     small = (max(1, y.shape[1] // q), max(1, y.shape[0] // q))
-    num = cv2.GaussianBlur(cv2.resize(y * w, small, interpolation=cv2.INTER_AREA), (0, 0), sigma / q,
-                           borderType=cv2.BORDER_REFLECT)
-    den = cv2.GaussianBlur(cv2.resize(w, small, interpolation=cv2.INTER_AREA), (0, 0), sigma / q,
-                           borderType=cv2.BORDER_REFLECT)
+    num = cv2.GaussianBlur(
+        cv2.resize(y * w, small, interpolation=cv2.INTER_AREA), (0, 0), sigma / q, borderType=cv2.BORDER_REFLECT
+    )
+    den = cv2.GaussianBlur(
+        cv2.resize(w, small, interpolation=cv2.INTER_AREA), (0, 0), sigma / q, borderType=cv2.BORDER_REFLECT
+    )
     level = float(np.percentile(y[far], 90))
     est = np.where(den > 1e-3, num / np.maximum(den, 1e-6), level).astype(np.float32)
     est = cv2.resize(est, (y.shape[1], y.shape[0]), interpolation=cv2.INTER_LINEAR)

@@ -8,6 +8,7 @@ Each graded metric has a ``Limit`` with a warn and a fail level, so the UI can s
 green / amber / red. Per-profile overrides replace whole limits for one marketplace
 profile (``QcThresholds.for_profile``).
 """
+
 from __future__ import annotations
 
 from typing import Literal
@@ -33,7 +34,7 @@ class Limit(BaseModel):
     worse: Literal["higher", "lower"] = "higher"
 
     @model_validator(mode="after")
-    def _ordered(self) -> "Limit":
+    def _ordered(self) -> Limit:
         inverted = self.warn > self.fail if self.worse == "higher" else self.warn < self.fail
         if inverted:
             raise ValueError(f"warn level {self.warn} lies beyond fail level {self.fail} (worse={self.worse})")
@@ -63,10 +64,8 @@ class MarketplaceRules(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str = Field(description="Profile name; also the key of QcThresholds.profile_overrides.")
-    background_rgb: tuple[int, int, int] | None = Field(
-        None, description="Required backdrop colour, 8-bit sRGB.")
-    fill_target: float | None = Field(
-        None, gt=0, le=1, description="Product bbox longest side / canvas longest side.")
+    background_rgb: tuple[int, int, int] | None = Field(None, description="Required backdrop colour, 8-bit sRGB.")
+    fill_target: float | None = Field(None, gt=0, le=1, description="Product bbox longest side / canvas longest side.")
     min_longest_side: int | None = Field(None, gt=0, description="Smallest allowed longest side, px.")
     max_longest_side: int | None = Field(None, gt=0, description="Largest allowed longest side, px.")
     max_megapixels: float | None = Field(None, gt=0, description="Largest allowed pixel count, millions.")
@@ -78,13 +77,21 @@ MARKETPLACE_PROFILES: dict[str, MarketplaceRules] = {
     # Amazon main image: pure white 255,255,255 backdrop, product ~85 % of the frame,
     # longest side >= 1600 px so zoom works (DESIGN.md), <= 10,000 px, <= 10 MB, sRGB.
     "amazon-main": MarketplaceRules(
-        name="amazon-main", background_rgb=(255, 255, 255), fill_target=0.85, min_longest_side=1600,
-        max_longest_side=10_000, require_srgb=True, max_file_bytes=10 * 1024 * 1024,
+        name="amazon-main",
+        background_rgb=(255, 255, 255),
+        fill_target=0.85,
+        min_longest_side=1600,
+        max_longest_side=10_000,
+        require_srgb=True,
+        max_file_bytes=10 * 1024 * 1024,
     ),
     # Shopify: at most 4472 x 4472 px / 20 megapixels and 20 MB per image; browsers
     # colour-manage, so a tagged non-sRGB file is accepted (not required to be sRGB).
     "shopify": MarketplaceRules(
-        name="shopify", max_longest_side=4472, max_megapixels=20.0, max_file_bytes=20 * 1024 * 1024,
+        name="shopify",
+        max_longest_side=4472,
+        max_megapixels=20.0,
+        max_file_bytes=20 * 1024 * 1024,
     ),
     # Our own lifestyle/catalogue output without marketplace rules.
     "generic": MarketplaceRules(name="generic"),
@@ -96,221 +103,366 @@ class QcThresholds(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    version: str = Field("2.0.0", description="Bump on any change; recorded in every QcReport and cache key. "
-                         "2.0.0: every limit recalibrated on the labelled corpus (bench/qc_calibration.py).")
+    version: str = Field(
+        "2.0.0",
+        description="Bump on any change; recorded in every QcReport and cache key. "
+        "2.0.0: every limit recalibrated on the labelled corpus (bench/qc_calibration.py).",
+    )
     # --- analysis resolution (speed; the metrics say where they downsample) ---
     analysis_max_side: int = Field(
-        384, ge=64, description="Cap on the colour-fidelity grid across the product: 384 px gives >50k "
+        384,
+        ge=64,
+        description="Cap on the colour-fidelity grid across the product: 384 px gives >50k "
         "interior pixels on typical products, plenty for stable dE statistics, and keeps the gate well "
-        "under 0.3 s per 2048 px image.")
+        "under 0.3 s per 2048 px image.",
+    )
     shadow_work_side: int = Field(
-        256, ge=64, description="Canvas size for shadow analysis: shadows are large and soft, 256 px "
-        "resolves a 1 % offset of the frame.")
+        256,
+        ge=64,
+        description="Canvas size for shadow analysis: shadows are large and soft, 256 px "
+        "resolves a 1 % offset of the frame.",
+    )
     exposure_analysis_side: int = Field(
-        512, ge=64, description="The product is resampled to this longest side before the Laplacian, "
-        "so the blur threshold does not depend on how big the product is drawn.")
+        512,
+        ge=64,
+        description="The product is resampled to this longest side before the Laplacian, "
+        "so the blur threshold does not depend on how big the product is drawn.",
+    )
     batch_work_side: int = Field(
-        256, ge=32, description="Canvas size for batch features (means and medians of large regions).")
+        256, ge=32, description="Canvas size for batch features (means and medians of large regions)."
+    )
 
     # --- product colour fidelity (CIEDE2000) ---
     fidelity_erode_px: int = Field(
-        3, ge=0, description="Interior erosion on the working grid: resampling and the feathered alpha "
-        "touch 1-2 px of the edge; 3 px leaves a margin.")
+        3,
+        ge=0,
+        description="Interior erosion on the working grid: resampling and the feathered alpha "
+        "touch 1-2 px of the edge; 3 px leaves a margin.",
+    )
     fidelity_pixel_delta_e: float = Field(
-        4.0, gt=0, description="dE00 at which a region of the product counts as changed (judged on a grid 2 "
+        4.0,
+        gt=0,
+        description="dE00 at which a region of the product counts as changed (judged on a grid 2 "
         "working px coarser, regions of 3x3 or more): a visible patch is dE >= 5; clean renders read at most "
-        "2.2 there (p95 1.7), so 4 keeps a margin both ways (bench/qc_calibration.py).")
+        "2.2 there (p95 1.7), so 4 keeps a margin both ways (bench/qc_calibration.py).",
+    )
     delta_e_mean: Limit = _hi(
-        1.4, 1.9, "Product pixels are composited back by construction: clean renders read p50 0.66, worst "
-        "1.32 (resampling); casts of dE00 >= 2 read 2.9 and up. Fail between the two (bench/qc_calibration.py).")
+        1.4,
+        1.9,
+        "Product pixels are composited back by construction: clean renders read p50 0.66, worst "
+        "1.32 (resampling); casts of dE00 >= 2 read 2.9 and up. Fail between the two (bench/qc_calibration.py).",
+    )
     delta_e_p95: Limit = _hi(
-        2.6, 3.5, "95th percentile of the local dE00: clean worst 2.2 (p95 1.7); a patch over more than 5 % "
-        "of the product moves it before the mean does. Smaller patches are share_above's.")
+        2.6,
+        3.5,
+        "95th percentile of the local dE00: clean worst 2.2 (p95 1.7); a patch over more than 5 % "
+        "of the product moves it before the mean does. Smaller patches are share_above's.",
+    )
     delta_e_share_above: Limit = _hi(
-        0.002, 0.005, "Share of the product in changed regions (see fidelity_pixel_delta_e): no clean render "
+        0.002,
+        0.005,
+        "Share of the product in changed regions (see fidelity_pixel_delta_e): no clean render "
         "has any; a visible patch (dE >= 5 on >= 1 % of the product) reads at least about half its area, "
-        "so 0.5 % catches it.")
+        "so 0.5 % catches it.",
+    )
     delta_e_of_means: Limit = _hi(
-        0.5, 1.0, "A global cast is the most visible change: clean renders read p95 0.05, worst 0.09; a "
-        "visible cast (dE00 of means >= 2) reads 2.9 and up. Fail at 1.0, half the visible level.")
+        0.5,
+        1.0,
+        "A global cast is the most visible change: clean renders read p95 0.05, worst 0.09; a "
+        "visible cast (dE00 of means >= 2) reads 2.9 and up. Fail at 1.0, half the visible level.",
+    )
     placement_iou: Limit = _lo(
-        0.95, 0.90, "IoU of the warped source mask and the output alpha on the working grid: clean renders "
+        0.95,
+        0.90,
+        "IoU of the warped source mask and the output alpha on the working grid: clean renders "
         "read p50 0.999, worst 0.979 (bench/qc_calibration.py); lower means the recorded placement does not "
-        "match what was drawn (a pipeline fault, no corpus class).")
+        "match what was drawn (a pipeline fault, no corpus class).",
+    )
     sharpness_ratio: Limit = _lo(
-        0.8, 0.65, "LoG variance of output over source, on a grid 1.5x coarser than the finer of source and "
+        0.8,
+        0.65,
+        "LoG variance of output over source, on a grid 1.5x coarser than the finer of source and "
         "canvas: clean renders read p50 0.98, worst 0.90; visible blur (sigma >= 1.5 px at the source's "
-        "scale) reads 0.42 and below (p95). Fail between (0.65).")
+        "scale) reads 0.42 and below (p95). Fail between (0.65).",
+    )
     sharpness_min_texture_std: float = Field(
-        4.0, gt=0, description="Grey-level std (0..255) below which a product interior is too flat for "
-        "any Laplacian measure; such products are reported as not measurable.")
+        4.0,
+        gt=0,
+        description="Grey-level std (0..255) below which a product interior is too flat for "
+        "any Laplacian measure; such products are reported as not measurable.",
+    )
 
     # --- edges (canvas pixels, full resolution) ---
     edge_profile_px: int = Field(
-        10, ge=4, description="Half-length of the normal profiles: covers the transition plus both "
-        "reference bands.")
+        10, ge=4, description="Half-length of the normal profiles: covers the transition plus both reference bands."
+    )
     edge_rim_px: int = Field(
-        3, ge=1, description="Half-width of the rim where halos/fringes are looked for: matting halos "
-        "are 1-3 px at output size.")
+        3,
+        ge=1,
+        description="Half-width of the rim where halos/fringes are looked for: matting halos "
+        "are 1-3 px at output size.",
+    )
     edge_ref_px: tuple[int, int] = Field(
-        (5, 9), description="Reference bands on both sides, clear of the rim and of a 1-3 px "
-        "transition.")
+        (5, 9), description="Reference bands on both sides, clear of the rim and of a 1-3 px transition."
+    )
     edge_smooth_px: float = Field(
-        16.0, gt=0, description="Scale of the smoothed outline for roughness (local quadratic fit over "
+        16.0,
+        gt=0,
+        description="Scale of the smoothed outline for roughness (local quadratic fit over "
         "3x this arc length): longer than the steps of an upsampled low-res mask (2-12 px), so they "
         "show; curvature is followed without bias; corners stay a minority on products over ~300 px "
-        "(the statistic is a median).")
+        "(the statistic is a median).",
+    )
     halo_delta_l: float = Field(
-        8.0, gt=0, description="L* excursion beyond both sides that counts as a halo: ~8 L* is a "
+        8.0,
+        gt=0,
+        description="L* excursion beyond both sides that counts as a halo: ~8 L* is a "
         "visible rim on white at 1-3 px width, product texture stays under it (the reference range "
-        "takes all samples).")
+        "takes all samples).",
+    )
     halo_share: Limit = _hi(
-        0.02, 0.25, "Share of the outline with a halo. Renders from the true mask read p95 0.011, worst 0.011; "
+        0.02,
+        0.25,
+        "Share of the outline with a halo. Renders from the true mask read p95 0.011, worst 0.011; "
         "visible halos (>= 15 L*, >= 2 px) read 0.02 and up (bench/qc_calibration.py): the warning. But a "
         "physically darker or lighter rim (a saucer's lip, a bottle's shoulder) reads the same, 0.08-0.2 "
         "(the sample espresso cup: 0.08), and the corpus has no such products: so fail only where no rim "
-        "explains it, at 25 % of the outline (strong halos read 1.0).")
+        "explains it, at 25 % of the outline (strong halos read 1.0).",
+    )
     fringe_weight: float = Field(
-        0.3, gt=0, lt=1, description="Weight of the old background in an edge pixel that counts as a "
-        "fringe: 30 % of a contrasting colour is visible.")
+        0.3,
+        gt=0,
+        lt=1,
+        description="Weight of the old background in an edge pixel that counts as a "
+        "fringe: 30 % of a contrasting colour is visible.",
+    )
     fringe_min_separation: float = Field(
-        20.0, gt=0, description="8-bit sRGB distance the old background must keep from the "
-        "product/backdrop mix line to be measurable (and max residual of the mixing fit).")
+        20.0,
+        gt=0,
+        description="8-bit sRGB distance the old background must keep from the "
+        "product/backdrop mix line to be measurable (and max residual of the mixing fit).",
+    )
     fringe_share: Limit = _hi(
-        0.3, 0.4, "Share of the measurable outline with old-backdrop fringe: clean renders read p95 0.21, "
+        0.3,
+        0.4,
+        "Share of the measurable outline with old-backdrop fringe: clean renders read p95 0.21, "
         "worst 0.61 (a red product on brown wood, where the mixing fit cannot tell product shading from "
-        "bleed); visible fringes read p50 0.97. At 0.4: 1.3 % of clean renders, 80 % of visible fringes.")
+        "bleed); visible fringes read p50 0.97. At 0.4: 1.3 % of clean renders, 80 % of visible fringes.",
+    )
     edge_transition_px: Limit = _hi(
-        4.0, 6.0, "Median 90->10 % alpha width in source px (canvas px over the enlargement): clean renders "
+        4.0,
+        6.0,
+        "Median 90->10 % alpha width in source px (canvas px over the enlargement): clean renders "
         "read p50 2.7, p95 3.5, one outlier 11 (a very soft source edge); blurred renders read 3.6-4.6. Blur "
-        "is sharpness.vs_source's; this catches an edge far softer than the photo's.")
+        "is sharpness.vs_source's; this catches an edge far softer than the photo's.",
+    )
     edge_roughness_px: Limit = _hi(
-        0.5, 0.8, "Robust sigma of the outline about its smoothed course, source px: clean renders read p95 "
-        "0.22, worst 0.64 (u2netp's own cuts); masks upsampled from 1/4-1/8 resolution read 0.65-1.3.")
+        0.5,
+        0.8,
+        "Robust sigma of the outline about its smoothed course, source px: clean renders read p95 "
+        "0.22, worst 0.64 (u2netp's own cuts); masks upsampled from 1/4-1/8 resolution read 0.65-1.3.",
+    )
     # --- shadows ---
     shadow_noise_floor: float = Field(
-        0.02, ge=0, lt=1, description="Backdrop darkening below 2 % is noise, JPEG or paper texture, "
-        "not shadow.")
+        0.02, ge=0, lt=1, description="Backdrop darkening below 2 % is noise, JPEG or paper texture, not shadow."
+    )
     shadow_min_mass: float = Field(
-        0.005, gt=0, description="Darkening mass (per product area) below which no shadow is visible; "
-        "a faint contact shadow alone reads ~0.01.")
+        0.005,
+        gt=0,
+        description="Darkening mass (per product area) below which no shadow is visible; "
+        "a faint contact shadow alone reads ~0.01.",
+    )
     shadow_plausible_frac: float = Field(
-        0.9, gt=0, le=1, description="Offset directions matching at least 90 % as well as the best are "
-        "all plausible (contact-only shadows carry little direction).")
+        0.9,
+        gt=0,
+        le=1,
+        description="Offset directions matching at least 90 % as well as the best are "
+        "all plausible (contact-only shadows carry little direction).",
+    )
     shadow_direction_error_deg: Limit = _hi(
-        15.0, 25.0, "Angle between the stated light and the nearest plausible light the shadow implies: "
+        15.0,
+        25.0,
+        "Angle between the stated light and the nearest plausible light the shadow implies: "
         "every clean studio render reads 0; shadows drawn 90-180 deg off read 7.5-30 (contact shadows carry "
-        "little direction, so the plausible spread is wide). 25 catches the clear cases without guessing.")
+        "little direction, so the plausible spread is wide). 25 catches the clear cases without guessing.",
+    )
     contact_depth_frac: float = Field(
-        0.03, gt=0, description="Depth of the strip under the base read for the contact shadow, share "
-        "of product height.")
+        0.03,
+        gt=0,
+        description="Depth of the strip under the base read for the contact shadow, share of product height.",
+    )
     contact_darkening: Limit = _lo(
-        0.15, 0.08, "Median darkening just under the base of a grounded product: clean renders read p50 "
-        "0.59, worst 0.28; a floating or shadowless product reads under 0.005. Fail at 0.08.")
+        0.15,
+        0.08,
+        "Median darkening just under the base of a grounded product: clean renders read p50 "
+        "0.59, worst 0.28; a floating or shadowless product reads under 0.005. Fail at 0.08.",
+    )
     light_estimate_min_strength: float = Field(
-        0.10, ge=0, description="Relative backdrop brightness change across the frame needed before "
-        "the shading-based light estimate is used at all.")
+        0.10,
+        ge=0,
+        description="Relative backdrop brightness change across the frame needed before "
+        "the shading-based light estimate is used at all.",
+    )
     light_estimate_min_r2: float = Field(
-        0.5, ge=0, le=1, description="Share of backdrop variance a plane must explain before its "
-        "gradient is trusted as light direction.")
+        0.5,
+        ge=0,
+        le=1,
+        description="Share of backdrop variance a plane must explain before its "
+        "gradient is trusted as light direction.",
+    )
 
     # --- sharpness and exposure of the product ---
     blur_min_texture_std: float = Field(
-        4.0, gt=0, description="Interior grey-level std below which the product is too flat to judge "
-        "blur without a reference.")
-    clip_high: int = Field(
-        250, ge=0, le=255, description="All channels at or above this count as a blown highlight.")
-    clip_low: int = Field(
-        5, ge=0, le=255, description="All channels at or below this count as crushed black.")
+        4.0,
+        gt=0,
+        description="Interior grey-level std below which the product is too flat to judge blur without a reference.",
+    )
+    clip_high: int = Field(250, ge=0, le=255, description="All channels at or above this count as a blown highlight.")
+    clip_low: int = Field(5, ge=0, le=255, description="All channels at or below this count as crushed black.")
     clipped_highlights: Limit = _hi(
-        0.01, 0.02, "Share of the product the render newly blew out (the photo's own clipping is not the "
+        0.01,
+        0.02,
+        "Share of the product the render newly blew out (the photo's own clipping is not the "
         "render's fault): clean renders read at most 0.0015; visible clipping (>= 5 % newly) reads 0.077 "
-        "and up.")
+        "and up.",
+    )
     clipped_shadows: Limit = _hi(0.01, 0.02, "Same reasoning as highlights, for crushed blacks (clean worst 0.0007).")
     # --- the cut against the photo (quality/cut.py), shares of the product area ---
     cut_work_side: int = Field(
-        512, ge=64, description="Working grid across the product and its surroundings: 512 px resolves "
-        "a region of 0.02 % of the product.")
+        512,
+        ge=64,
+        description="Working grid across the product and its surroundings: 512 px resolves "
+        "a region of 0.02 % of the product.",
+    )
     cut_min_delta: float = Field(
-        6.0, gt=0, description="Floor of the backdrop tolerance (dE76 + texture): ~3x the noise of a "
-        "plain seamless backdrop.")
+        6.0,
+        gt=0,
+        description="Floor of the backdrop tolerance (dE76 + texture): ~3x the noise of a plain seamless backdrop.",
+    )
     cut_contrast: float = Field(
-        1.25, gt=0, description="Tolerances by which a backdrop-like region inside the mask must differ from "
+        1.25,
+        gt=0,
+        description="Tolerances by which a backdrop-like region inside the mask must differ from "
         "the product around it (a specular highlight fades into the product, a hole does not), and within "
         "which a region outside must match the product across the cut to be a part of it (a shadow or a "
         "neighbour meets the product at a real edge). In tolerances, not dE: on a busy backdrop (wood, brick) "
-        "colours inside a product that merely resemble it must differ much more to count.")
+        "colours inside a product that merely resemble it must differ much more to count.",
+    )
     cut_near_frac: float = Field(
-        0.12, gt=0, description="Reach of the backdrop model, share of the product's size: a hole shows "
+        0.12,
+        gt=0,
+        description="Reach of the backdrop model, share of the product's size: a hole shows "
         "the backdrop within ~3x this of where it is seen (mug handles, frames, rings); deeper inside, a "
-        "backdrop-coloured region is the product's own (the coffee in the sample espresso cup).")
+        "backdrop-coloured region is the product's own (the coffee in the sample espresso cup).",
+    )
     cut_background_inside: Limit = _hi(
-        0.0025, 0.005, "Backdrop-like enclosed regions, share of the product: no clean render (of 82 "
+        0.0025,
+        0.005,
+        "Backdrop-like enclosed regions, share of the product: no clean render (of 82 "
         "measurable) has any region counted (each is >= 0.25 % of the product); a visible filled hole is >= 1 "
-        "%, so fail at half that. Where the product looks like its backdrop it is not measurable.")
+        "%, so fail at half that. Where the product looks like its backdrop it is not measurable.",
+    )
     cut_background_attached: Limit = _hi(
-        0.0025, 0.005, "Backdrop-like regions on the outline (stuck-on background), share of the product: "
-        "none on clean renders; fail at 0.5 %.")
+        0.0025,
+        0.005,
+        "Backdrop-like regions on the outline (stuck-on background), share of the product: "
+        "none on clean renders; fail at 0.5 %.",
+    )
     cut_fragments: Limit = _hi(
-        0.0005, 0.001, "Detached backdrop pieces, share of the product: clean renders read p95 0.0001 (one "
-        "two-part product 0.29); a visible fragment (>= 0.2 % of the canvas) is 0.15-0.5 % of the product.")
+        0.0005,
+        0.001,
+        "Detached backdrop pieces, share of the product: clean renders read p95 0.0001 (one "
+        "two-part product 0.29); a visible fragment (>= 0.2 % of the canvas) is 0.15-0.5 % of the product.",
+    )
     cut_lost_part: Limit = _hi(
-        0.01, 0.02, "Product-coloured regions left outside the cut, share of the product: renders from the true "
+        0.01,
+        0.02,
+        "Product-coloured regions left outside the cut, share of the product: renders from the true "
         "mask read p95 0.012, worst 0.023 (dark products on dark, busy backdrops); a lost 1 % reads ~1 %, "
         "3 % chunks and whole handles 0.03-0.11. The overlap is this check's limit: it fails above the "
-        "clean renders (1 of 82 over) and warns from 1 %.")
+        "clean renders (1 of 82 over) and warns from 1 %.",
+    )
     source_cut_off: Limit = _hi(
-        0.005, 0.02, "Share of the product's outline on the photo's border: clean photos 0; products cut "
-        "off by >= 2 % read 0.16 and up.")
+        0.005,
+        0.02,
+        "Share of the product's outline on the photo's border: clean photos 0; products cut "
+        "off by >= 2 % read 0.16 and up.",
+    )
     source_enlargement: Limit = _hi(
-        2.8, 3.5, "Enlargement by classical resampling, canvas px per source px: clean renders read up to "
+        2.8,
+        3.5,
+        "Enlargement by classical resampling, canvas px per source px: clean renders read up to "
         "2.77; sources needing >= 4x (the visible level: interpolation invents no detail, so 4x is visibly "
-        "soft at 100 % zoom) read 4.4 and up. Fail between (3.5). Not retried: a re-render cannot add pixels.")
+        "soft at 100 % zoom) read 4.4 and up. Fail between (3.5). Not retried: a re-render cannot add pixels.",
+    )
     source_enlargement_learned: Limit = _hi(
-        4.5, 6.0, "The same after a learned x4 upscaler (Real-ESRGAN): it restores plausible texture up to its "
+        4.5,
+        6.0,
+        "The same after a learned x4 upscaler (Real-ESRGAN): it restores plausible texture up to its "
         "own factor, not beyond; past 6x even it smears. Not calibrated on the corpus (its renders use "
-        "classical resampling, as CPU runs do): set from the model's factor.")
+        "classical resampling, as CPU runs do): set from the model's factor.",
+    )
     # --- framing and the shipped file ---
     framing_cut_off: Limit = _hi(
-        0.0, 0.05, "Product pixels on the canvas border per product width: 0 on every clean render; a product "
-        "running off the frame reads 0.6 and up. Any is a warning.")
+        0.0,
+        0.05,
+        "Product pixels on the canvas border per product width: 0 on every clean render; a product "
+        "running off the frame reads 0.6 and up. Any is a warning.",
+    )
     jpeg_block_steps: Limit = _hi(
-        0.16, 0.2, "Steps between the encoder's 8x8 blocks on the product, grey levels: clean (quality 90) "
-        "files read p50 0.13, worst 0.14; quality <= 25 reads 0.26 and up (p50 1.4). Fail between (0.2).")
+        0.16,
+        0.2,
+        "Steps between the encoder's 8x8 blocks on the product, grey levels: clean (quality 90) "
+        "files read p50 0.13, worst 0.14; quality <= 25 reads 0.26 and up (p50 1.4). Fail between (0.2).",
+    )
     # --- marketplace measurements ---
     purity_tolerance: int = Field(
-        0, ge=0, le=255, description="Allowed deviation per channel from the required backdrop colour: "
-        "Amazon says exactly 255,255,255.")
+        0,
+        ge=0,
+        le=255,
+        description="Allowed deviation per channel from the required backdrop colour: Amazon says exactly 255,255,255.",
+    )
     border_px: int = Field(
-        8, ge=1, description="Width of the canvas frame checked for purity; thumbnails show the edge "
-        "first.")
+        8, ge=1, description="Width of the canvas frame checked for purity; thumbnails show the edge first."
+    )
     border_impure_share: Limit = _hi(
-        0.0, 0.01, "Any off-colour border pixel is a warning; >1 % of the frame is a visible grey or "
-        "tinted edge.")
+        0.0, 0.01, "Any off-colour border pixel is a warning; >1 % of the frame is a visible grey or tinted edge."
+    )
     background_impure_share: Limit = _hi(
-        0.20, 0.40, "Share of backdrop pixels off the required colour, the drawn shadow included: "
+        0.20,
+        0.40,
+        "Share of backdrop pixels off the required colour, the drawn shadow included: "
         "imaging.compose's soft shadow covers ~15 % of the backdrop at 85 % fill, a hard one ~9 %; "
-        "more is a grey or tinted backdrop.")
+        "more is a grey or tinted backdrop.",
+    )
     fill_deviation: Limit = _hi(
-        0.05, 0.10, "|fill - fill_target|: 0.80-0.90 for an 85 % target is normal composition "
-        "latitude.")
+        0.05, 0.10, "|fill - fill_target|: 0.80-0.90 for an 85 % target is normal composition latitude."
+    )
 
     # --- segmentation (read by tasks/score.py with imaging.segment.mask_confidence) ---
     segment_confidence_min: float = Field(
-        0.8, ge=0, le=1, description="Masks less certain than this go to review: on the segmentation "
+        0.8,
+        ge=0,
+        le=1,
+        description="Masks less certain than this go to review: on the segmentation "
         "benchmark good cuts score ~0.93 (median) and crisp cuts of the wrong object ~0.76 "
-        "(imaging/segment.py).")
+        "(imaging/segment.py).",
+    )
 
     # --- batch consistency ---
     batch_z_limit: float = Field(
-        2.0, gt=0, description="Robust z beyond which an image is an outlier (DESIGN.md: beyond 2 "
-        "sigma).")
-    batch_min_size: int = Field(
-        4, ge=3, description="Below 4 images a median and MAD say too little; no flags.")
+        2.0, gt=0, description="Robust z beyond which an image is an outlier (DESIGN.md: beyond 2 sigma)."
+    )
+    batch_min_size: int = Field(4, ge=3, description="Below 4 images a median and MAD say too little; no flags.")
     batch_sigma_floor: dict[str, float] = Field(
         default_factory=lambda: {
-            "brightness_l": 1.0, "white_balance_a": 0.75, "white_balance_b": 0.75, "background_l": 0.75,
-            "scale": 0.01, "centroid_x": 0.01, "centroid_y": 0.01,
+            "brightness_l": 1.0,
+            "white_balance_a": 0.75,
+            "white_balance_b": 0.75,
+            "background_l": 0.75,
+            "scale": 0.01,
+            "centroid_x": 0.01,
+            "centroid_y": 0.01,
         },
         description="Smallest sigma per feature (its own units: L*, a*, b*, share of frame): keeps "
         "near-identical batches from flagging invisible differences (2 x 1 L* ~ 2 JND).",
@@ -328,7 +480,7 @@ class QcThresholds(BaseModel):
     )
 
     @model_validator(mode="after")
-    def _overrides_name_limits(self) -> "QcThresholds":
+    def _overrides_name_limits(self) -> QcThresholds:
         limits = {k for k, v in type(self).model_fields.items() if v.annotation is Limit}
         for profile, over in self.profile_overrides.items():
             unknown = set(over) - limits
@@ -338,7 +490,7 @@ class QcThresholds(BaseModel):
             raise ValueError("need 0 < edge_rim_px < edge_ref_px[0] < edge_ref_px[1] <= edge_profile_px")
         return self
 
-    def for_profile(self, name: str) -> "QcThresholds":
+    def for_profile(self, name: str) -> QcThresholds:
         """These thresholds with ``profile_overrides[name]`` applied (unchanged if none).
 
         >>> QcThresholds().for_profile("amazon-main").border_impure_share.fail

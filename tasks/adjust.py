@@ -4,10 +4,12 @@ The policy lives in quality.defects (``plan_retry``: which defect wants which ch
 which no re-render can fix); this applies its plan to ``RenderParams``. Check names are
 quality.gate's (``edge.fringe``) with an optional ``profile:`` prefix.
 """
+
 from __future__ import annotations
 
 from quality.defects import plan_retry
 from tasks.records import DEFAULT_FILL, DEFAULT_SHADOW, RenderParams  # noqa: F401 (re-exported)
+
 
 def next_params(previous: RenderParams, failing: list[str]) -> RenderParams | None:
     """The next attempt's parameters, or None when re-rendering cannot fix what failed

@@ -13,6 +13,7 @@ upscaled crop (tasks/render.py) and the encoded files that export ships. The tas
 those files; the shard recomputes a cached outcome whose files are gone
 (flows/render_shard.py). A failure names its stage (``tasks.common.reason``).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -27,6 +28,7 @@ from imaging.decode import decode_image
 from imaging.profiles import encode_for_profile
 from imaging.templates import TemplateError, get_template
 from imaging.types import Placement
+from quality.thresholds import QcThresholds
 from tasks.common import STAGE_NOTE, key_from, profiles_for, retry_transient
 from tasks.records import RenderInfo, RenderParams, RunSettings, SkuJob, SourceInfo
 from tasks.render import cut_out, render_profile, scene_identity, target_product_px, template_library
@@ -34,7 +36,6 @@ from tasks.results import SkuOutcome
 from tasks.score import evidence, grade
 from tasks.segment import ALPHA_CUTOUT, product_mask, segmenter_version
 from tasks.workdir import digest, work_path, write_atomic
-from quality.thresholds import QcThresholds
 
 
 def _attempt_key(p: dict) -> str:
@@ -46,11 +47,18 @@ def _attempt_key(p: dict) -> str:
     except TemplateError:  # the task fails on it, naming the template; its key needs no more
         return "sku-" + digest(p["source"].sha256, "unknown template", job.template)
     return "sku-" + digest(
-        p["source"].sha256, segmenter_version(settings), p["params"].model_dump_json(),
-        [(name, specs[name].model_dump_json()) for name in p["profiles"]], template.model_dump_json(),
-        scene_identity(template, settings), job.sku if template.kind == "lifestyle" else None,  # seeds the scene
-        settings.upscaler, settings.upscale_budget_s, settings.device,
-        QcThresholds(**settings.thresholds).model_dump_json())
+        p["source"].sha256,
+        segmenter_version(settings),
+        p["params"].model_dump_json(),
+        [(name, specs[name].model_dump_json()) for name in p["profiles"]],
+        template.model_dump_json(),
+        scene_identity(template, settings),
+        job.sku if template.kind == "lifestyle" else None,  # seeds the scene
+        settings.upscaler,
+        settings.upscale_budget_s,
+        settings.device,
+        QcThresholds(**settings.thresholds).model_dump_json(),
+    )
 
 
 @contextmanager
@@ -70,15 +78,23 @@ def load_source(source: SourceInfo, settings: RunSettings):
     data = Path(source.path).read_bytes()
     if hashlib.sha256(data).hexdigest() != source.sha256:
         raise ValueError("the stored source photo does not match its checksum (validate it again)")
-    decoded = decode_image(data, name=f"sku {source.sku_id}", max_pixels=settings.max_pixels,
-                           max_bytes=settings.max_bytes)
+    decoded = decode_image(
+        data, name=f"sku {source.sku_id}", max_pixels=settings.max_pixels, max_bytes=settings.max_bytes
+    )
     return decoded.rgb, decoded.alpha
 
 
-@task(name="render_sku", cache_key_fn=key_from(_attempt_key), persist_result=True, retries=1,
-      retry_condition_fn=retry_transient, task_run_name="render-{job.sku}-{params.attempt}")
-def render_sku(job: SkuJob, source: SourceInfo, params: RenderParams, profiles: list[str],
-               settings: RunSettings) -> SkuOutcome:
+@task(
+    name="render_sku",
+    cache_key_fn=key_from(_attempt_key),
+    persist_result=True,
+    retries=1,
+    retry_condition_fn=retry_transient,
+    task_run_name="render-{job.sku}-{params.attempt}",
+)
+def render_sku(
+    job: SkuJob, source: SourceInfo, params: RenderParams, profiles: list[str], settings: RunSettings
+) -> SkuOutcome:
     """One attempt of one SKU: every profile rendered, encoded and graded."""
     timings: dict = {}
     specs = profiles_for(settings)
@@ -99,16 +115,34 @@ def render_sku(job: SkuJob, source: SourceInfo, params: RenderParams, profiles: 
             if not path.exists():
                 write_atomic(path, data)
             on_photo = work.to_work.then(Placement(info["scale"], info["offset_x"], info["offset_y"]))
-            renders.append(RenderInfo(path=str(path), sha256=sha, **{
-                **info, "scale": on_photo.scale, "offset_x": on_photo.offset_x, "offset_y": on_photo.offset_y}))
+            renders.append(
+                RenderInfo(
+                    path=str(path),
+                    sha256=sha,
+                    **{**info, "scale": on_photo.scale, "offset_x": on_photo.offset_x, "offset_y": on_photo.offset_y},
+                )
+            )
             composites[profile], files[profile] = (composite, info, data), str(path)
     with _stage("qc", timings):  # on the working grid: the placements in ``info`` start there
-        graded = grade({p: evidence(work.rgb, work.mask, c, info, specs[p], data, cutout.upscaler,
-                                    work.model != ALPHA_CUTOUT)
-                        for p, (c, info, data) in composites.items()}, work.confidence, settings, files)
+        graded = grade(
+            {
+                p: evidence(work.rgb, work.mask, c, info, specs[p], data, cutout.upscaler, work.model != ALPHA_CUTOUT)
+                for p, (c, info, data) in composites.items()
+            },
+            work.confidence,
+            settings,
+            files,
+        )
     for stage, reused in (("segment", work.reused), ("upscale", cutout.reused)):
         if reused:
             timings[stage] = "cached"
-    return SkuOutcome.graded(job.sku_id, params, work.confidence, str(work.mask_path), renders,
-                             [graded[p] for p in profiles], {"segment": work.model, "upscale": cutout.upscaler},
-                             timings)
+    return SkuOutcome.graded(
+        job.sku_id,
+        params,
+        work.confidence,
+        str(work.mask_path),
+        renders,
+        [graded[p] for p in profiles],
+        {"segment": work.model, "upscale": cutout.upscaler},
+        timings,
+    )

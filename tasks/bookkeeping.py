@@ -1,5 +1,6 @@
 """Database writes, in clearly named tasks. Each takes a list so a stage costs one task run
 and one transaction, not one per SKU. Retried: a dropped connection is transient."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,8 +26,15 @@ REPLAYED = dict(persist_result=True)
 
 @task(name="prepare_batch", retry_condition_fn=retry_transient, **DB_RETRIES, **REPLAYED)
 def prepare_batch(
-    manifest: str, settings: RunSettings, *, batch_id: str, template: str, profiles: list[str],
-    name: str, review_policy: str, flow_run_id: str | None = None,
+    manifest: str,
+    settings: RunSettings,
+    *,
+    batch_id: str,
+    template: str,
+    profiles: list[str],
+    name: str,
+    review_policy: str,
+    flow_run_id: str | None = None,
 ) -> tuple[str, list[SkuJob]]:
     """Migrate, read the manifest, create the batch and its SKU rows (bad rows fail here).
 
@@ -37,27 +45,48 @@ def prepare_batch(
         existing = repo.find_batch(s, batch_id)
         if existing is not None:
             if existing.state != BatchState.review_hold.value:
-                raise ValueError(f"batch {batch_id} is {existing.state!r}: only a batch waiting in "
-                                 "review_hold can be continued (run the manifest again for a new batch)")
+                raise ValueError(
+                    f"batch {batch_id} is {existing.state!r}: only a batch waiting in "
+                    "review_hold can be continued (run the manifest again for a new batch)"
+                )
             existing.flow_run_id = flow_run_id or existing.flow_run_id
             return batch_id, []
     parsed = load_manifest(Path(manifest), unpack_dir=Path(settings.data_dir) / "unpacked")
     with session_scope(settings.database_url) as s:
-        repo.create_batch(s, batch_id=batch_id, name=name, manifest_path=str(parsed.source),
-                          manifest_sha256=parsed.sha256, template=template, profiles=profiles,
-                          review_policy=review_policy, flow_run_id=flow_run_id)
+        repo.create_batch(
+            s,
+            batch_id=batch_id,
+            name=name,
+            manifest_path=str(parsed.source),
+            manifest_sha256=parsed.sha256,
+            template=template,
+            profiles=profiles,
+            review_policy=review_policy,
+            flow_run_id=flow_run_id,
+        )
         rows = repo.add_skus(s, batch_id, parsed.entries, template)
         repo.set_batch_state(s, batch_id, BatchState.validating)
-        jobs = [SkuJob(sku_id=r.id, sku=r.sku, dirname=r.dirname, source_path=r.source_path,
-                       template=r.template, title=r.title, priority=r.priority,
-                       shopify_product_id=r.shopify_product_id)
-                for r in rows if r.state == SkuState.pending.value]
+        jobs = [
+            SkuJob(
+                sku_id=r.id,
+                sku=r.sku,
+                dirname=r.dirname,
+                source_path=r.source_path,
+                template=r.template,
+                title=r.title,
+                priority=r.priority,
+                shopify_product_id=r.shopify_product_id,
+            )
+            for r in rows
+            if r.state == SkuState.pending.value
+        ]
     return batch_id, jobs
 
 
 @task(name="set_batch_state", **DB_RETRIES, **REPLAYED)
-def set_batch_state(database_url: str, batch_id: str, state: BatchState, error: str | None = None,
-                    round: int = 0) -> None:
+def set_batch_state(
+    database_url: str, batch_id: str, state: BatchState, error: str | None = None, round: int = 0
+) -> None:
     """``round``: the review round this transition belongs to (0 before the first hold)."""
     with session_scope(database_url) as s:
         repo.set_batch_state(s, batch_id, state, error)
@@ -75,8 +104,15 @@ def record_failures(database_url: str, failures: dict[int, str]) -> None:
 def record_sources(database_url: str, sources: list[SourceInfo]) -> None:
     with session_scope(database_url) as s:
         for src in sources:
-            repo.record_source(s, src.sku_id, sha256=src.sha256, width=src.width, height=src.height,
-                               fmt=src.format, size=src.size_bytes)
+            repo.record_source(
+                s,
+                src.sku_id,
+                sha256=src.sha256,
+                width=src.width,
+                height=src.height,
+                fmt=src.format,
+                size=src.size_bytes,
+            )
             repo.set_sku_state(s, src.sku_id, SkuState.validated)
 
 
@@ -95,16 +131,34 @@ def record_attempts(database_url: str, outcomes: list[SkuOutcome]) -> None:
     with session_scope(database_url) as s:
         for outcome in outcomes:
             sku_id = outcome.sku_id
-            for state in (SkuState.rendering, SkuState.rendered,
-                          SkuState.qc_passed if outcome.status == "passed" else SkuState.qc_failed):
+            for state in (
+                SkuState.rendering,
+                SkuState.rendered,
+                SkuState.qc_passed if outcome.status == "passed" else SkuState.qc_failed,
+            ):
                 repo.set_sku_state(s, sku_id, state)
             for render, qc in zip(outcome.renders, outcome.qcs, strict=True):
                 row = repo.record_render(
-                    s, sku_id, attempt=render.params.attempt, profile=render.profile,
-                    template=render.template, params=render.params.model_dump(),
-                    model_versions=outcome.model_versions, seed=render.seed, uri=render.path,
-                    content_sha256=render.sha256, segment_confidence=outcome.confidence)
-                repo.record_qc(s, row.id, thresholds_version=qc.thresholds_version, status=qc.status,
-                               metrics=qc.metrics, checks=qc.checks, failing=qc.failing)
+                    s,
+                    sku_id,
+                    attempt=render.params.attempt,
+                    profile=render.profile,
+                    template=render.template,
+                    params=render.params.model_dump(),
+                    model_versions=outcome.model_versions,
+                    seed=render.seed,
+                    uri=render.path,
+                    content_sha256=render.sha256,
+                    segment_confidence=outcome.confidence,
+                )
+                repo.record_qc(
+                    s,
+                    row.id,
+                    thresholds_version=qc.thresholds_version,
+                    status=qc.status,
+                    metrics=qc.metrics,
+                    checks=qc.checks,
+                    failing=qc.failing,
+                )
             for stage, value in outcome.timings.items():
                 repo.add_timing(s, sku_id, stage, value)

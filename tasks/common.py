@@ -1,4 +1,5 @@
 """What every Lightbox task shares: which errors are worth a retry, and cache keys."""
+
 from __future__ import annotations
 
 import threading
@@ -44,7 +45,7 @@ def reason(stage: str, exc: BaseException) -> str:
     """One line for report.json and the database: the stage and what went wrong. A stage
     named on the exception itself (``STAGE_NOTE``) wins over ``stage``."""
     notes = [n for n in getattr(exc, "__notes__", ()) if isinstance(n, str) and n.startswith(STAGE_NOTE)]
-    stage = notes[-1][len(STAGE_NOTE):] if notes else stage
+    stage = notes[-1][len(STAGE_NOTE) :] if notes else stage
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
     return f"{stage}: {text}"
 

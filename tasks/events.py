@@ -5,6 +5,7 @@ task (tasks/reconcile.py), so tasks/ imports nothing from deployments/
 (docs/ARCHITECTURE.md, "Layers"). ``emit_event`` only queues in memory: see
 docs/ARCHITECTURE.md, "Intake".
 """
+
 from __future__ import annotations
 
 from typing import Any

@@ -6,6 +6,7 @@ Destinations are ``DestinationSpec`` records: the run's ``out_dir`` as a local f
 saved block (``LocalFolderDestination``, ``S3Destination``, ``ShopifyStore``) by its slug.
 Blocks are loaded inside the task that uses them, never passed between tasks (they hold
 credentials, and task results are persisted)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -32,23 +33,47 @@ from tasks.workdir import read_png
 CONTENT_TYPES = {"jpeg": "image/jpeg", "webp": "image/webp", "png": "image/png"}
 
 
-def deliver(destination, database_url: str, *, sku_id: int, render_id: int | None, profile: str,
-            key: str, data: bytes, content_type: str, context: ExportContext) -> ExportInfo:
+def deliver(
+    destination,
+    database_url: str,
+    *,
+    sku_id: int,
+    render_id: int | None,
+    profile: str,
+    key: str,
+    data: bytes,
+    content_type: str,
+    context: ExportContext,
+) -> ExportInfo:
     """Claim -> put -> complete. A claim that is already done skips the upload; a pending one
     (a crash between put and complete) is finished: puts are idempotent per key and bytes."""
     started = time.perf_counter()
     sha = hashlib.sha256(data).hexdigest()
     with session_scope(database_url) as s:
-        row, done = repo.claim_export(s, sku_id=sku_id, render_id=render_id, profile=profile,
-                                      destination=destination.destination_id, key=key,
-                                      content_sha256=sha, size=len(data))
+        row, done = repo.claim_export(
+            s,
+            sku_id=sku_id,
+            render_id=render_id,
+            profile=profile,
+            destination=destination.destination_id,
+            key=key,
+            content_sha256=sha,
+            size=len(data),
+        )
         export_id = row.id
     if not done:
         external_id = destination.put(key, data, content_type=content_type, sha256=sha, context=context)
         with session_scope(database_url) as s:
             repo.complete_export(s, export_id, external_id)
-    return ExportInfo(profile=profile, key=key, destination=destination.destination_id, sha256=sha,
-                      size=len(data), skipped=done, seconds=round(time.perf_counter() - started, 4))
+    return ExportInfo(
+        profile=profile,
+        key=key,
+        destination=destination.destination_id,
+        sha256=sha,
+        size=len(data),
+        skipped=done,
+        seconds=round(time.perf_counter() - started, 4),
+    )
 
 
 def encode_mask(mask: np.ndarray) -> bytes:
@@ -65,12 +90,16 @@ DESTINATION_TYPES = (LocalFolderDestination, S3Destination, ShopifyStore)
 def load_destination(name: str):
     """A saved destination block by ``"<block-type-slug>/<block-name>"``."""
     if name.count("/") != 1:
-        raise ValueError(f"destination {name!r} is not '<block-type-slug>/<block-name>', e.g. "
-                         "'lightbox-s3-destination/catalog-assets'")
+        raise ValueError(
+            f"destination {name!r} is not '<block-type-slug>/<block-name>', e.g. "
+            "'lightbox-s3-destination/catalog-assets'"
+        )
     block = Block.load(name)
     if not isinstance(block, DESTINATION_TYPES):
-        raise ValueError(f"block {name!r} is a {type(block).__name__}, not an export destination "
-                         f"({', '.join(t.__name__ for t in DESTINATION_TYPES)})")
+        raise ValueError(
+            f"block {name!r} is a {type(block).__name__}, not an export destination "
+            f"({', '.join(t.__name__ for t in DESTINATION_TYPES)})"
+        )
     return block
 
 
@@ -91,42 +120,73 @@ def check_destinations(destinations: list[DestinationSpec], out_dir: str, profil
         destination = open_destination(spec, out_dir)
         unknown = sorted(set(spec.profiles or []) - set(profiles))
         if unknown:
-            raise ValueError(f"destination {spec.block or out_dir}: profile(s) {', '.join(unknown)} "
-                             f"are not rendered in this batch ({', '.join(profiles)})")
+            raise ValueError(
+                f"destination {spec.block or out_dir}: profile(s) {', '.join(unknown)} "
+                f"are not rendered in this batch ({', '.join(profiles)})"
+            )
         if isinstance(destination, ShopifyStore) and spec.mask:
             raise ValueError(f"destination {spec.block}: a Shopify product takes images, not masks")
 
 
-def _deliver_all(destination, spec: DestinationSpec, job: SkuJob, outcome: SkuOutcome,
-                 mask: bytes | None, profiles: dict[str, ExportProfile], settings: RunSettings) -> list[ExportInfo]:
+def _deliver_all(
+    destination,
+    spec: DestinationSpec,
+    job: SkuJob,
+    outcome: SkuOutcome,
+    mask: bytes | None,
+    profiles: dict[str, ExportProfile],
+    settings: RunSettings,
+) -> list[ExportInfo]:
     if isinstance(destination, ShopifyStore) and not job.shopify_product_id:
-        raise ValueError(f"SKU {job.sku!r} has no shopify_product_id in the manifest, so it cannot "
-                         f"go to {spec.block}")
+        raise ValueError(f"SKU {job.sku!r} has no shopify_product_id in the manifest, so it cannot go to {spec.block}")
     results = []
     for render, qc in zip(outcome.renders, outcome.qcs, strict=True):
         if spec.profiles is not None and render.profile not in spec.profiles:
             continue
         profile = profiles[render.profile]
         data = Path(qc.encoded_path).read_bytes()  # what QC graded is what ships
-        context = ExportContext(sku=job.sku, title=job.title, alt_text=job.title,
-                                profile=render.profile, product_id=job.shopify_product_id)
+        context = ExportContext(
+            sku=job.sku, title=job.title, alt_text=job.title, profile=render.profile, product_id=job.shopify_product_id
+        )
         key = destination.object_key(job.dirname, profile.filename())
-        results.append(deliver(destination, settings.database_url, sku_id=job.sku_id, render_id=None,
-                               profile=render.profile, key=key, data=data,
-                               content_type=CONTENT_TYPES[profile.format], context=context))
+        results.append(
+            deliver(
+                destination,
+                settings.database_url,
+                sku_id=job.sku_id,
+                render_id=None,
+                profile=render.profile,
+                key=key,
+                data=data,
+                content_type=CONTENT_TYPES[profile.format],
+                context=context,
+            )
+        )
     if mask is not None and sends_mask(spec, destination):
-        results.append(deliver(destination, settings.database_url, sku_id=job.sku_id, render_id=None,
-                               profile="mask", key=destination.object_key(job.dirname, "mask.png"),
-                               data=mask, content_type="image/png",
-                               context=ExportContext(sku=job.sku, profile="mask",
-                                                     product_id=job.shopify_product_id)))
+        results.append(
+            deliver(
+                destination,
+                settings.database_url,
+                sku_id=job.sku_id,
+                render_id=None,
+                profile="mask",
+                key=destination.object_key(job.dirname, "mask.png"),
+                data=mask,
+                content_type="image/png",
+                context=ExportContext(sku=job.sku, profile="mask", product_id=job.shopify_product_id),
+            )
+        )
     return results
 
 
-@task(name="export_sku", task_run_name="export-{job.sku}", retry_condition_fn=retry_transient,
-      **DB_RETRIES)
-def export_sku(job: SkuJob, outcome: SkuOutcome, out_dir: str, settings: RunSettings,
-               destinations: list[DestinationSpec] | None = None) -> list[ExportInfo]:
+@task(name="export_sku", task_run_name="export-{job.sku}", retry_condition_fn=retry_transient, **DB_RETRIES)
+def export_sku(
+    job: SkuJob,
+    outcome: SkuOutcome,
+    out_dir: str,
+    settings: RunSettings,
+    destinations: list[DestinationSpec] | None = None,
+) -> list[ExportInfo]:
     """Every profile's image (and mask.png) to each destination; then the SKU is exported.
     Default destination: ``out_dir/<sku>/`` on local disk."""
     started = time.perf_counter()
@@ -143,6 +203,10 @@ def export_sku(job: SkuJob, outcome: SkuOutcome, out_dir: str, settings: RunSett
     skipped = all(r.skipped for r in results)
     with session_scope(settings.database_url) as s:
         repo.set_sku_state(s, job.sku_id, SkuState.exported)
-        repo.add_timing(s, job.sku_id, "export",
-                        "skipped (already exported)" if skipped else round(time.perf_counter() - started, 4))
+        repo.add_timing(
+            s,
+            job.sku_id,
+            "export",
+            "skipped (already exported)" if skipped else round(time.perf_counter() - started, 4),
+        )
     return results

@@ -12,6 +12,7 @@ Flow-run results (the replay records of a suspended review) are never touched.
 
     lightbox gc --data-dir DIR [--older-than-days 30] [--dry-run]
 """
+
 from __future__ import annotations
 
 import shutil
@@ -22,7 +23,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from catalog.db import session_scope
-from catalog.models import SourceImage, Sku
+from catalog.models import Sku, SourceImage
 from catalog.states import SKU_TERMINAL
 
 RETENTION_DAYS = 30
@@ -42,8 +43,11 @@ def _in_use(database_url: str) -> set[str]:
     """The sha256 of every photo a SKU that has not ended still needs."""
     open_states = [s.value for s in SKU_TERMINAL]
     with session_scope(database_url) as s:
-        rows = s.execute(select(SourceImage.sha256).join(Sku, Sku.source_image_id == SourceImage.id)
-                         .where(Sku.state.not_in(open_states)))
+        rows = s.execute(
+            select(SourceImage.sha256)
+            .join(Sku, Sku.source_image_id == SourceImage.id)
+            .where(Sku.state.not_in(open_states))
+        )
         return {sha for (sha,) in rows}
 
 
@@ -53,8 +57,13 @@ def _newest_write(folder: Path) -> tuple[float, int]:
     return max((st.st_mtime for st in stats), default=folder.stat().st_mtime), sum(st.st_size for st in stats)
 
 
-def collect_garbage(data_dir: Path, database_url: str, results_dir: Path | None,
-                    older_than_days: float = RETENTION_DAYS, dry_run: bool = False) -> GcReport:
+def collect_garbage(
+    data_dir: Path,
+    database_url: str,
+    results_dir: Path | None,
+    older_than_days: float = RETENTION_DAYS,
+    dry_run: bool = False,
+) -> GcReport:
     cutoff = time.time() - older_than_days * 86400.0
     report = GcReport()
     in_use = _in_use(database_url)

@@ -1,5 +1,6 @@
 """Checks before a batch starts, so a misconfigured run stops with one clear line instead
 of failing every SKU the same way. Plain functions: the CLI calls them before Prefect."""
+
 from __future__ import annotations
 
 from catalog.db import migrate

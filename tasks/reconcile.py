@@ -1,6 +1,7 @@
 """Tasks of the Shopify reconciliation: what the store says changed, what our webhook
 deliveries say, and replaying what was lost through the receiver's own path (a recorded
 delivery plus the ``lightbox.shopify.product.updated`` event the refresh trigger takes)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -12,14 +13,15 @@ from prefect import get_run_logger, task
 from blocks.shopify import ShopifyStore
 from catalog.db import session_scope
 from catalog.webhooks import products_seen_since, record_delivery, set_event_id
-from tasks.events import emit_product_event
 from tasks.bookkeeping import DB_RETRIES
+from tasks.events import emit_product_event
 from tasks.records import Record
 
 PAGE = 25
 MEDIA_PER_PRODUCT = 10
 REPLAY_TOPIC = "reconcile/products"
-PRODUCTS_QUERY = """query LightboxUpdatedProducts($first: Int!, $after: String, $query: String) {
+PRODUCTS_QUERY = (
+    """query LightboxUpdatedProducts($first: Int!, $after: String, $query: String) {
   products(first: $first, after: $after, query: $query, sortKey: UPDATED_AT) {
     nodes {
       id
@@ -29,7 +31,9 @@ PRODUCTS_QUERY = """query LightboxUpdatedProducts($first: Int!, $after: String, 
     }
     pageInfo { hasNextPage endCursor }
   }
-}""" % MEDIA_PER_PRODUCT
+}"""
+    % MEDIA_PER_PRODUCT
+)
 
 
 class StoreProduct(Record):
@@ -53,13 +57,13 @@ def _iso(value: datetime) -> str:
 def parse_product(node: dict) -> StoreProduct:
     urls = [m["image"]["url"] for m in node["media"]["nodes"] if (m.get("image") or {}).get("url")]
     updated = datetime.fromisoformat(node["updatedAt"].replace("Z", "+00:00"))
-    return StoreProduct(product_id=str(node["legacyResourceId"]), updated_at=updated.astimezone(UTC),
-                        image_urls=urls)
+    return StoreProduct(product_id=str(node["legacyResourceId"]), updated_at=updated.astimezone(UTC), image_urls=urls)
 
 
 @task(name="list_store_changes", retries=2, retry_delay_seconds=[10, 60])
-def list_store_changes(store_block: str, lookback_hours: float, grace_minutes: float,
-                       max_products: int) -> StoreChanges:
+def list_store_changes(
+    store_block: str, lookback_hours: float, grace_minutes: float, max_products: int
+) -> StoreChanges:
     """Products whose ``updatedAt`` lies in [now - lookback, now - grace], oldest first.
     The grace period leaves deliveries still in flight to the receiver."""
     now = datetime.now(UTC)
@@ -70,8 +74,9 @@ def list_store_changes(store_block: str, lookback_hours: float, grace_minutes: f
     after, truncated = None, False
     try:
         while True:
-            data = store.graphql(PRODUCTS_QUERY, {"first": PAGE, "after": after, "query": search},
-                                 what=f"reconcile {store.shop_domain}")
+            data = store.graphql(
+                PRODUCTS_QUERY, {"first": PAGE, "after": after, "query": search}, what=f"reconcile {store.shop_domain}"
+            )
             page = data["products"]
             products += [parse_product(node) for node in page["nodes"]]
             if len(products) >= max_products:
@@ -83,8 +88,7 @@ def list_store_changes(store_block: str, lookback_hours: float, grace_minutes: f
             after = page["pageInfo"]["endCursor"]
     finally:
         store.close()
-    return StoreChanges(shop=store.shop_domain, since=since, until=until, products=products,
-                        truncated=truncated)
+    return StoreChanges(shop=store.shop_domain, since=since, until=until, products=products, truncated=truncated)
 
 
 @task(name="find_missed_products", **DB_RETRIES)
@@ -92,8 +96,7 @@ def find_missed_products(database_url: str, changes: StoreChanges) -> list[Store
     """Store products with no accepted delivery at their ``updatedAt`` or newer."""
     with session_scope(database_url) as session:
         seen = products_seen_since(session, changes.shop, changes.since)
-    return [p for p in changes.products
-            if p.product_id not in seen or seen[p.product_id] < p.updated_at]
+    return [p for p in changes.products if p.product_id not in seen or seen[p.product_id] < p.updated_at]
 
 
 @task(name="replay_missed_products", **DB_RETRIES)
@@ -104,16 +107,28 @@ def replay_missed_products(database_url: str, shop: str, missed: list[StoreProdu
     statuses: dict[str, str] = {}
     for product in missed:
         webhook_id = f"reconcile:{product.product_id}:{_iso(product.updated_at)}"
-        payload = {"shop": shop, "product_id": product.product_id, "topic": REPLAY_TOPIC,
-                   "webhook_id": webhook_id, "image_urls": product.image_urls,
-                   "updated_at": product.updated_at.isoformat(), "triggered_at": None}
+        payload = {
+            "shop": shop,
+            "product_id": product.product_id,
+            "topic": REPLAY_TOPIC,
+            "webhook_id": webhook_id,
+            "image_urls": product.image_urls,
+            "updated_at": product.updated_at.isoformat(),
+            "triggered_at": None,
+        }
         body = json.dumps(payload, sort_keys=True).encode()
         with session_scope(database_url) as session:
             status = record_delivery(
-                session, webhook_id=webhook_id, shop=shop, topic=REPLAY_TOPIC,
-                product_id=product.product_id, triggered_at=None,
+                session,
+                webhook_id=webhook_id,
+                shop=shop,
+                topic=REPLAY_TOPIC,
+                product_id=product.product_id,
+                triggered_at=None,
                 product_updated_at=product.updated_at,
-                payload_sha256=hashlib.sha256(body).hexdigest(), now=datetime.now(UTC))
+                payload_sha256=hashlib.sha256(body).hexdigest(),
+                now=datetime.now(UTC),
+            )
             if status == "accepted":
                 set_event_id(session, webhook_id, emit_product_event(payload))
         statuses[product.product_id] = status

@@ -1,4 +1,5 @@
 """Small pydantic records passed between tasks: ids, paths and figures — never pixels."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,7 +19,9 @@ class RunSettings(Record):
     model_dir: Path
     segmenter: str = "u2netp"
     upscaler: str = Field("auto", description="auto | realesrgan-x4plus-ncnn | lanczos | realesrgan-x4plus")
-    upscale_budget_s: float = Field(30.0, description="auto: the ncnn model only if its time estimate for the crop fits (s)")
+    upscale_budget_s: float = Field(
+        30.0, description="auto: the ncnn model only if its time estimate for the crop fits (s)"
+    )
     device: str = "cpu"
     templates_dir: Path | None = None
     profiles: dict = Field(default_factory=dict, description="extra/overridden export profiles (imaging.profiles)")
@@ -69,7 +72,7 @@ class RenderParams(Record):
     shadow_strength: float | None = None
     seed: int | None = None
 
-    def adjusted(self, changes: dict) -> "RenderParams":
+    def adjusted(self, changes: dict) -> RenderParams:
         """The next attempt's parameters: these with ``changes`` applied, the attempt counted
         up. The one place both QC retries (tasks/adjust.py) and reviewers' re-renders
         (tasks/review.py) change a render. A change is ``"+n"``/``"-n"`` (add), ``"*f"``
@@ -142,8 +145,9 @@ class DestinationSpec(Record):
     ``ShopifyStore``) named ``"<block-type-slug>/<block-name>"``."""
 
     block: str | None = Field(
-        None, description='e.g. "lightbox-s3-destination/catalog-assets" or '
-        '"lightbox-shopify-store/acme"; empty: a local folder at out_dir')
+        None,
+        description='e.g. "lightbox-s3-destination/catalog-assets" or '
+        '"lightbox-shopify-store/acme"; empty: a local folder at out_dir',
+    )
     profiles: list[str] | None = Field(None, description="profiles sent there; empty: all of the batch's")
-    mask: bool | None = Field(
-        None, description="also send <sku>/mask.png; empty: yes, except to a Shopify store")
+    mask: bool | None = Field(None, description="also send <sku>/mask.png; empty: yes, except to a Shopify store")

@@ -1,6 +1,7 @@
 """Tasks of a Shopify product refresh: when it runs, fetching the product's image, and its
 one-SKU manifest. Files go under ``<data_dir>/shopify/<shop>/<product>/``, named by the
 content's sha256, so two refreshes of one product never overwrite each other's input."""
+
 from __future__ import annotations
 
 import csv
@@ -14,18 +15,25 @@ import httpx
 from prefect import get_run_logger, task
 
 from catalog.db import session_scope
+from catalog.offpeak import OffPeakWindow
 from catalog.paths import sku_dirname
 from catalog.webhooks import products_seen_since
 from imaging.fetch import fetch_image
-from catalog.offpeak import OffPeakWindow
 from tasks.bookkeeping import DB_RETRIES
 from tasks.common import retry_transient
 from tasks.records import Record
 from tasks.workdir import write_atomic
 
 # Leading bytes of the formats the decoder takes -> file suffix.
-MAGIC = ((b"\x89PNG\r\n\x1a\n", ".png"), (b"\xff\xd8\xff", ".jpg"), (b"GIF87a", ".gif"),
-         (b"GIF89a", ".gif"), (b"II*\x00", ".tif"), (b"MM\x00*", ".tif"), (b"BM", ".bmp"))
+MAGIC = (
+    (b"\x89PNG\r\n\x1a\n", ".png"),
+    (b"\xff\xd8\xff", ".jpg"),
+    (b"GIF87a", ".gif"),
+    (b"GIF89a", ".gif"),
+    (b"II*\x00", ".tif"),
+    (b"MM\x00*", ".tif"),
+    (b"BM", ".bmp"),
+)
 
 
 class RefreshPlan(Record):
@@ -42,8 +50,7 @@ class OffPeak(Record):
     timezone: str = "UTC"
 
     def window(self) -> OffPeakWindow:
-        return OffPeakWindow(time.fromisoformat(self.start), time.fromisoformat(self.end),
-                             self.timezone)
+        return OffPeakWindow(time.fromisoformat(self.start), time.fromisoformat(self.end), self.timezone)
 
 
 def product_folder(data_dir: Path, shop: str, product_id: str) -> Path:
@@ -52,8 +59,9 @@ def product_folder(data_dir: Path, shop: str, product_id: str) -> Path:
 
 
 @task(name="plan_refresh", **DB_RETRIES)
-def plan_refresh(database_url: str, shop: str, urgent: bool, offpeak: OffPeak,
-                 large_batch_threshold: int, burst_minutes: int) -> RefreshPlan:
+def plan_refresh(
+    database_url: str, shop: str, urgent: bool, offpeak: OffPeak, large_batch_threshold: int, burst_minutes: int
+) -> RefreshPlan:
     """When and where to refresh: ``plan_run`` with the batch size taken as the number of
     this shop's products that changed in the last ``burst_minutes`` (a bulk edit in the
     admin sends one webhook per product; together they are a large batch)."""
@@ -61,9 +69,11 @@ def plan_refresh(database_url: str, shop: str, urgent: bool, offpeak: OffPeak,
     with session_scope(database_url) as session:
         recent = len(products_seen_since(session, shop, now - timedelta(minutes=burst_minutes)))
     plan = offpeak.window().plan_run(now, max(recent, 1), urgent, large_batch_threshold)
-    return RefreshPlan(when=plan.when, queue=plan.queue,
-                       reason=f"{plan.reason} ({recent} products of {shop} changed in the last "
-                              f"{burst_minutes} min)")
+    return RefreshPlan(
+        when=plan.when,
+        queue=plan.queue,
+        reason=f"{plan.reason} ({recent} products of {shop} changed in the last {burst_minutes} min)",
+    )
 
 
 def image_suffix(data: bytes, url: str) -> str:
@@ -76,10 +86,10 @@ def image_suffix(data: bytes, url: str) -> str:
     return suffix if suffix in {".jpg", ".jpeg", ".png", ".webp", ".gif", ".tif", ".tiff"} else ".img"
 
 
-@task(name="fetch_product_image", retries=2, retry_delay_seconds=[5, 30],
-      retry_condition_fn=retry_transient)
-def fetch_product_image(image_urls: list[str], folder: str, max_bytes: int,
-                        allow_private: bool = False, timeout_s: float = 30.0) -> str:
+@task(name="fetch_product_image", retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=retry_transient)
+def fetch_product_image(
+    image_urls: list[str], folder: str, max_bytes: int, allow_private: bool = False, timeout_s: float = 30.0
+) -> str:
     """Fetch the first of ``image_urls`` (payload order: the featured image first) that
     answers; later URLs are tried when one fails. Returns the saved file's path.
 

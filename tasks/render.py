@@ -1,6 +1,7 @@
 """The product cut out (and upscaled only when the profiles need it), then placed in the
 template's scene for each export profile. In memory, called by ``render_sku``
 (tasks/attempt.py); only the upscaled crop is stored, for reuse."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -40,8 +41,9 @@ def scene_generator(weights: tuple[tuple[str, str], ...], device: str, controlne
     here: diffusers and transformers cost seconds to import and studio runs never need them."""
     from imaging.lifestyle import DiffusionSceneGenerator, DiffusionWeights
 
-    return DiffusionSceneGenerator.from_config(DiffusionWeights(**dict(weights), device=device),
-                                               controlnets=(controlnet,))
+    return DiffusionSceneGenerator.from_config(
+        DiffusionWeights(**dict(weights), device=device), controlnets=(controlnet,)
+    )
 
 
 def target_product_px(profiles: list[ExportProfile], fill: float | None) -> int:
@@ -64,8 +66,14 @@ class Cutout:
     reused: bool  # the upscaled crop came from the work store
 
 
-def cut_out(source_sha256: str, rgb: np.ndarray, mask: np.ndarray, profiles: list[str],
-            settings: RunSettings, params: RenderParams) -> Cutout:
+def cut_out(
+    source_sha256: str,
+    rgb: np.ndarray,
+    mask: np.ndarray,
+    profiles: list[str],
+    settings: RunSettings,
+    params: RenderParams,
+) -> Cutout:
     """Crop to the product; upscale the crop only if a profile draws it bigger than it is.
 
     The upscaled crop depends on the pixels and the (snapped) box only, not on the mask's
@@ -78,8 +86,11 @@ def cut_out(source_sha256: str, rgb: np.ndarray, mask: np.ndarray, profiles: lis
     name, reused = "none", False
     if upscaler is not None:
         scale = round(min(need, MAX_UPSCALE), 2)
-        memo = work_path(settings.data_dir, source_sha256, "upscaled-" + digest(
-            to_crop, crop.shape, upscaler.name, upscaler.version, scale)[:16] + ".png")
+        memo = work_path(
+            settings.data_dir,
+            source_sha256,
+            "upscaled-" + digest(to_crop, crop.shape, upscaler.name, upscaler.version, scale)[:16] + ".png",
+        )
         reused = memo.exists()
         if reused:
             up = read_png(memo, 3)
@@ -125,12 +136,16 @@ def scene_identity(template, settings: RunSettings) -> tuple:
     """What else decides a lifestyle scene: which weights painted it, at what size, where."""
     if template.kind != "lifestyle":
         return ()
-    return (settings.generation_size, settings.device,
-            sorted((k, weights_fingerprint(v)) for k, v in settings.diffusion.items()))
+    return (
+        settings.generation_size,
+        settings.device,
+        sorted((k, weights_fingerprint(v)) for k, v in settings.diffusion.items()),
+    )
 
 
-def render_profile(job: SkuJob, cutout: Cutout, profile: str, settings: RunSettings,
-                   params: RenderParams) -> tuple[Composite, dict]:
+def render_profile(
+    job: SkuJob, cutout: Cutout, profile: str, settings: RunSettings, params: RenderParams
+) -> tuple[Composite, dict]:
     """Compose the product into the template's scene at the profile's canvas: the
     composite and what a ``RenderInfo`` says about it (tasks/attempt.py adds the file)."""
     template = get_template(job.template, template_library(settings.templates_dir))
@@ -146,19 +161,32 @@ def render_profile(job: SkuJob, cutout: Cutout, profile: str, settings: RunSetti
             shadow = ShadowSpec(shadow.style, shadow.light_direction_deg, params.shadow_strength)
         spec = profile_canvas(spec_profile, background, shadow, product_size=(x1 - x0, y1 - y0))
         fill = params.fill or (template.fill if spec_profile.background == "template" else spec.fill)
-        composite = compose_studio(rgb, alpha, canvas_size=spec.size, background=spec.background,
-                                   shadow=spec.shadow, fill=fill, transparent=spec.transparent,
-                                   to_source=to_source)
+        composite = compose_studio(
+            rgb,
+            alpha,
+            canvas_size=spec.size,
+            background=spec.background,
+            shadow=spec.shadow,
+            fill=fill,
+            transparent=spec.transparent,
+            to_source=to_source,
+        )
     transparent = spec_profile.background == "transparent"
     p = composite.placement
     drawn = composite.shadow if not transparent else None
     solid = composite.background is not None and composite.background.kind == "solid" and not transparent
     return composite, dict(
-        profile=profile, template=template.name, scale=p.scale, offset_x=p.offset_x, offset_y=p.offset_y,
-        params=params, shadow_style=drawn.style if drawn else None,
+        profile=profile,
+        template=template.name,
+        scale=p.scale,
+        offset_x=p.offset_x,
+        offset_y=p.offset_y,
+        params=params,
+        shadow_style=drawn.style if drawn else None,
         light_direction_deg=drawn.light_direction_deg if drawn else composite.meta.get("light_direction_deg"),
         background=tuple(composite.background.colour) if solid else None,
-        seed=composite.meta.get("seed", params.seed))
+        seed=composite.meta.get("seed", params.seed),
+    )
 
 
 def _generate(job, template, profile, rgb, alpha, to_source, settings, params):
@@ -167,14 +195,16 @@ def _generate(job, template, profile, rgb, alpha, to_source, settings, params):
         raise WeightsMissing(
             f"template {template.name!r} is a lifestyle scene and needs SDXL inpaint + ControlNet "
             "weights: set diffusion.inpaint, diffusion.controlnet_depth (and depth) in the "
-            "ModelStore block, or use a studio template")
+            "ModelStore block, or use a studio template"
+        )
     generator = scene_generator(tuple(sorted(settings.diffusion.items())), settings.device, template.controlnet)
     side = settings.generation_size
     (w, h) = profile.canvas or (profile.longest_side, profile.longest_side)
     scale = side / max(w, h)
     size = (max(8, round(w * scale / 8) * 8), max(8, round(h * scale / 8) * 8))
-    best = generator.generate(rgb, alpha, template, sku=job.sku, canvas_size=size,
-                              base_seed=params.seed or 0, to_source=to_source)[0]
+    best = generator.generate(
+        rgb, alpha, template, sku=job.sku, canvas_size=size, base_seed=params.seed or 0, to_source=to_source
+    )[0]
     if size == (w, h):
         return best
     grow = Placement(w / size[0], 0.0, 0.0)

@@ -1,4 +1,5 @@
 """write_report and publish_summary: report.json, report.html, contact_sheet.png, artifacts."""
+
 from __future__ import annotations
 
 import json
@@ -22,15 +23,17 @@ def _thumbnail(path: str | None, side: int) -> np.ndarray | None:
         return None
     rgb = read_png(path, 3)
     scale = side / max(rgb.shape[:2])
-    return cv2.resize(rgb, (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale))),
-                      interpolation=cv2.INTER_AREA)
+    return cv2.resize(
+        rgb, (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale))), interpolation=cv2.INTER_AREA
+    )
 
 
 @task(name="start_progress", persist_result=True)
 def start_progress(batch_id: str, name: str) -> UUID:
     """The batch's progress bar (a persisted result: a resumed run keeps updating this one)."""
-    return create_progress_artifact(0.0, key=f"batch-progress-{batch_id[:8]}",
-                                    description=f"Batch {name}: SKUs rendered and scored")
+    return create_progress_artifact(
+        0.0, key=f"batch-progress-{batch_id[:8]}", description=f"Batch {name}: SKUs rendered and scored"
+    )
 
 
 @task(name="write_report", retries=2, retry_delay_seconds=2)
@@ -42,8 +45,9 @@ def write_report(batch_id: str, out_dir: str, settings: RunSettings, consistency
     tiles, thumbs = [], {}
     for entry in report["skus"]:
         image = _thumbnail(entry["preview"], 256)
-        tiles.append(Tile(sku=entry["sku"], image=image, state=entry["state"], status=entry["status"],
-                          label=sku_label(entry)))
+        tiles.append(
+            Tile(sku=entry["sku"], image=image, state=entry["state"], status=entry["status"], label=sku_label(entry))
+        )
         if image is not None:
             ok, buf = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 80])
             thumbs[entry["dir"]] = buf.tobytes()
@@ -60,19 +64,21 @@ def publish_summary(report: dict) -> None:
     """The batch's table artifact (pass/warn/fail per check) and a markdown summary."""
     rows = []
     for entry in report["skus"]:
-        row = {"sku": entry["sku"], "state": entry["state"], "status": entry["status"],
-               "why": sku_label(entry)}
+        row = {"sku": entry["sku"], "state": entry["state"], "status": entry["status"], "why": sku_label(entry)}
         for profile, qc in entry["qc"].items():
             for check in qc["checks"]:
                 row[f"{profile}:{check['name']}"] = check.get("status")
         rows.append(row)
     columns = sorted({k for r in rows for k in r}, key=lambda k: (":" in k, k))
-    create_table_artifact([{c: r.get(c, "") for c in columns} for r in rows],
-                          key=f"batch-{report['batch_id'][:8]}-qc",
-                          description=f"QC per SKU and check for batch {report['name']}")
+    create_table_artifact(
+        [{c: r.get(c, "") for c in columns} for r in rows],
+        key=f"batch-{report['batch_id'][:8]}-qc",
+        description=f"QC per SKU and check for batch {report['name']}",
+    )
     counts = " · ".join(f"**{n}** {s}" for s, n in report["counts"].items())
     create_markdown_artifact(
         f"# Batch {report['name']}\n\n{counts} in {report['wall_seconds']} s\n\n"
-        + "\n".join(f"- `{e['sku']}` — {e['state']}: {sku_label(e)}" for e in report["skus"]
-                    if e["status"] != "green"),
-        key=f"batch-{report['batch_id'][:8]}-summary", description="Batch outcome")
+        + "\n".join(f"- `{e['sku']}` — {e['state']}: {sku_label(e)}" for e in report["skus"] if e["status"] != "green"),
+        key=f"batch-{report['batch_id'][:8]}-summary",
+        description="Batch outcome",
+    )

@@ -1,4 +1,5 @@
 """Collecting mapped task runs: which SKUs succeeded, which failed and why, which were cached."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -56,20 +57,40 @@ class SkuOutcome(Record):
     timings: dict = Field(default_factory=dict)  # stage -> seconds, or "cached"
 
     @classmethod
-    def failed(cls, sku_id: int, why: str) -> "SkuOutcome":
+    def failed(cls, sku_id: int, why: str) -> SkuOutcome:
         return cls(sku_id=sku_id, status="failed", reason=why)
 
     @classmethod
-    def graded(cls, sku_id: int, params: RenderParams, confidence: float, mask_path: str,
-               renders: list[RenderInfo], qcs: list[QcInfo], model_versions: dict, timings: dict) -> "SkuOutcome":
+    def graded(
+        cls,
+        sku_id: int,
+        params: RenderParams,
+        confidence: float,
+        mask_path: str,
+        renders: list[RenderInfo],
+        qcs: list[QcInfo],
+        model_versions: dict,
+        timings: dict,
+    ) -> SkuOutcome:
         """A rendered attempt: passed, or qc_failed with the failing checks named."""
         failing = [f"{q.profile}:{name}" for q in qcs if q.status == "fail" for name in q.failing]
-        details = {f"{q.profile}:{ch['name']}": ch["reason"] for q in qcs for ch in q.checks  # specific statements
-                   if ch.get("status") == "fail" and ch.get("reason", "") not in ("", defect_of(ch["name"]).name)}
+        details = {
+            f"{q.profile}:{ch['name']}": ch["reason"]
+            for q in qcs
+            for ch in q.checks  # specific statements
+            if ch.get("status") == "fail" and ch.get("reason", "") not in ("", defect_of(ch["name"]).name)
+        }
         return cls(
-            sku_id=sku_id, status="qc_failed" if failing else "passed", attempts=params.attempt,
-            confidence=confidence, mask_path=mask_path, renders=renders, qcs=qcs, failing=failing,
-            model_versions=model_versions, timings=timings,
+            sku_id=sku_id,
+            status="qc_failed" if failing else "passed",
+            attempts=params.attempt,
+            confidence=confidence,
+            mask_path=mask_path,
+            renders=renders,
+            qcs=qcs,
+            failing=failing,
+            model_versions=model_versions,
+            timings=timings,
             reason=("qc: " + describe_failures(failing, details)) if failing else None,
         )
 
@@ -84,7 +105,7 @@ class SkuOutcome(Record):
         return (rank, *attempt_badness(ch for q in self.qcs for ch in q.checks))
 
 
-def best_attempt(before: "SkuOutcome | None", after: "SkuOutcome") -> "SkuOutcome":
+def best_attempt(before: SkuOutcome | None, after: SkuOutcome) -> SkuOutcome:
     """The better of two attempts of one SKU, never a worse one (ties go to the later).
     ``after`` carries the timings summed over all attempts, and the count of attempts."""
     if before is None or after.badness() <= before.badness():

@@ -11,6 +11,7 @@ Policies (the batch flow's ``review_policy``):
 A SKU a reviewer sends back for another render always comes back to the hold. Every
 decision, a policy's or a person's, is stored with its reviewer, time, note and round.
 """
+
 from __future__ import annotations
 
 import re
@@ -30,20 +31,31 @@ from tasks.results import ReviewItem, ShardItem, SkuOutcome
 
 ReviewPolicy = Literal["auto", "hold-failures", "hold-all"]
 AUTO_REVIEWER = "policy:auto"
-Change = Literal["shadow softer", "shadow stronger", "product larger", "product smaller",
-                 "new background", "cleaner edges"]
+Change = Literal[
+    "shadow softer", "shadow stronger", "product larger", "product smaller", "new background", "cleaner edges"
+]
 CHANGES: tuple[str, ...] = Change.__args__
 # Words a note may use for each change (lower case, matched as whole phrases).
 PHRASES: dict[str, tuple[str, ...]] = {
-    "shadow softer": ("shadow softer", "softer shadow", "lighter shadow", "shadow lighter",
-                      "less shadow", "weaker shadow"),
-    "shadow stronger": ("shadow stronger", "stronger shadow", "darker shadow", "shadow darker",
-                        "more shadow"),
-    "product larger": ("product larger", "larger product", "product bigger", "bigger product",
-                       "product bigger", "zoom in"),
+    "shadow softer": (
+        "shadow softer",
+        "softer shadow",
+        "lighter shadow",
+        "shadow lighter",
+        "less shadow",
+        "weaker shadow",
+    ),
+    "shadow stronger": ("shadow stronger", "stronger shadow", "darker shadow", "shadow darker", "more shadow"),
+    "product larger": (
+        "product larger",
+        "larger product",
+        "product bigger",
+        "bigger product",
+        "product bigger",
+        "zoom in",
+    ),
     "product smaller": ("product smaller", "smaller product", "zoom out", "more margin"),
-    "new background": ("new background", "different background", "another background",
-                       "new scene", "different scene"),
+    "new background": ("new background", "different background", "another background", "new scene", "different scene"),
     "cleaner edges": ("cleaner edges", "clean edges", "edges cleaner", "halo", "fringe"),
 }
 # What each change a reviewer can ask for does to the last render's parameters
@@ -77,21 +89,31 @@ class ReviewInput(RunInput):
     """The review form. The UI renders it when the batch run is suspended; the API takes
     the same fields: ``resume_flow_run(id, run_input={...})``."""
 
-    reviewer: str = Field(title="Reviewer", min_length=1, max_length=200, pattern=r"\S",
-                          description="Your name or e-mail; stored with every decision")
-    approve_all: bool = Field(False, title="Approve all", description="Approve every held SKU "
-                              "not listed under reject or re-render")
+    reviewer: str = Field(
+        title="Reviewer",
+        min_length=1,
+        max_length=200,
+        pattern=r"\S",
+        description="Your name or e-mail; stored with every decision",
+    )
+    approve_all: bool = Field(
+        False, title="Approve all", description="Approve every held SKU not listed under reject or re-render"
+    )
     approve: list[str] = Field(default_factory=list, title="Approve", description="SKUs to approve")
     reject: list[str] = Field(default_factory=list, title="Reject", description="SKUs to reject")
-    reject_note: str = Field("", title="Reject note", max_length=2000,
-                             description="Why they are rejected (stored with each rejection)")
-    rerender: list[str] = Field(default_factory=list, title="Re-render",
-                                description="SKUs to render again")
-    rerender_changes: list[Change] = Field(default_factory=list, title="Re-render changes",
-                                           description="What the new render changes")
-    rerender_note: str = Field("", title="Re-render note", max_length=2000,
-                               description='May name the changes too, e.g. "shadow softer, '
-                               'product larger"')
+    reject_note: str = Field(
+        "", title="Reject note", max_length=2000, description="Why they are rejected (stored with each rejection)"
+    )
+    rerender: list[str] = Field(default_factory=list, title="Re-render", description="SKUs to render again")
+    rerender_changes: list[Change] = Field(
+        default_factory=list, title="Re-render changes", description="What the new render changes"
+    )
+    rerender_note: str = Field(
+        "",
+        title="Re-render note",
+        max_length=2000,
+        description='May name the changes too, e.g. "shadow softer, product larger"',
+    )
 
 
 def review_form(hold: ReviewHold, description: str) -> type[ReviewInput]:
@@ -100,17 +122,18 @@ def review_form(hold: ReviewHold, description: str) -> type[ReviewInput]:
     # an enum even for one SKU (pydantic writes a one-value Literal as "const", which the UI
     # shows as free text instead of a choice)
     held = Annotated[Literal[tuple(skus)], WithJsonSchema({"type": "string", "enum": skus})]
-    lists = {name: (list[held], Field(default_factory=list, title=field.title,
-                                      description=field.description))
-             for name, field in ReviewInput.model_fields.items()
-             if name in ("approve", "reject", "rerender")}
+    lists = {
+        name: (list[held], Field(default_factory=list, title=field.title, description=field.description))
+        for name, field in ReviewInput.model_fields.items()
+        if name in ("approve", "reject", "rerender")
+    }
     form = create_model("ReviewInput", __base__=ReviewInput, **lists)
     form._description = description
     return form
 
 
 def policy_decision(outcome: SkuOutcome, policy: ReviewPolicy) -> str | None:
-    """"approve", "reject" or None (the SKU waits for a person)."""
+    """ "approve", "reject" or None (the SKU waits for a person)."""
     if policy not in ("auto", "hold-failures", "hold-all"):
         raise ValueError(f"unknown review policy {policy!r} (auto, hold-failures, hold-all)")
     if outcome.status not in ("passed", "qc_failed"):
@@ -123,8 +146,9 @@ def policy_decision(outcome: SkuOutcome, policy: ReviewPolicy) -> str | None:
 
 
 @task(name="enter_review", **DB_RETRIES, **REPLAYED)
-def enter_review(database_url: str, batch_id: str, items: list[ReviewItem], policy: ReviewPolicy,
-                 hold: int) -> ReviewHold:
+def enter_review(
+    database_url: str, batch_id: str, items: list[ReviewItem], policy: ReviewPolicy, hold: int
+) -> ReviewHold:
     """Open the batch's next review round: decide the just-rendered ``items`` by the policy,
     keep each one's result for later, and return every SKU of the batch now waiting.
 
@@ -142,14 +166,12 @@ def enter_review(database_url: str, batch_id: str, items: list[ReviewItem], poli
                 repo.set_sku_state(s, sku_id, SkuState.held)
                 continue
             note = None if decision == "approve" else f"failed QC after {outcome.attempts} attempts"
-            repo.record_review(s, sku_id, decision=decision, reviewer=AUTO_REVIEWER, note=note,
-                               round=round_)
+            repo.record_review(s, sku_id, decision=decision, reviewer=AUTO_REVIEWER, note=note, round=round_)
             if decision == "approve":
                 repo.set_sku_state(s, sku_id, SkuState.approved)
             else:
                 repo.set_sku_state(s, sku_id, SkuState.rejected, outcome.reason)
-        held = [ReviewItem.model_validate(row.review_item)
-                for row in repo.skus_in_states(s, batch_id, [SkuState.held])]
+        held = [ReviewItem.model_validate(row.review_item) for row in repo.skus_in_states(s, batch_id, [SkuState.held])]
     return ReviewHold(round=round_, held=held)
 
 
@@ -157,15 +179,17 @@ def enter_review(database_url: str, batch_id: str, items: list[ReviewItem], poli
 def approved_items(database_url: str, batch_id: str) -> list[ReviewItem]:
     """Every approved, not yet exported SKU of the batch, as it entered review."""
     with session_scope(database_url) as s:
-        return [ReviewItem.model_validate(row.review_item)
-                for row in repo.skus_in_states(s, batch_id, [SkuState.approved])]
+        return [
+            ReviewItem.model_validate(row.review_item) for row in repo.skus_in_states(s, batch_id, [SkuState.approved])
+        ]
 
 
 def parse_changes(note: str) -> list[str]:
     """The changes a free-text note names, e.g. "Shadow softer; product larger please"."""
     text = " ".join(re.findall(r"[a-z]+", note.lower()))
-    return [change for change, phrases in PHRASES.items()
-            if any(re.search(rf"\b{re.escape(p)}\b", text) for p in phrases)]
+    return [
+        change for change, phrases in PHRASES.items() if any(re.search(rf"\b{re.escape(p)}\b", text) for p in phrases)
+    ]
 
 
 def rerender_params(outcome: SkuOutcome, changes: list[str]) -> RenderParams:
@@ -190,8 +214,9 @@ def record_review_answer(database_url: str, hold: ReviewHold, answer: dict) -> R
     changes = sorted(set(form.rerender_changes) | set(parse_changes(form.rerender_note)))
     rerender = asked["rerender"] & set(by_sku) - twice
     if rerender and not changes:
-        notes.append(f"re-render of {', '.join(sorted(rerender))} needs a change "
-                     f"({', '.join(CHANGES)}); they stay held")
+        notes.append(
+            f"re-render of {', '.join(sorted(rerender))} needs a change ({', '.join(CHANGES)}); they stay held"
+        )
         rerender = set()
     reject = asked["reject"] & set(by_sku) - twice
     approve = asked["approve"] & set(by_sku) - twice
@@ -203,20 +228,17 @@ def record_review_answer(database_url: str, hold: ReviewHold, answer: dict) -> R
         for sku, item in by_sku.items():
             sku_id = item.job.sku_id
             if sku in approve:
-                repo.record_review(s, sku_id, decision="approve", reviewer=reviewer, note=None,
-                                   round=hold.round)
+                repo.record_review(s, sku_id, decision="approve", reviewer=reviewer, note=None, round=hold.round)
                 _move(s, sku_id, SkuState.approved)
             elif sku in reject:
                 note = form.reject_note.strip() or None
-                repo.record_review(s, sku_id, decision="reject", reviewer=reviewer, note=note,
-                                   round=hold.round)
-                _move(s, sku_id, SkuState.rejected,
-                      f"review: rejected by {reviewer}" + (f": {note}" if note else ""))
+                repo.record_review(s, sku_id, decision="reject", reviewer=reviewer, note=note, round=hold.round)
+                _move(s, sku_id, SkuState.rejected, f"review: rejected by {reviewer}" + (f": {note}" if note else ""))
             elif sku in rerender:
-                repo.record_review(s, sku_id, decision="rerender", reviewer=reviewer,
-                                   note=rerender_note, round=hold.round)
-                items.append(ShardItem(job=item.job, source=item.source,
-                                       params=rerender_params(item.outcome, changes)))
+                repo.record_review(
+                    s, sku_id, decision="rerender", reviewer=reviewer, note=rerender_note, round=hold.round
+                )
+                items.append(ShardItem(job=item.job, source=item.source, params=rerender_params(item.outcome, changes)))
     return ReviewVerdict(rerender=items, notes=notes)
 
 

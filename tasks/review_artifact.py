@@ -6,6 +6,7 @@ Thumbnails are 160 px JPEGs. The markdown needs an image URL the UI can load: a 
 by default (no storage needed), or a presigned URL from an ``S3Destination`` block
 (``thumbnail_store``), the production choice for large batches.
 """
+
 from __future__ import annotations
 
 import base64
@@ -27,9 +28,13 @@ THUMB_QUALITY = 80
 MAX_URL_EXPIRY_S = 7 * 24 * 3600  # S3's limit on a presigned URL
 MAX_INLINE = 200  # data-URI thumbnails per artifact (~10 kB each); more need thumbnail_store
 MAX_LISTED = 50  # SKUs named in the form's text; the artifact lists them all
-HEADLINE = (("colour.delta_e_mean", "ΔE00 mean"), ("colour.delta_e_p95", "ΔE00 p95"),
-            ("edge.halo", "halo"), ("market.fill", "fill off target"),
-            ("segment.confidence", "cut confidence"))
+HEADLINE = (
+    ("colour.delta_e_mean", "ΔE00 mean"),
+    ("colour.delta_e_p95", "ΔE00 p95"),
+    ("edge.halo", "halo"),
+    ("market.fill", "fill off target"),
+    ("segment.confidence", "cut confidence"),
+)
 _MD_SPECIAL = str.maketrans({c: f"\\{c}" for c in "\\`*_[](){}#|!"} | {"<": "&lt;", ">": "&gt;"})
 
 
@@ -59,8 +64,9 @@ def _figures(item: ReviewItem) -> tuple[str, str]:
     """(QC status and headline figures per profile, failing and warning checks), one per line."""
     status, checks = [], []
     for qc in item.outcome.qcs:
-        values = [f"{label} {qc.metrics[key]:.3g}" for key, label in HEADLINE
-                  if isinstance(qc.metrics.get(key), int | float)]
+        values = [
+            f"{label} {qc.metrics[key]:.3g}" for key, label in HEADLINE if isinstance(qc.metrics.get(key), int | float)
+        ]
         status.append("<br>".join([f"**{md(qc.profile)}**: {qc.status}", *values]))
         where = f"{md(qc.profile)}:" if len(item.outcome.qcs) > 1 else ""
         for check in qc.checks:
@@ -68,8 +74,10 @@ def _figures(item: ReviewItem) -> tuple[str, str]:
                 value = check.get("value")
                 shown = f"{value:.3g}" if isinstance(value, int | float) else md(str(value))
                 limit = (check.get("threshold") or {}).get(check["status"])
-                checks.append(f"**{check['status']}** {where}{md(check['name'])} {shown}"
-                              + (f" (limit {limit})" if limit is not None else ""))
+                checks.append(
+                    f"**{check['status']}** {where}{md(check['name'])} {shown}"
+                    + (f" (limit {limit})" if limit is not None else "")
+                )
     return "<br>".join(status), "<br>".join(checks) or "none"
 
 
@@ -82,15 +90,26 @@ def _image_url(item: ReviewItem, batch_id: str, store: S3Destination | None, exp
         return "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
     sha = hashlib.sha256(data).hexdigest()
     key = store.object_key(f"review-{batch_id}", f"{item.job.dirname}-{sha[:12]}.jpg")
-    store.put(key, data, content_type="image/jpeg", sha256=sha,
-              context=ExportContext(sku=item.job.sku, profile="review-thumbnail"))
+    store.put(
+        key,
+        data,
+        content_type="image/jpeg",
+        sha256=sha,
+        context=ExportContext(sku=item.job.sku, profile="review-thumbnail"),
+    )
     return store.presigned_url(key, expires=expires)
 
 
 @task(name="publish_review", retries=2, retry_delay_seconds=2, **REPLAYED)
-def publish_review(batch_id: str, batch_name: str, hold: ReviewHold, notes: list[str],
-                   rounds_left: int, thumbnail_store: str | None = None,
-                   url_expires_s: int = MAX_URL_EXPIRY_S) -> str:
+def publish_review(
+    batch_id: str,
+    batch_name: str,
+    hold: ReviewHold,
+    notes: list[str],
+    rounds_left: int,
+    thumbnail_store: str | None = None,
+    url_expires_s: int = MAX_URL_EXPIRY_S,
+) -> str:
     """Publish the round's review artifact; return the text shown at the top of the form."""
     store = None
     if thumbnail_store:
@@ -108,21 +127,32 @@ def publish_review(batch_id: str, batch_name: str, hold: ReviewHold, notes: list
             image = f"![{md(item.job.sku)}]({url})" if url else "no render"
         status, checks = _figures(item)
         title = f"<br>{md(item.job.title)}" if item.job.title else ""
-        rows.append(f"| {image} | **{md(item.job.sku)}**{title}<br>{md(item.outcome.reason) or 'passed QC'} "
-                    f"| {status} | {checks} |")
-    then = (f"SKUs sent back now are re-rendered and come back to the next round "
-            f"({rounds_left} more in this run)." if rounds_left else "This is the last round with re-renders in this run: SKUs sent "
-            "back now are re-rendered and wait for the next run of this batch.")
-    intro = (f"Batch **{md(batch_name)}** (`{batch_id}`), review round {hold.round}: "
-             f"**{len(hold.held)}** SKU(s) wait for a decision. {then}")
+        rows.append(
+            f"| {image} | **{md(item.job.sku)}**{title}<br>{md(item.outcome.reason) or 'passed QC'} "
+            f"| {status} | {checks} |"
+        )
+    then = (
+        f"SKUs sent back now are re-rendered and come back to the next round ({rounds_left} more in this run)."
+        if rounds_left
+        else "This is the last round with re-renders in this run: SKUs sent "
+        "back now are re-rendered and wait for the next run of this batch."
+    )
+    intro = (
+        f"Batch **{md(batch_name)}** (`{batch_id}`), review round {hold.round}: "
+        f"**{len(hold.held)}** SKU(s) wait for a decision. {then}"
+    )
     warnings = "".join(f"\n> {md(n)}" for n in notes)
-    create_markdown_artifact(f"# Review hold\n\n{intro}\n{warnings}\n\n" + "\n".join(rows),
-                             key=key, description=f"Held SKUs of batch {batch_name}, round {hold.round}")
-    listing = "\n".join(f"- **{md(i.job.sku)}**: {md(i.outcome.reason) or 'passed QC'}"
-                        for i in hold.held[:MAX_LISTED])
+    create_markdown_artifact(
+        f"# Review hold\n\n{intro}\n{warnings}\n\n" + "\n".join(rows),
+        key=key,
+        description=f"Held SKUs of batch {batch_name}, round {hold.round}",
+    )
+    listing = "\n".join(f"- **{md(i.job.sku)}**: {md(i.outcome.reason) or 'passed QC'}" for i in hold.held[:MAX_LISTED])
     if len(hold.held) > MAX_LISTED:
         listing += f"\n- and {len(hold.held) - MAX_LISTED} more (see the artifact)"
-    return (f"### Review round {hold.round}\n{intro}\n{warnings}\n\nThumbnails and QC figures: "
-            f"artifact **{key}**.\n\n{listing}\n\nApprove all approves every held SKU not listed "
-            f"under reject or re-render; SKUs left unlisted stay held. Re-render changes: "
-            f"{', '.join(CHANGES)} (pick them, or name them in the note).")
+    return (
+        f"### Review round {hold.round}\n{intro}\n{warnings}\n\nThumbnails and QC figures: "
+        f"artifact **{key}**.\n\n{listing}\n\nApprove all approves every held SKU not listed "
+        f"under reject or re-render; SKUs left unlisted stay held. Re-render changes: "
+        f"{', '.join(CHANGES)} (pick them, or name them in the note)."
+    )

@@ -1,5 +1,6 @@
 """The automated quality gate's task side: a SKU's renders graded in memory (``grade``,
 called by ``render_sku``), and ``score_batch_consistency`` across the batch."""
+
 from __future__ import annotations
 
 import time
@@ -7,12 +8,12 @@ import time
 import numpy as np
 from prefect import task
 
-from imaging.profiles import ExportProfile
 from imaging.encode import read_encoded
+from imaging.profiles import ExportProfile
+from imaging.types import Composite
 from quality.gate import QcEvidence, score_batch, score_sku
 from quality.marketplace import icc_is_srgb
 from quality.thresholds import MarketplaceRules, QcThresholds
-from imaging.types import Composite
 from tasks.common import profiles_for
 from tasks.records import QcInfo, RunSettings
 from tasks.results import SkuOutcome
@@ -24,53 +25,89 @@ def marketplace_rules(profile: ExportProfile) -> MarketplaceRules:
         name=profile.name,
         background_rgb=(255, 255, 255) if profile.background == "white" else None,
         fill_target=profile.fill if profile.background != "transparent" else None,
-        min_longest_side=profile.min_side, max_longest_side=profile.max_side,
-        max_megapixels=profile.max_megapixels, require_srgb=profile.icc, max_file_bytes=profile.max_bytes,
+        min_longest_side=profile.min_side,
+        max_longest_side=profile.max_side,
+        max_megapixels=profile.max_megapixels,
+        require_srgb=profile.icc,
+        max_file_bytes=profile.max_bytes,
     )
 
 
-def evidence(source_rgb: np.ndarray, mask: np.ndarray, composite: Composite, render: dict,
-             spec: ExportProfile, data: bytes, upscaler: str, old_background_known: bool) -> QcEvidence:
+def evidence(
+    source_rgb: np.ndarray,
+    mask: np.ndarray,
+    composite: Composite,
+    render: dict,
+    spec: ExportProfile,
+    data: bytes,
+    upscaler: str,
+    old_background_known: bool,
+) -> QcEvidence:
     """The gate's view of one render: the lossless canvas in memory and the file's bytes
     (a JPEG's pixels are what it lost, so those are decoded and graded too)."""
     shipped, icc = read_encoded(data, pixels=spec.format == "jpeg")
     return QcEvidence(
-        source_rgb=source_rgb, source_mask=mask, output_rgb=composite.rgb, output_alpha=composite.product_alpha,
+        source_rgb=source_rgb,
+        source_mask=mask,
+        output_rgb=composite.rgb,
+        output_alpha=composite.product_alpha,
         placement=(render["scale"], render["offset_x"], render["offset_y"]),
-        background_rgb=render["background"], shadow_style=render["shadow_style"],
-        light_direction_deg=render["light_direction_deg"], grounded=render["shadow_style"] != "floating",
-        encoded_bytes=len(data), icc_is_srgb=icc_is_srgb(icc), old_background_known=old_background_known,
-        shipped_rgb=shipped, upscaled=upscaler not in ("none", "lanczos"),
+        background_rgb=render["background"],
+        shadow_style=render["shadow_style"],
+        light_direction_deg=render["light_direction_deg"],
+        grounded=render["shadow_style"] != "floating",
+        encoded_bytes=len(data),
+        icc_is_srgb=icc_is_srgb(icc),
+        old_background_known=old_background_known,
+        shipped_rgb=shipped,
+        upscaled=upscaler not in ("none", "lanczos"),
     )
 
 
-def grade(evidence_by_profile: dict[str, QcEvidence], confidence: float, settings: RunSettings,
-          encoded_paths: dict[str, str]) -> dict[str, QcInfo]:
+def grade(
+    evidence_by_profile: dict[str, QcEvidence], confidence: float, settings: RunSettings, encoded_paths: dict[str, str]
+) -> dict[str, QcInfo]:
     """Grade every render of one SKU at once: what does not depend on the profile is
     measured once (quality.gate.score_sku)."""
     started = time.perf_counter()
     specs = profiles_for(settings)
     thresholds = QcThresholds(**settings.thresholds)
-    reports = score_sku(evidence_by_profile, thresholds,
-                        {p: marketplace_rules(specs[p]) for p in evidence_by_profile})
+    reports = score_sku(evidence_by_profile, thresholds, {p: marketplace_rules(specs[p]) for p in evidence_by_profile})
     share = round((time.perf_counter() - started) / max(1, len(reports)), 4)
     return {p: _qc_info(r, confidence, thresholds, encoded_paths[p], share) for p, r in reports.items()}
 
 
 def _qc_info(report, confidence: float, thresholds: QcThresholds, encoded_path: str, seconds: float) -> QcInfo:
-    metrics = {**report.metrics, **{f"feature.{k}": v for k, v in report.features.items()},
-               "segment.confidence": confidence}
+    metrics = {
+        **report.metrics,
+        **{f"feature.{k}": v for k, v in report.features.items()},
+        "segment.confidence": confidence,
+    }
     checks = [c.model_dump(mode="json") for c in report.checks]
     failing, reasons = list(report.failing), list(report.reasons)
     if confidence < thresholds.segment_confidence_min:
         failing.append("segment.confidence")
         reasons.append("uncertain cut")
-        checks.append({"name": "segment.confidence", "status": "fail", "value": confidence,
-                       "detail": "uncertain cut: goes to review rather than out the door",
-                       "reason": "uncertain cut"})
-    return QcInfo(profile=report.profile, status="fail" if failing else report.status, metrics=metrics,
-                  checks=checks, failing=failing, reasons=reasons, thresholds_version=report.thresholds_version,
-                  encoded_path=encoded_path, seconds=seconds)
+        checks.append(
+            {
+                "name": "segment.confidence",
+                "status": "fail",
+                "value": confidence,
+                "detail": "uncertain cut: goes to review rather than out the door",
+                "reason": "uncertain cut",
+            }
+        )
+    return QcInfo(
+        profile=report.profile,
+        status="fail" if failing else report.status,
+        metrics=metrics,
+        checks=checks,
+        failing=failing,
+        reasons=reasons,
+        thresholds_version=report.thresholds_version,
+        encoded_path=encoded_path,
+        seconds=seconds,
+    )
 
 
 @task(name="score_batch_consistency")

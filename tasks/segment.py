@@ -7,6 +7,7 @@ model and its weights, the refinement parameters), so a retry that does not chan
 cut, a reviewer's re-render and a re-run read it instead of segmenting again
 (docs/ARCHITECTURE.md, "The unit of work").
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -84,8 +85,14 @@ def _shrink(pixels: np.ndarray, scale: float) -> np.ndarray:
     return cv2.resize(pixels, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
 
 
-def product_mask(source_sha256: str, rgb: np.ndarray, alpha: np.ndarray | None, settings: RunSettings,
-                 params: RenderParams, need_px: float) -> Working:
+def product_mask(
+    source_sha256: str,
+    rgb: np.ndarray,
+    alpha: np.ndarray | None,
+    settings: RunSettings,
+    params: RenderParams,
+    need_px: float,
+) -> Working:
     """The product mask at the working resolution, segmenting only when no stored mask fits."""
     key = mask_key(source_sha256, alpha, settings, params)
     path = work_path(settings.data_dir, source_sha256, f"mask-{key}.png")
@@ -110,8 +117,13 @@ def product_mask(source_sha256: str, rgb: np.ndarray, alpha: np.ndarray | None, 
     work = rgb if scale == 1.0 else _shrink(rgb, scale)
     if raw.shape != work.shape[:2]:
         raw = cv2.resize(raw, work.shape[1::-1], interpolation=cv2.INTER_LINEAR)
-    mask = refine_mask(work, raw, strength=params.refine_strength, threshold=CUT_THRESHOLD[params.cut_bias],
-                       fill_holes=params.fill_holes)
+    mask = refine_mask(
+        work,
+        raw,
+        strength=params.refine_strength,
+        threshold=CUT_THRESHOLD[params.cut_bias],
+        fill_holes=params.fill_holes,
+    )
     if float(mask.max()) < 0.5:
         raise ValueError("no product found in the photo (the mask is empty)")
     mask8 = np.clip(mask * 255.0 + 0.5, 0, 255).astype(np.uint8)
@@ -128,5 +140,6 @@ def _at_work(rgb, mask, confidence, model, path, reused, need_px) -> Working:
     if scale == 1.0:
         return Working(rgb, mask, Placement.identity(), confidence, model, path, reused)
     small = np.round(_shrink(mask, scale) * 255.0) / 255.0
-    return Working(_shrink(rgb, scale), small.astype(np.float32), Placement(scale, 0.0, 0.0), confidence, model,
-                   path, reused)
+    return Working(
+        _shrink(rgb, scale), small.astype(np.float32), Placement(scale, 0.0, 0.0), confidence, model, path, reused
+    )

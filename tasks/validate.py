@@ -1,5 +1,6 @@
 """validate_source: read a SKU's photo safely and store its original bytes for later stages
 (content-addressed: the same photo in two batches is one file; docs/ARCHITECTURE.md)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -14,8 +15,14 @@ from tasks.records import RunSettings, SkuJob, SourceInfo
 from tasks.workdir import work_path, write_atomic
 
 
-@task(name="validate_source", retries=2, retry_delay_seconds=1, retry_condition_fn=retry_transient,
-      task_run_name="validate-{job.sku}", persist_result=True)
+@task(
+    name="validate_source",
+    retries=2,
+    retry_delay_seconds=1,
+    retry_condition_fn=retry_transient,
+    task_run_name="validate-{job.sku}",
+    persist_result=True,
+)
 def validate_source(job: SkuJob, settings: RunSettings) -> SourceInfo:
     """Decode with the safety caps (a photo that cannot be read fails here, named), hash
     the original bytes and store them; ``render_sku`` decodes them again, in memory."""
@@ -27,13 +34,20 @@ def validate_source(job: SkuJob, settings: RunSettings) -> SourceInfo:
     if size > settings.max_bytes:
         raise ImageRejected(f"file is {size} bytes (limit {settings.max_bytes})")
     data = path.read_bytes()
-    decoded = decode_image(data, name=path.name, max_pixels=settings.max_pixels, max_bytes=settings.max_bytes,
-                           draft=True)  # a check: render_sku decodes the pixels it uses
+    decoded = decode_image(
+        data, name=path.name, max_pixels=settings.max_pixels, max_bytes=settings.max_bytes, draft=True
+    )  # a check: render_sku decodes the pixels it uses
     sha = hashlib.sha256(data).hexdigest()
     target = work_path(settings.data_dir, sha, "source")
     if not target.exists():
         write_atomic(target, data)
     return SourceInfo(
-        sku_id=job.sku_id, sha256=sha, path=str(target), width=decoded.width, height=decoded.height,
-        format=decoded.format, size_bytes=size, has_alpha=decoded.alpha is not None,
+        sku_id=job.sku_id,
+        sha256=sha,
+        path=str(target),
+        width=decoded.width,
+        height=decoded.height,
+        format=decoded.format,
+        size_bytes=size,
+        has_alpha=decoded.alpha is not None,
     )

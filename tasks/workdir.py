@@ -1,6 +1,7 @@
 """Content-addressed work files under ``<data_dir>/work``. Tasks read and write pixels here
 and pass only the paths on. Writes are atomic (tmp + rename), so a crash never leaves a
 half-written file where a later run would trust it."""
+
 from __future__ import annotations
 
 import hashlib
@@ -61,8 +62,9 @@ def read_png(path: str | Path, channels: int) -> np.ndarray:
     flag = {1: cv2.IMREAD_GRAYSCALE, 3: cv2.IMREAD_COLOR, 4: cv2.IMREAD_UNCHANGED}[channels]
     pixels = cv2.imread(str(path), flag)
     if pixels is None:
-        raise FileNotFoundError(f"work file missing or unreadable: {path} (delete the data dir's "
-                                "results folder to rebuild caches)")
+        raise FileNotFoundError(
+            f"work file missing or unreadable: {path} (delete the data dir's results folder to rebuild caches)"
+        )
     if channels == 3:
         return cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
     if channels == 4:

@@ -1,4 +1,5 @@
 """Shared fixtures: catalog databases (SQLite and a per-run PostgreSQL database), model dir."""
+
 from __future__ import annotations
 
 import os
@@ -98,8 +99,13 @@ def run_settings(tmp_path, tmp_path_factory, model_dir):
     from tasks.records import RunSettings
 
     def make(**overrides):
-        values = dict(data_dir=tmp_path / "data", database_url=f"sqlite:///{tmp_path / 'catalog.db'}",
-                      model_dir=model_dir, upscaler="lanczos", thresholds=dict(CLASSICAL_ENLARGEMENT))
+        values = dict(
+            data_dir=tmp_path / "data",
+            database_url=f"sqlite:///{tmp_path / 'catalog.db'}",
+            model_dir=model_dir,
+            upscaler="lanczos",
+            thresholds=dict(CLASSICAL_ENLARGEMENT),
+        )
         values.update(overrides)
         return RunSettings(**values)
 

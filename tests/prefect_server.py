@@ -7,6 +7,7 @@ the ``batch_deployment`` session fixture from here.
 Processes are started in their own session and stopped by their own ids, the worker before
 the server (a process worker ignores SIGTERM once its server is gone).
 """
+
 from __future__ import annotations
 
 import os
@@ -72,16 +73,24 @@ def run_prefect_server(root: Path) -> Iterator[PrefectServer]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false",
-               PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED="false",
-               PREFECT_SERVER_SERVICES_PAUSE_EXPIRATIONS_LOOP_SECONDS="2",
-               PREFECT_UI_API_URL=f"{url}/api", PREFECT_LOGGING_LEVEL="WARNING")
+    env.update(
+        PREFECT_HOME=str(home),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED="false",
+        PREFECT_SERVER_SERVICES_PAUSE_EXPIRATIONS_LOOP_SECONDS="2",
+        PREFECT_UI_API_URL=f"{url}/api",
+        PREFECT_LOGGING_LEVEL="WARNING",
+    )
     log = root / "server.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-             "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True, cwd=root)
+            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=root,
+        )
     try:
         deadline = time.monotonic() + SERVER_START_TIMEOUT_S
         while True:
@@ -112,9 +121,18 @@ def run_process_worker(server: PrefectServer, pool: str, root: Path, env: dict[s
             # of this CapacityLimiter's tokens") when a run it just saw suspend is resumed
             # before the suspended process has exited
             [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool, "--type", "process"],
-            env={**server.env, "PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_WORKER_PREFETCH_SECONDS": "1",
-                 "PREFECT_LOGGING_LEVEL": "INFO", **env},
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=REPO)
+            env={
+                **server.env,
+                "PREFECT_WORKER_QUERY_SECONDS": "1",
+                "PREFECT_WORKER_PREFETCH_SECONDS": "1",
+                "PREFECT_LOGGING_LEVEL": "INFO",
+                **env,
+            },
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=REPO,
+        )
     try:
         yield log
     finally:
@@ -151,11 +169,13 @@ def deploy_catalog_batch(server: PrefectServer) -> str:
     from flows.catalog_batch import catalog_batch
 
     with get_client(sync_client=True) as client:
-        client.create_work_pool(WorkPoolCreate(
-            name=POOL, type="process", base_job_template=ProcessWorker.get_default_base_job_template()))
+        client.create_work_pool(
+            WorkPoolCreate(name=POOL, type="process", base_job_template=ProcessWorker.get_default_base_job_template())
+        )
     flow = catalog_batch.from_source(source=str(REPO), entrypoint="flows/catalog_batch.py:catalog_batch")
-    flow.deploy(name=DEPLOYMENT, work_pool_name=POOL, build=False, push=False,
-                print_next_steps=False, ignore_warnings=True)
+    flow.deploy(
+        name=DEPLOYMENT, work_pool_name=POOL, build=False, push=False, print_next_steps=False, ignore_warnings=True
+    )
     return f"{flow.name}/{DEPLOYMENT}"
 
 
@@ -180,8 +200,7 @@ def batch_deployment(tmp_path_factory) -> Iterator[BatchDeployment]:
 def small_manifest(folder: Path, skus: tuple[str, ...]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copytree(EXAMPLES / "images", folder / "images", dirs_exist_ok=True)
-    rows = [line for line in (EXAMPLES / "manifest.csv").read_text().splitlines()
-            if line.startswith(("sku,", *skus))]
+    rows = [line for line in (EXAMPLES / "manifest.csv").read_text().splitlines() if line.startswith(("sku,", *skus))]
     (folder / "manifest.csv").write_text("\n".join(rows) + "\n")
     return folder / "manifest.csv"
 
@@ -190,9 +209,17 @@ def start_batch(deployed, manifest: Path, out: Path, settings, **params) -> UUID
     from prefect.deployments import run_deployment
 
     with deployed.api():
-        run = run_deployment(deployed.name, timeout=0, parameters=dict(
-            manifest=str(manifest), out_dir=str(out), settings=settings.model_dump(mode="json"),
-            profiles=["shopify"], **params))
+        run = run_deployment(
+            deployed.name,
+            timeout=0,
+            parameters=dict(
+                manifest=str(manifest),
+                out_dir=str(out),
+                settings=settings.model_dump(mode="json"),
+                profiles=["shopify"],
+                **params,
+            ),
+        )
     return run.id
 
 
@@ -209,8 +236,10 @@ def wait_for(deployed, run_id: UUID, done, what: str, timeout_s: float = 240):
                 return state
             if state is not None and state.is_final() or time.monotonic() > deadline:
                 log = deployed.worker_log.read_text(errors="replace")[-6000:]
-                pytest.fail(f"run {run_id} is {state.name if state else None} ({state.message if state else ''}), "
-                            f"not {what}\n--- worker log ---\n{log}")
+                pytest.fail(
+                    f"run {run_id} is {state.name if state else None} ({state.message if state else ''}), "
+                    f"not {what}\n--- worker log ---\n{log}"
+                )
             time.sleep(1)
 
 

@@ -1,4 +1,5 @@
 """Alembic environment: run by catalog.db.migrate with a live connection in config.attributes."""
+
 from alembic import context
 
 from catalog.models import Base

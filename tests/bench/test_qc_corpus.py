@@ -1,6 +1,7 @@
 """bench/qc_corpus.py: the labelled QC calibration corpus (determinism, clean renders,
 every defect present, severities as labelled). One small product's full case list, one
 holed product's filled_hole cases: about 20 s on 2 cores."""
+
 from __future__ import annotations
 
 import cv2
@@ -42,8 +43,18 @@ def _by(cases, defect):
 
 
 def test_products_vary_and_are_well_formed(prods):
-    assert {p.attrs["shape"] for p in prods} >= {"bottle", "box", "mug", "ring", "frame", "lamp", "stand",
-                                                  "shoe", "jar", "headphones"}
+    assert {p.attrs["shape"] for p in prods} >= {
+        "bottle",
+        "box",
+        "mug",
+        "ring",
+        "frame",
+        "lamp",
+        "stand",
+        "shoe",
+        "jar",
+        "headphones",
+    }
     assert {p.attrs["colour"] for p in prods} == {"saturated", "neutral", "white", "black"}
     assert {p.attrs["size"] for p in prods} == {"small", "medium", "large"}
     assert {p.attrs["material"] for p in prods} == {"matte", "glossy", "smooth"}
@@ -70,7 +81,7 @@ def test_deterministic(small, small_cases):
     redo = qc.cases(again, defects=["lost_part", "fragment", "colour_patch"])
     first = [c for c in small_cases if c.defect in ("clean", "lost_part", "fragment", "colour_patch")]
     assert len(redo) == len(first)
-    for a, b in zip(redo, first):
+    for a, b in zip(redo, first, strict=True):
         assert (a.defect, a.severity, a.visible) == (b.defect, b.severity, b.visible)
         assert np.array_equal(a.source_mask, b.source_mask)
         assert np.array_equal(a.renders[MAIN].rgb, b.renders[MAIN].rgb)
@@ -105,9 +116,13 @@ def test_every_case_differs_from_clean(small_cases, hole_cases):
         clean = cases[0].renders[MAIN]
         for c in cases[1:]:
             r = c.renders[MAIN]
-            same = (r.rgb.shape == clean.rgb.shape and np.array_equal(r.rgb, clean.rgb)
-                    and np.array_equal(r.alpha, clean.alpha) and c.source_mask is cases[0].source_mask
-                    and r.encoded == clean.encoded)  # a jpeg case differs in its shipped bytes only
+            same = (
+                r.rgb.shape == clean.rgb.shape
+                and np.array_equal(r.rgb, clean.rgb)
+                and np.array_equal(r.alpha, clean.alpha)
+                and c.source_mask is cases[0].source_mask
+                and r.encoded == clean.encoded
+            )  # a jpeg case differs in its shipped bytes only
             assert not same, (c.defect, c.severity)
 
 
@@ -126,7 +141,7 @@ def test_mask_stage_severities(small_cases, hole_cases, small):
     for c in _by(small_cases, "fragment"):
         added = np.clip(c.source_mask - small.true_mask, 0, None).sum()
         r = c.renders[MAIN]
-        assert c.severity == pytest.approx(added * r.placement.scale ** 2 / r.alpha.size, rel=1e-5)
+        assert c.severity == pytest.approx(added * r.placement.scale**2 / r.alpha.size, rel=1e-5)
         assert c.severity == pytest.approx(c.detail["nominal"], rel=0.35)
 
 
@@ -175,7 +190,10 @@ def test_render_stage_severities(small_cases):
     for c in _by(small_cases, "shadow_direction") + _by(small_cases, "floating"):
         r = c.renders[MAIN]
         assert (r.light_direction_deg, r.shadow_style, r.grounded) == (
-            clean.light_direction_deg, clean.shadow_style, True)
+            clean.light_direction_deg,
+            clean.shadow_style,
+            True,
+        )
         assert np.array_equal(r.alpha, clean.alpha)
     for c in _by(small_cases, "touches_edge"):
         assert c.severity > 0 and c.visible

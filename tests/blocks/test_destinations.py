@@ -1,4 +1,5 @@
 """Local folder and S3 destinations: atomic, idempotent, contained; S3 on a loopback moto."""
+
 from __future__ import annotations
 
 import hashlib

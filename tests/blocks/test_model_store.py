@@ -1,4 +1,5 @@
 """ModelStore: weights mirrored on an S3-compatible server on loopback, checksums enforced."""
+
 import pytest
 
 from blocks.model_store import ModelStore

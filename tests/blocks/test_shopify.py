@@ -3,6 +3,7 @@
 A fake stands in because no machine here reaches Shopify; it validates every request
 against the documented schema and upload contract.
 """
+
 from __future__ import annotations
 
 import base64
@@ -40,14 +41,18 @@ def token_never_logged(caplog):
 
 
 def context(fake: ShopifyAdminFake, product_id: str | None = None, **fields) -> ExportContext:
-    base = {"sku": "MUG-001", "title": "Blue mug", "profile": "shopify",
-            "product_id": product_id or fake.add_product(), "alt_text": "Blue mug on white"}
+    base = {
+        "sku": "MUG-001",
+        "title": "Blue mug",
+        "profile": "shopify",
+        "product_id": product_id or fake.add_product(),
+        "alt_text": "Blue mug on white",
+    }
     return ExportContext(**{**base, **fields})
 
 
 def put(store: ShopifyStore, ctx: ExportContext, data: bytes = DATA) -> str:
-    return store.put(KEY, data, content_type="image/png",
-                     sha256=hashlib.sha256(data).hexdigest(), context=ctx)
+    return store.put(KEY, data, content_type="image/png", sha256=hashlib.sha256(data).hexdigest(), context=ctx)
 
 
 def recording_sleep(fake: ShopifyAdminFake, store: ShopifyStore) -> list[float]:
@@ -68,17 +73,21 @@ def assert_token_absent(exc: BaseException) -> None:
 
 
 def test_block_fields_are_validated_and_secrets_hidden():
-    store = ShopifyStore(shop_domain="Acme-Goods.myshopify.com", access_token=ACCESS_TOKEN,
-                         webhook_secret="whsec")
+    store = ShopifyStore(shop_domain="Acme-Goods.myshopify.com", access_token=ACCESS_TOKEN, webhook_secret="whsec")
     assert store.destination_id == "shopify:acme-goods.myshopify.com"
     assert store.graphql_url == "https://acme-goods.myshopify.com/admin/api/2025-10/graphql.json"
     assert ACCESS_TOKEN not in repr(store) and ACCESS_TOKEN not in str(store.model_dump())
-    for bad in [{"shop_domain": "acme.com"}, {"shop_domain": "x.myshopify.com.evil.io"},
-                {"admin_api_url": "ftp://127.0.0.1"}, {"admin_api_url": "http://127.0.0.1/x"},
-                {"api_version": "2025-11"}, {"media_mode": "merge"}, {"max_retries": -1}]:
+    for bad in [
+        {"shop_domain": "acme.com"},
+        {"shop_domain": "x.myshopify.com.evil.io"},
+        {"admin_api_url": "ftp://127.0.0.1"},
+        {"admin_api_url": "http://127.0.0.1/x"},
+        {"api_version": "2025-11"},
+        {"media_mode": "merge"},
+        {"max_retries": -1},
+    ]:
         with pytest.raises(ValueError):
-            ShopifyStore(**{"shop_domain": SHOP_DOMAIN, "access_token": "t",
-                            "webhook_secret": "s", **bad})
+            ShopifyStore(**{"shop_domain": SHOP_DOMAIN, "access_token": "t", "webhook_secret": "s", **bad})
 
 
 def test_verify_webhook_checks_the_base64_hmac():
@@ -95,9 +104,15 @@ def test_put_stages_uploads_and_attaches_with_alt_text(shopify_admin):  # noqa: 
     media_id = put(store, ctx)
     assert fake.operations() == ATTACH_FLOW
     staged = next(c for c in fake.calls if c.operation == "stagedUploadsCreate").variables
-    assert staged["input"] == [{"resource": "IMAGE", "filename": "MUG-001-shopify.png",
-                                "mimeType": "image/png", "httpMethod": "POST",
-                                "fileSize": str(len(DATA))}]
+    assert staged["input"] == [
+        {
+            "resource": "IMAGE",
+            "filename": "MUG-001-shopify.png",
+            "mimeType": "image/png",
+            "httpMethod": "POST",
+            "fileSize": str(len(DATA)),
+        }
+    ]
     upload = next(c for c in fake.calls if c.kind == "staged_upload")
     assert upload.status == 200 and upload.variables["fields"][-1] == "file"
     attach = next(c for c in fake.calls if c.operation == "productUpdate").variables
@@ -122,10 +137,10 @@ def test_replace_mode_detaches_only_the_previous_image_after_attaching(shopify_a
     fake, store = shopify_admin, shopify_store(shopify_admin, media_mode="replace")
     ctx = context(fake)
     merchant = fake.add_media(ctx.product_id, "Merchant's own photo")
-    other_profile = fake.add_media(ctx.product_id, "x " + media_marker(SHA, ctx.model_copy(
-        update={"profile": "lifestyle"})))
-    other_sku = fake.add_media(ctx.product_id, "x " + media_marker(SHA, ctx.model_copy(
-        update={"sku": "MUG-002"})))
+    other_profile = fake.add_media(
+        ctx.product_id, "x " + media_marker(SHA, ctx.model_copy(update={"profile": "lifestyle"}))
+    )
+    other_sku = fake.add_media(ctx.product_id, "x " + media_marker(SHA, ctx.model_copy(update={"sku": "MUG-002"})))
     old = put(store, ctx, b"yesterday's render")
     new = put(store, ctx)
     ids = [m["id"] for m in fake.product_media(ctx.product_id)]
@@ -271,8 +286,7 @@ def test_put_refuses_bad_input_before_any_request(shopify_admin):  # noqa: F811
     assert fake.calls == []
 
 
-STAGE_INPUT = {"resource": "IMAGE", "filename": "a.png", "mimeType": "image/png",
-               "httpMethod": "POST", "fileSize": "5"}
+STAGE_INPUT = {"resource": "IMAGE", "filename": "a.png", "mimeType": "image/png", "httpMethod": "POST", "fileSize": "5"}
 
 
 def test_fake_holds_graphql_requests_to_the_documented_contract(shopify_admin):  # noqa: F811
@@ -298,8 +312,7 @@ def test_fake_holds_staged_uploads_to_fields_size_and_no_token(shopify_admin):  
 
     def post(data: dict, body: bytes = b"12345", headers: dict | None = None) -> int:
         files = {"file": ("a.png", body, "image/png")}
-        return httpx.post(target["url"], data=data, files=files, headers=headers,
-                          timeout=10).status_code
+        return httpx.post(target["url"], data=data, files=files, headers=headers, timeout=10).status_code
 
     assert post(fields, b"1234") == 400  # not the declared fileSize
     assert post({k: v for k, v in fields.items() if k != "policy"}) == 400

@@ -27,19 +27,22 @@ def test_shopify_product_ids_are_normalised_to_gids(tmp_path):
     _images(tmp_path, "a.png", "b.png", "c.png", "d.png")
     (tmp_path / "m.csv").write_text(
         "sku,image,shopify_product_id\nA,a.png,1001\nB,b.png,gid://shopify/Product/42\n"
-        "C,c.png,\nD,d.png,gid://shopify/Variant/7\n")
+        "C,c.png,\nD,d.png,gid://shopify/Variant/7\n"
+    )
     a, b, c, d = load_manifest(tmp_path / "m.csv").entries
     assert a.shopify_product_id == "gid://shopify/Product/1001"
     assert b.shopify_product_id == "gid://shopify/Product/42"
     assert c.shopify_product_id is None and c.problem is None
-    assert d.problem == "shopify_product_id 'gid://shopify/Variant/7' is neither a number nor " \
-                        "gid://shopify/Product/<n>"
+    assert d.problem == "shopify_product_id 'gid://shopify/Variant/7' is neither a number nor gid://shopify/Product/<n>"
 
 
-@pytest.mark.parametrize("text,reason", [
-    ("sku,title\nA,x\n", "lacks required column"),
-    ("", "empty"),
-])
+@pytest.mark.parametrize(
+    "text,reason",
+    [
+        ("sku,title\nA,x\n", "lacks required column"),
+        ("", "empty"),
+    ],
+)
 def test_unusable_manifests_raise(tmp_path, text, reason):
     (tmp_path / "m.csv").write_text(text)
     with pytest.raises(ManifestError, match=reason):

@@ -1,4 +1,5 @@
 """Off-peak windows across the 2026 DST changes, and agreement with Prefect's CronSchedule."""
+
 import asyncio
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -50,7 +51,7 @@ def test_one_start_per_night_across_both_dst_changes(tz, start):
         starts = w.window_starts(begin, end)
         local_days = [s.astimezone(ZoneInfo(tz)).date() for s in starts]
         assert len(starts) == len(set(local_days)) == 7, starts
-        gaps = {b - a for a, b in zip(starts, starts[1:])}
+        gaps = {b - a for a, b in zip(starts, starts[1:], strict=False)}
         assert gaps <= {timedelta(hours=23), timedelta(hours=24), timedelta(hours=25)}
 
 
@@ -70,7 +71,8 @@ def test_prefect_cron_schedule_gives_the_same_starts(tz, start):
 
 def test_cron_schedule_fields():
     assert cron_schedule(OffPeakWindow(time(22, 5), time(6), "Europe/Berlin")) == {
-        "cron": "5 22 * * *", "timezone": "Europe/Berlin",
+        "cron": "5 22 * * *",
+        "timezone": "Europe/Berlin",
     }
     with pytest.raises(ValueError, match="minute resolution"):
         cron_schedule(OffPeakWindow(time(22, 0, 30), time(6), "Europe/Berlin"))
@@ -81,8 +83,11 @@ def test_window_crossing_midnight_contains_and_next_start():
     winter_noon = datetime(2026, 1, 15, 12, tzinfo=BERLIN)
     assert not w.contains(winter_noon)
     assert w.next_window_start(winter_noon) == datetime(2026, 1, 15, 22, tzinfo=BERLIN)
-    for inside in (datetime(2026, 1, 15, 22, tzinfo=BERLIN), datetime(2026, 1, 16, 5, 59, tzinfo=BERLIN),
-                   datetime(2026, 1, 15, 23, 30, tzinfo=BERLIN)):
+    for inside in (
+        datetime(2026, 1, 15, 22, tzinfo=BERLIN),
+        datetime(2026, 1, 16, 5, 59, tzinfo=BERLIN),
+        datetime(2026, 1, 15, 23, 30, tzinfo=BERLIN),
+    ):
         assert w.contains(inside) and w.next_window_start(inside) == inside
     assert not w.contains(datetime(2026, 1, 16, 6, tzinfo=BERLIN))  # end is exclusive
     # an instant in another zone is compared as an instant
@@ -114,7 +119,8 @@ def test_plan_run():
     day = datetime(2026, 5, 4, 10, tzinfo=BERLIN)
     night = datetime(2026, 5, 4, 23, tzinfo=BERLIN)
     assert w.plan_run(day, 5000, False, 500) == RunPlan(
-        datetime(2026, 5, 4, 22, tzinfo=BERLIN), "standard", "5000 SKUs >= 500: next off-peak window")
+        datetime(2026, 5, 4, 22, tzinfo=BERLIN), "standard", "5000 SKUs >= 500: next off-peak window"
+    )
     assert w.plan_run(night, 5000, False, 500).when == night
     urgent = w.plan_run(day, 5000, True, 500)
     assert (urgent.when, urgent.queue) == (day, "urgent")

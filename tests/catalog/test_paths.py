@@ -24,8 +24,9 @@ def test_distinct_ids_never_share_a_folder():
     assert len(names) == 5
 
 
-@pytest.mark.parametrize("raw,reason", [("", "empty"), ("   ", "empty"), ("a\x00b", "control"),
-                                        ("x" * 201, "201 characters")])
+@pytest.mark.parametrize(
+    "raw,reason", [("", "empty"), ("   ", "empty"), ("a\x00b", "control"), ("x" * 201, "201 characters")]
+)
 def test_invalid_ids_are_refused(raw, reason):
     with pytest.raises(UnsafeName, match=reason):
         validate_sku(raw)

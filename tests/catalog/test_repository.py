@@ -1,4 +1,5 @@
 """Runs on SQLite and on a per-run PostgreSQL database (see tests/conftest.py)."""
+
 from pathlib import Path
 
 import pytest
@@ -13,17 +14,28 @@ from catalog.states import BatchState, IllegalTransition, SkuState
 
 def _batch(url, entries, batch_id="b1"):
     with session_scope(url) as s:
-        repo.create_batch(s, batch_id=batch_id, name="t", manifest_path="m.csv", manifest_sha256="0" * 64,
-                          template="white_studio", profiles=["shopify"], review_policy="auto")
+        repo.create_batch(
+            s,
+            batch_id=batch_id,
+            name="t",
+            manifest_path="m.csv",
+            manifest_sha256="0" * 64,
+            template="white_studio",
+            profiles=["shopify"],
+            review_policy="auto",
+        )
         return [(r.id, r.sku, r.state, r.dirname) for r in repo.add_skus(s, batch_id, entries, "white_studio")]
 
 
 def test_skus_with_problems_start_failed(database_url):
-    rows = _batch(database_url, [
-        ManifestEntry(1, "A", Path("a.png")),
-        ManifestEntry(2, "B", None, problem="image file not found: b.png"),
-        ManifestEntry(3, "../x", Path("x.png")),
-    ])
+    rows = _batch(
+        database_url,
+        [
+            ManifestEntry(1, "A", Path("a.png")),
+            ManifestEntry(2, "B", None, problem="image file not found: b.png"),
+            ManifestEntry(3, "../x", Path("x.png")),
+        ],
+    )
     assert [r[2] for r in rows] == ["pending", "failed", "pending"]
     assert rows[2][3].startswith("x-")
     with session_scope(database_url) as s:
@@ -31,7 +43,7 @@ def test_skus_with_problems_start_failed(database_url):
 
 
 def test_state_machine_enforced_in_db(database_url):
-    (sku_id, *_), = _batch(database_url, [ManifestEntry(1, "A", Path("a.png"))])
+    ((sku_id, *_),) = _batch(database_url, [ManifestEntry(1, "A", Path("a.png"))])
     with session_scope(database_url) as s:
         repo.set_batch_state(s, "b1", BatchState.validating)
         repo.set_sku_state(s, sku_id, SkuState.validated)
@@ -54,10 +66,16 @@ def test_source_images_dedupe_by_content(database_url):
 
 
 def test_exports_are_claimed_once_across_batches(database_url):
-    (a, *_), = _batch(database_url, [ManifestEntry(1, "A", Path("a.png"))], "b1")
-    (b, *_), = _batch(database_url, [ManifestEntry(1, "A", Path("a.png"))], "b2")
-    kw = dict(render_id=None, profile="shopify", destination="local:/out", key="A/shopify.jpg",
-              content_sha256="c" * 64, size=10)
+    ((a, *_),) = _batch(database_url, [ManifestEntry(1, "A", Path("a.png"))], "b1")
+    ((b, *_),) = _batch(database_url, [ManifestEntry(1, "A", Path("a.png"))], "b2")
+    kw = dict(
+        render_id=None,
+        profile="shopify",
+        destination="local:/out",
+        key="A/shopify.jpg",
+        content_sha256="c" * 64,
+        size=10,
+    )
     with session_scope(database_url) as s:
         row, done = repo.claim_export(s, sku_id=a, **kw)
         assert not done
@@ -69,14 +87,31 @@ def test_exports_are_claimed_once_across_batches(database_url):
 
 
 def test_render_and_qc_rows(database_url):
-    (sku_id, *_), = _batch(database_url, [ManifestEntry(1, "A", Path("a.png"))])
+    ((sku_id, *_),) = _batch(database_url, [ManifestEntry(1, "A", Path("a.png"))])
     with session_scope(database_url) as s:
         for attempt in (1, 2):
-            render = repo.record_render(s, sku_id, attempt=attempt, profile="shopify", template="white_studio",
-                                        params={"fill": 0.85}, model_versions={"segment": "u2netp@309c"},
-                                        seed=None, uri="/w/x.png", content_sha256="a" * 64, segment_confidence=0.9)
-            repo.record_qc(s, render.id, thresholds_version="1", status="fail" if attempt == 1 else "pass",
-                           metrics={"delta_e_mean": 0.4}, checks=[], failing=["edge_halo"] if attempt == 1 else [])
+            render = repo.record_render(
+                s,
+                sku_id,
+                attempt=attempt,
+                profile="shopify",
+                template="white_studio",
+                params={"fill": 0.85},
+                model_versions={"segment": "u2netp@309c"},
+                seed=None,
+                uri="/w/x.png",
+                content_sha256="a" * 64,
+                segment_confidence=0.9,
+            )
+            repo.record_qc(
+                s,
+                render.id,
+                thresholds_version="1",
+                status="fail" if attempt == 1 else "pass",
+                metrics={"delta_e_mean": 0.4},
+                checks=[],
+                failing=["edge_halo"] if attempt == 1 else [],
+            )
     with session_scope(database_url) as s:
         latest = repo.latest_qc(s, sku_id)
         assert len(latest) == 1 and latest[0][0].attempt == 2 and latest[0][1].status == "pass"

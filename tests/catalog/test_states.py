@@ -13,7 +13,7 @@ from catalog.states import (
 
 def test_happy_path_batch_lifecycle():
     order = ["created", "validating", "processing", "qc", "review_hold", "exporting", "done"]
-    for current, new in zip(order, order[1:]):
+    for current, new in zip(order, order[1:], strict=False):
         assert check_batch_transition(current, new) == BatchState(new)
 
 
@@ -26,9 +26,19 @@ def test_illegal_batch_transitions_raise(current, new):
 
 
 def test_sku_paths_and_terminals():
-    path = ["pending", "validated", "rendering", "rendered", "qc_failed", "rendering", "rendered",
-            "qc_passed", "approved", "exported"]
-    for current, new in zip(path, path[1:]):
+    path = [
+        "pending",
+        "validated",
+        "rendering",
+        "rendered",
+        "qc_failed",
+        "rendering",
+        "rendered",
+        "qc_passed",
+        "approved",
+        "exported",
+    ]
+    for current, new in zip(path, path[1:], strict=False):
         check_sku_transition(current, new)
     for terminal in SKU_TERMINAL:
         assert SKU_TRANSITIONS[terminal] == frozenset()

@@ -1,4 +1,5 @@
 """Webhook delivery records on SQLite and on a per-run PostgreSQL database."""
+
 import threading
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -17,8 +18,15 @@ T0 = datetime(2026, 3, 1, 11, 0, tzinfo=UTC)
 def _record(url, webhook_id, updated_at=T0, *, product_id="42", triggered_at=None, shop="a.myshopify.com"):
     with session_scope(url) as s:
         return record_delivery(
-            s, webhook_id=webhook_id, shop=shop, topic="products/update", product_id=product_id,
-            triggered_at=triggered_at, product_updated_at=updated_at, payload_sha256="0" * 64, now=NOW,
+            s,
+            webhook_id=webhook_id,
+            shop=shop,
+            topic="products/update",
+            product_id=product_id,
+            triggered_at=triggered_at,
+            product_updated_at=updated_at,
+            payload_sha256="0" * 64,
+            now=NOW,
         )
 
 
@@ -39,7 +47,10 @@ def test_older_version_is_stale_and_stored(database_url):
     assert _record(database_url, "w2", T0) == "accepted"  # equal versions are not stale
     assert _record(database_url, "w3", T0 + timedelta(minutes=5)) == "accepted"
     assert _rows(database_url) == {
-        "w1": ("accepted", None), "w0": ("stale", None), "w2": ("accepted", None), "w3": ("accepted", None),
+        "w1": ("accepted", None),
+        "w0": ("stale", None),
+        "w2": ("accepted", None),
+        "w3": ("accepted", None),
     }
 
 
@@ -101,10 +112,20 @@ def test_concurrent_same_webhook_id_is_one_row(database_url):
     factory = sessionmaker(get_engine(database_url), expire_on_commit=False)
     first = factory()
     first.begin()
-    assert record_delivery(
-        first, webhook_id="w1", shop="a.myshopify.com", topic="products/update", product_id="42",
-        triggered_at=None, product_updated_at=T0, payload_sha256="0" * 64, now=NOW,
-    ) == "accepted"
+    assert (
+        record_delivery(
+            first,
+            webhook_id="w1",
+            shop="a.myshopify.com",
+            topic="products/update",
+            product_id="42",
+            triggered_at=None,
+            product_updated_at=T0,
+            payload_sha256="0" * 64,
+            now=NOW,
+        )
+        == "accepted"
+    )
     result = {}
     second = threading.Thread(target=lambda: result.setdefault("status", _record(database_url, "w1")))
     second.start()

@@ -1,4 +1,5 @@
 """``lightbox run --thresholds FILE``: QC limits changed from a file, checked before any SKU."""
+
 import subprocess
 import sys
 
@@ -11,16 +12,34 @@ def _run(tmp_path, thresholds_text):
     path = tmp_path / "thresholds.yaml"
     path.write_text(thresholds_text)
     return subprocess.run(
-        [sys.executable, "-m", "deployments.cli", "run", str(EXAMPLES / "manifest.csv"), "--out",
-         str(tmp_path / "out"), "--data-dir", str(tmp_path / "data"), "--thresholds", str(path)],
-        cwd=REPO, capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "deployments.cli",
+            "run",
+            str(EXAMPLES / "manifest.csv"),
+            "--out",
+            str(tmp_path / "out"),
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--thresholds",
+            str(path),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
-@pytest.mark.parametrize("text,words", [
-    ("source_enlargment: {warn: 5, fail: 6}\n", "source_enlargment"),  # a typo is named, not ignored
-    ("halo_share: {warn: 0.5, fail: 0.1}\n", "halo_share"),  # warn beyond fail
-    ("- just\n- a list\n", "mapping"),
-])
+@pytest.mark.parametrize(
+    "text,words",
+    [
+        ("source_enlargment: {warn: 5, fail: 6}\n", "source_enlargment"),  # a typo is named, not ignored
+        ("halo_share: {warn: 0.5, fail: 0.1}\n", "halo_share"),  # warn beyond fail
+        ("- just\n- a list\n", "mapping"),
+    ],
+)
 def test_bad_thresholds_stop_the_run_with_one_line(tmp_path, text, words):
     result = _run(tmp_path, text)
     assert result.returncode == 2, result.stderr

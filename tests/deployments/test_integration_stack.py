@@ -7,6 +7,7 @@ http.server (private addresses allowed for this test only), renders it through t
 render-shard deployment on the GPU pool and exports it. A forged signature, an oversized
 body and a replayed delivery are refused and start no flow run. `infra.stack down` stops it
 all. About 1.5-2 minutes on two shared cores."""
+
 import base64
 import functools
 import hashlib
@@ -55,8 +56,7 @@ def image_url(tmp_path_factory):
     # test is about the webhook -> export path, not the gate).
     with Image.open(EXAMPLES / "images" / "espresso-cup.png") as photo:
         photo.convert("RGB").resize((photo.width * 3, photo.height * 3), Image.LANCZOS).save(root / "cup.png")
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(root)))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(root)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}/cup.png"
@@ -65,24 +65,34 @@ def image_url(tmp_path_factory):
 
 
 def stack_cmd(env: dict, command: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "infra.stack", command], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "infra.stack", command], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, model_dir):
     home = tmp_path_factory.mktemp("stack")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "LIGHTBOX_"))}
-    env.update(LIGHTBOX_STACK_HOME=str(home), LIGHTBOX_PREFECT_PORT=str(free_port()),
-               LIGHTBOX_WEBHOOK_PORT=str(free_port()), LIGHTBOX_MODEL_DIR=str(model_dir),
-               LIGHTBOX_SHOPIFY_WEBHOOK_SECRET=SECRET, PREFECT_UI_ENABLED="false")
+    env.update(
+        LIGHTBOX_STACK_HOME=str(home),
+        LIGHTBOX_PREFECT_PORT=str(free_port()),
+        LIGHTBOX_WEBHOOK_PORT=str(free_port()),
+        LIGHTBOX_MODEL_DIR=str(model_dir),
+        LIGHTBOX_SHOPIFY_WEBHOOK_SECRET=SECRET,
+        PREFECT_UI_ENABLED="false",
+    )
     started = time.monotonic()
     up = stack_cmd(env, "up")
     try:
         assert up.returncode == 0, f"make up failed:\n{up.stdout}\n{up.stderr}"
-        yield {"env": env, "home": home, "up_seconds": time.monotonic() - started,
-               "api": f"http://127.0.0.1:{env['LIGHTBOX_PREFECT_PORT']}/api",
-               "webhook": f"http://127.0.0.1:{env['LIGHTBOX_WEBHOOK_PORT']}/webhooks/shopify"}
+        yield {
+            "env": env,
+            "home": home,
+            "up_seconds": time.monotonic() - started,
+            "api": f"http://127.0.0.1:{env['LIGHTBOX_PREFECT_PORT']}/api",
+            "webhook": f"http://127.0.0.1:{env['LIGHTBOX_WEBHOOK_PORT']}/webhooks/shopify",
+        }
     finally:
         down = stack_cmd(env, "down")
         assert down.returncode == 0, down.stderr
@@ -99,17 +109,31 @@ def client(stack):
 
 
 def product_body(product_id: int, image_url: str, pad: int = 0) -> bytes:
-    body = {"id": product_id, "title": "Espresso cup", "updated_at": "2026-11-20T10:00:00+00:00",
-            "images": [{"src": image_url}], "body_html": "x" * pad}
+    body = {
+        "id": product_id,
+        "title": "Espresso cup",
+        "updated_at": "2026-11-20T10:00:00+00:00",
+        "images": [{"src": image_url}],
+        "body_html": "x" * pad,
+    }
     return json.dumps(body).encode()
 
 
 def post(stack, body: bytes, webhook_id: str, secret: str = SECRET) -> httpx.Response:
     signature = base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
-    return httpx.post(stack["webhook"], content=body, timeout=30, headers={
-        "X-Shopify-Hmac-Sha256": signature, "X-Shopify-Topic": "products/update",
-        "X-Shopify-Shop-Domain": SHOP, "X-Shopify-Webhook-Id": webhook_id,
-        "X-Shopify-Triggered-At": "2026-11-20T10:00:01Z", "Content-Type": "application/json"})
+    return httpx.post(
+        stack["webhook"],
+        content=body,
+        timeout=30,
+        headers={
+            "X-Shopify-Hmac-Sha256": signature,
+            "X-Shopify-Topic": "products/update",
+            "X-Shopify-Shop-Domain": SHOP,
+            "X-Shopify-Webhook-Id": webhook_id,
+            "X-Shopify-Triggered-At": "2026-11-20T10:00:01Z",
+            "Content-Type": "application/json",
+        },
+    )
 
 
 def refresh_runs(api) -> dict[str, list]:
@@ -138,14 +162,18 @@ def test_signed_webhook_becomes_an_exported_image(stack, image_url):
 
     with client(stack) as api:
         nightly = api.read_deployment_by_name("catalog-batch/nightly")
-        for value in (nightly.parameters["manifest"], nightly.parameters["out_dir"],
-                      nightly.parameters["settings"]["data_dir"]):
+        for value in (
+            nightly.parameters["manifest"],
+            nightly.parameters["out_dir"],
+            nightly.parameters["settings"]["data_dir"],
+        ):
             assert Path(value).is_absolute() and Path(value).is_relative_to(stack["home"]), value
         reconcile = api.read_deployment_by_name("reconcile-shopify/hourly")
         assert [s.active for s in reconcile.schedules] == [False]  # no store configured here
         refresh = api.read_deployment_by_name("shopify-refresh/webhook")
-        api.update_deployment(refresh.id, DeploymentUpdate(
-            parameters={**refresh.parameters, "allow_private_urls": True}))  # loopback CDN
+        api.update_deployment(
+            refresh.id, DeploymentUpdate(parameters={**refresh.parameters, "allow_private_urls": True})
+        )  # loopback CDN
 
         forged = post(stack, product_body(9001, image_url), "wh-forged", secret="not-the-secret")
         oversized = post(stack, product_body(9002, image_url, pad=1_100_000), "wh-big")
@@ -170,8 +198,7 @@ def test_signed_webhook_becomes_an_exported_image(stack, image_url):
         shards = [r for r in api.read_flow_runs() if r.name.startswith("render-")]
         assert shards and all(r.state.is_completed() for r in shards)
         gpu_pool = api.read_work_pool("lightbox-gpu")
-        assert {r.work_queue_id for r in shards} <= {
-            q.id for q in api.read_work_queues(work_pool_name=gpu_pool.name)}
+        assert {r.work_queue_id for r in shards} <= {q.id for q in api.read_work_queues(work_pool_name=gpu_pool.name)}
 
         time.sleep(5)  # anything the refused deliveries could have started would exist by now
         runs = refresh_runs(api)

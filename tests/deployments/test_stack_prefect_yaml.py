@@ -1,6 +1,7 @@
 """prefect.yaml on its own (no server): every deployment loads its flow, names the pools,
 queues, blocks and variables bootstrap creates, enforces its parameter schema, and the
 pieces that must agree do (cron vs off-peak window, trigger vs receiver event)."""
+
 import inspect
 import re
 from datetime import time
@@ -11,17 +12,16 @@ import yaml
 from prefect.flows import load_flow_from_entrypoint
 
 from catalog.offpeak import OffPeakWindow, cron_schedule
-from tasks.events import EVENT_NAME
 from infra.bootstrap import POOLS, QUEUES, parser
 from infra.desired import desired_blocks, stack_variables
+from tasks.events import EVENT_NAME
 
 ROOT = Path(__file__).resolve().parents[2]
 BLOCK = re.compile(r"{{\s*prefect\.blocks\.([\w-]+)\.([\w-]+)\.(\w+)\s*}}")
 VARIABLE = re.compile(r"{{\s*prefect\.variables\.(\w+)\s*}}")
 EVENT = re.compile(r"{{\s*event\.payload\.(\w+)\s*}}")
 # The payload the receiver emits for one delivery (deployments/webhook.py record_and_emit).
-RECEIVER_PAYLOAD = {"shop", "product_id", "topic", "webhook_id", "image_urls", "updated_at",
-                    "triggered_at"}
+RECEIVER_PAYLOAD = {"shop", "product_id", "topic", "webhook_id", "image_urls", "updated_at", "triggered_at"}
 
 
 @pytest.fixture(scope="module")
@@ -31,9 +31,12 @@ def config() -> dict:
 
 @pytest.fixture(scope="module")
 def flows(config) -> dict:
-    return {d["entrypoint"]: load_flow_from_entrypoint(str(ROOT / d["entrypoint"].split(":")[0])
-                                                       + ":" + d["entrypoint"].split(":")[1])
-            for d in config["deployments"]}
+    return {
+        d["entrypoint"]: load_flow_from_entrypoint(
+            str(ROOT / d["entrypoint"].split(":")[0]) + ":" + d["entrypoint"].split(":")[1]
+        )
+        for d in config["deployments"]
+    }
 
 
 def strings(value):
@@ -57,8 +60,14 @@ def test_every_deployment(config, flows):
         assert deployment["work_pool"]["work_queue_name"] in QUEUES
         signature = inspect.signature(flow.fn).parameters
         assert set(deployment.get("parameters", {})) <= set(signature), deployment["name"]
-    assert names == {"catalog-batch/nightly", "catalog-batch/on-demand", "catalog-batch/backfill",
-                     "render-shard/gpu", "shopify-refresh/webhook", "reconcile-shopify/hourly"}
+    assert names == {
+        "catalog-batch/nightly",
+        "catalog-batch/on-demand",
+        "catalog-batch/backfill",
+        "render-shard/gpu",
+        "shopify-refresh/webhook",
+        "reconcile-shopify/hourly",
+    }
     assert config["definitions"]["render_deployment"] in names
     gpu = [d for d in config["deployments"] if d["work_pool"]["name"] == "lightbox-gpu"]
     assert [d["entrypoint"] for d in gpu] == ["flows/render_shard.py:render_shard"]
@@ -66,14 +75,16 @@ def test_every_deployment(config, flows):
 
 def test_pull_step_sets_the_checkout_directory(config):
     (step,) = config["pull"]
-    assert step == {"prefect.deployments.steps.set_working_directory":
-                    {"directory": "{{ $LIGHTBOX_ROOT }}"}}
+    assert step == {"prefect.deployments.steps.set_working_directory": {"directory": "{{ $LIGHTBOX_ROOT }}"}}
 
 
 def test_placeholders_name_what_bootstrap_creates(config):
     args = parser().parse_args(["--data-dir", "/tmp/x", "--dry-run"])
-    env = {"LIGHTBOX_SHOPIFY_SHOP": "acme.myshopify.com", "LIGHTBOX_SHOPIFY_ACCESS_TOKEN": "t",
-           "LIGHTBOX_SHOPIFY_WEBHOOK_SECRET": "s"}
+    env = {
+        "LIGHTBOX_SHOPIFY_SHOP": "acme.myshopify.com",
+        "LIGHTBOX_SHOPIFY_ACCESS_TOKEN": "t",
+        "LIGHTBOX_SHOPIFY_WEBHOOK_SECRET": "s",
+    }
     blocks = {(b.get_block_type_slug(), name): b for b, name in desired_blocks(args, env)}
     variables = stack_variables(args)
     found = 0
@@ -99,8 +110,9 @@ def test_no_secret_is_written_in_the_file(config):
 
 def test_nightly_cron_is_the_offpeak_window(config):
     offpeak = config["definitions"]["offpeak"]
-    window = OffPeakWindow(time.fromisoformat(offpeak["start"]), time.fromisoformat(offpeak["end"]),
-                           offpeak["timezone"])
+    window = OffPeakWindow(
+        time.fromisoformat(offpeak["start"]), time.fromisoformat(offpeak["end"]), offpeak["timezone"]
+    )
     nightly = next(d for d in config["deployments"] if d["name"] == "nightly")
     (schedule,) = nightly["schedules"]
     assert {k: schedule[k] for k in ("cron", "timezone")} == cron_schedule(window)

@@ -1,5 +1,6 @@
 """deployments/submit.py's plan: urgent rows now on the urgent queue, a large day-time batch
 in the next off-peak window, a small one now (no server: run_deployment is not called)."""
+
 import shutil
 from datetime import UTC, datetime, time
 
@@ -53,8 +54,12 @@ def test_a_small_batch_runs_now_and_a_large_one_waits(catalog):
 def test_urgent_rows_go_now_and_the_rest_waits(catalog):
     path = catalog(["standard", "urgent", "standard", "urgent", "backfill"])
     urgent, rest = plan_parts(path, args("--large-batch", "3", "--name", "spring"), WINDOW, NOON)
-    assert (urgent["name"], urgent["skus"], urgent["plan"].queue, urgent["plan"].when) == \
-        ("spring-urgent", 2, "urgent", NOON)
+    assert (urgent["name"], urgent["skus"], urgent["plan"].queue, urgent["plan"].when) == (
+        "spring-urgent",
+        2,
+        "urgent",
+        NOON,
+    )
     assert (rest["name"], rest["skus"], rest["plan"].queue) == ("spring", 3, "standard")
     assert rest["plan"].when > NOON
     assert urgent["manifest"].parent == rest["manifest"].parent == path.parent

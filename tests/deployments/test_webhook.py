@@ -1,5 +1,6 @@
 """The Shopify receiver on SQLite and PostgreSQL: in-process (httpx.ASGITransport) and on a
 real loopback socket (uvicorn in a thread)."""
+
 import asyncio
 import base64
 import hashlib
@@ -40,8 +41,13 @@ class Emitter:
 
 
 def product(pid=42, updated_at="2026-03-01T12:00:00+01:00", **extra):
-    body = {"id": pid, "title": "Mug", "updated_at": updated_at,
-            "images": [{"src": "https://cdn.shopify.com/s/files/mug.png"}], **extra}
+    body = {
+        "id": pid,
+        "title": "Mug",
+        "updated_at": updated_at,
+        "images": [{"src": "https://cdn.shopify.com/s/files/mug.png"}],
+        **extra,
+    }
     return json.dumps(body).encode()
 
 
@@ -50,9 +56,14 @@ def sign(body, secret=SECRET):
 
 
 def headers(body, webhook_id="wh-1", topic="products/update", **overrides):
-    h = {"X-Shopify-Hmac-Sha256": sign(body), "X-Shopify-Topic": topic, "X-Shopify-Shop-Domain": SHOP,
-         "X-Shopify-Webhook-Id": webhook_id, "X-Shopify-Triggered-At": "2026-03-01T11:00:01.123456789Z",
-         "Content-Type": "application/json"}
+    h = {
+        "X-Shopify-Hmac-Sha256": sign(body),
+        "X-Shopify-Topic": topic,
+        "X-Shopify-Shop-Domain": SHOP,
+        "X-Shopify-Webhook-Id": webhook_id,
+        "X-Shopify-Triggered-At": "2026-03-01T11:00:01.123456789Z",
+        "Content-Type": "application/json",
+    }
     h.update(overrides)
     return {k: v for k, v in h.items() if v is not None}
 
@@ -64,8 +75,9 @@ def emitter():
 
 @pytest.fixture
 def app(database_url, emitter):
-    return create_app(get_secret=lambda: SECRET, database_url=database_url, emit_event=emitter,
-                      max_body_bytes=4096, clock=lambda: NOW)
+    return create_app(
+        get_secret=lambda: SECRET, database_url=database_url, emit_event=emitter, max_body_bytes=4096, clock=lambda: NOW
+    )
 
 
 def call(app, method, path, *, raise_app_exceptions=True, **kwargs):
@@ -73,6 +85,7 @@ def call(app, method, path, *, raise_app_exceptions=True, **kwargs):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=raise_app_exceptions)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             return await client.request(method, path, **kwargs)
+
     return asyncio.run(go())
 
 
@@ -82,28 +95,38 @@ def post(app, body, hdrs, **kwargs):
 
 def rows(url):
     with session_scope(url) as s:
-        return [(r.webhook_id, r.status, r.event_id, r.payload_sha256, r.product_id)
-                for r in s.scalars(select(WebhookDelivery).order_by(WebhookDelivery.id))]
+        return [
+            (r.webhook_id, r.status, r.event_id, r.payload_sha256, r.product_id)
+            for r in s.scalars(select(WebhookDelivery).order_by(WebhookDelivery.id))
+        ]
 
 
 def test_signed_update_is_accepted_recorded_and_emitted(app, emitter, database_url):
     body = product()
     r = post(app, body, headers(body))
     assert (r.status_code, r.json()) == (200, {"status": "accepted"})
-    assert emitter.events == [{
-        "shop": SHOP, "product_id": "42", "topic": "products/update", "webhook_id": "wh-1",
-        "image_urls": ["https://cdn.shopify.com/s/files/mug.png"],
-        "updated_at": "2026-03-01T11:00:00+00:00", "triggered_at": "2026-03-01T11:00:01.123456+00:00",
-    }]
+    assert emitter.events == [
+        {
+            "shop": SHOP,
+            "product_id": "42",
+            "topic": "products/update",
+            "webhook_id": "wh-1",
+            "image_urls": ["https://cdn.shopify.com/s/files/mug.png"],
+            "updated_at": "2026-03-01T11:00:00+00:00",
+            "triggered_at": "2026-03-01T11:00:01.123456+00:00",
+        }
+    ]
     assert rows(database_url) == [("wh-1", "accepted", "evt-1", hashlib.sha256(body).hexdigest(), "42")]
 
 
 def test_forged_signature_is_401_and_nothing_happens(app, emitter, database_url):
     body = product()
-    for hdrs in (headers(body, **{"X-Shopify-Hmac-Sha256": sign(body, "not-the-secret")}),
-                 headers(body, **{"X-Shopify-Hmac-Sha256": sign(product(pid=43))}),  # another body's
-                 headers(body, **{"X-Shopify-Hmac-Sha256": "garbage"}),
-                 headers(body, **{"X-Shopify-Hmac-Sha256": None})):
+    for hdrs in (
+        headers(body, **{"X-Shopify-Hmac-Sha256": sign(body, "not-the-secret")}),
+        headers(body, **{"X-Shopify-Hmac-Sha256": sign(product(pid=43))}),  # another body's
+        headers(body, **{"X-Shopify-Hmac-Sha256": "garbage"}),
+        headers(body, **{"X-Shopify-Hmac-Sha256": None}),
+    ):
         r = post(app, body, hdrs)
         assert r.status_code == 401, hdrs
         assert SECRET not in r.text
@@ -124,9 +147,10 @@ def test_concurrent_replays_emit_once(app, emitter, database_url):
     async def burst():
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            return await asyncio.gather(*[
-                client.post("/webhooks/shopify", content=body, headers=headers(body)) for _ in range(8)
-            ])
+            return await asyncio.gather(
+                *[client.post("/webhooks/shopify", content=body, headers=headers(body)) for _ in range(8)]
+            )
+
     statuses = sorted(r.json()["status"] for r in asyncio.run(burst()))
     assert statuses == ["accepted"] + ["duplicate"] * 7
     assert len(emitter.events) == 1 and len(rows(database_url)) == 1
@@ -140,6 +164,7 @@ def test_oversized_body_is_413(app, emitter, database_url):
     async def chunks():  # no Content-Length: chunked, runs past the cap while streaming
         for _ in range(10):
             yield b"x" * 1000
+
     r = post(app, chunks(), headers(b""))
     assert r.status_code == 413 and "content-length" not in r.request.headers
     assert emitter.events == [] and rows(database_url) == []
@@ -150,15 +175,23 @@ def test_small_chunked_body_is_read_whole(app, emitter):
 
     async def chunks():
         for i in range(0, len(body), 7):
-            yield body[i:i + 7]
+            yield body[i : i + 7]
+
     assert post(app, chunks(), headers(body)).json() == {"status": "accepted"}
 
 
-@pytest.mark.parametrize("body,reason", [
-    (b"{not json", "not JSON"), (b"[1, 2]", "not a JSON object"), (b'{"title": "no id"}', "product id"),
-    (b'{"id": true}', "product id"), (b'{"id": 1, "updated_at": "yesterday"}', "ISO 8601"),
-    (b'{"id": 1, "updated_at": "2026-03-01T12:00:00"}', "no UTC offset"), (b"\xff\xfe\x00", "not JSON"),
-])
+@pytest.mark.parametrize(
+    "body,reason",
+    [
+        (b"{not json", "not JSON"),
+        (b"[1, 2]", "not a JSON object"),
+        (b'{"title": "no id"}', "product id"),
+        (b'{"id": true}', "product id"),
+        (b'{"id": 1, "updated_at": "yesterday"}', "ISO 8601"),
+        (b'{"id": 1, "updated_at": "2026-03-01T12:00:00"}', "no UTC offset"),
+        (b"\xff\xfe\x00", "not JSON"),
+    ],
+)
 def test_malformed_payload_is_400(app, emitter, database_url, body, reason):
     r = post(app, body, headers(body))
     assert r.status_code == 400 and reason in r.json()["reason"]
@@ -215,20 +248,31 @@ def test_failed_emit_records_nothing_so_the_retry_succeeds(app, emitter, databas
 def test_healthz(app, tmp_path, emitter):
     r = call(app, "GET", "/healthz")
     assert (r.status_code, r.json()) == (200, {"status": "ok"})
-    unmigrated = create_app(get_secret=lambda: SECRET, database_url=f"sqlite:///{tmp_path / 'empty.db'}",
-                            emit_event=emitter)
+    unmigrated = create_app(
+        get_secret=lambda: SECRET, database_url=f"sqlite:///{tmp_path / 'empty.db'}", emit_event=emitter
+    )
     r = call(unmigrated, "GET", "/healthz")
     assert (r.status_code, r.json()["status"]) == (503, "unavailable")
 
 
 def test_image_urls_from_images_image_and_media():
-    body = json.dumps({"id": 1, "images": [{"src": "https://a/1.png"}, {"src": "javascript:alert(1)"},
-                                          {"src": "https://a/2.png"}, {"src": "ftp://a/3.png"}],
-                       "image": {"src": "https://a/1.png"},
-                       "media": [{"media_content_type": "IMAGE", "preview_image": {"src": "http://b/4.jpg"}},
-                                 {"media_content_type": "VIDEO", "preview_image": {"src": "https://b/v.jpg"}},
-                                 {"media_content_type": "IMAGE",
-                                  "preview_image": {"src": "data:image/png;base64,AA"}}]})
+    body = json.dumps(
+        {
+            "id": 1,
+            "images": [
+                {"src": "https://a/1.png"},
+                {"src": "javascript:alert(1)"},
+                {"src": "https://a/2.png"},
+                {"src": "ftp://a/3.png"},
+            ],
+            "image": {"src": "https://a/1.png"},
+            "media": [
+                {"media_content_type": "IMAGE", "preview_image": {"src": "http://b/4.jpg"}},
+                {"media_content_type": "VIDEO", "preview_image": {"src": "https://b/v.jpg"}},
+                {"media_content_type": "IMAGE", "preview_image": {"src": "data:image/png;base64,AA"}},
+            ],
+        }
+    )
     parsed = parse_product(body.encode())
     assert parsed.image_urls == ("https://a/1.png", "https://a/2.png", "http://b/4.jpg")
     assert parsed.refused_urls == 3
@@ -242,8 +286,15 @@ def test_default_emitter_sends_a_prefect_event(monkeypatch):
     from prefect.events.worker import EventsWorker
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    payload = {"shop": SHOP, "product_id": "42", "topic": "products/update", "webhook_id": "wh-9",
-               "image_urls": ["https://a/1.png"], "updated_at": None, "triggered_at": None}
+    payload = {
+        "shop": SHOP,
+        "product_id": "42",
+        "topic": "products/update",
+        "webhook_id": "wh-9",
+        "image_urls": ["https://a/1.png"],
+        "updated_at": None,
+        "triggered_at": None,
+    }
     with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:9/api"}):
         worker = EventsWorker.instance(AssertingEventsClient)
         monkeypatch.setattr(EventsWorker, "instance", lambda *_: worker)

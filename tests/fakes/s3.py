@@ -11,6 +11,7 @@ Usage in a test module::
 The server is started once per test session on a free port and stopped at the end; give
 each test its own bucket (``create_bucket`` makes a unique name) instead of resetting it.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -48,8 +49,11 @@ def s3_endpoint() -> Iterator[str]:
 def s3_client(endpoint_url: str):
     """A plain boto3 client on the loopback server, for setting up and inspecting buckets."""
     return boto3.client(
-        "s3", endpoint_url=endpoint_url, region_name=REGION,
-        aws_access_key_id=ACCESS_KEY_ID, aws_secret_access_key=SECRET_ACCESS_KEY,
+        "s3",
+        endpoint_url=endpoint_url,
+        region_name=REGION,
+        aws_access_key_id=ACCESS_KEY_ID,
+        aws_secret_access_key=SECRET_ACCESS_KEY,
     )
 
 
@@ -67,9 +71,9 @@ def s3_destination(endpoint_url: str, bucket: str, prefix: str = "", **fields):
     from blocks.destinations import S3Destination
 
     credentials = AwsCredentials(
-        aws_access_key_id=ACCESS_KEY_ID, aws_secret_access_key=SECRET_ACCESS_KEY,
-        region_name=REGION, aws_client_parameters={"endpoint_url": endpoint_url},
+        aws_access_key_id=ACCESS_KEY_ID,
+        aws_secret_access_key=SECRET_ACCESS_KEY,
+        region_name=REGION,
+        aws_client_parameters={"endpoint_url": endpoint_url},
     )
-    return S3Destination(
-        bucket=S3Bucket(bucket_name=bucket, credentials=credentials), prefix=prefix, **fields
-    )
+    return S3Destination(bucket=S3Bucket(bucket_name=bucket, credentials=credentials), prefix=prefix, **fields)

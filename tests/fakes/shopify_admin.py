@@ -25,6 +25,7 @@ Faults: ``fake.fail(step, how)`` makes the next call of ``step`` (a root field s
 (apply it, then close the connection: a crash before the caller records the result).
 Every request is recorded in ``fake.calls``.
 """
+
 from __future__ import annotations
 
 import json
@@ -138,8 +139,14 @@ class DropConnection(Response):
 
 
 class ShopifyAdminFake:
-    def __init__(self, *, api_version: str = "2025-10", access_token: str = ACCESS_TOKEN,
-                 bucket_size: float = 1000.0, restore_rate: float = 50.0) -> None:
+    def __init__(
+        self,
+        *,
+        api_version: str = "2025-10",
+        access_token: str = ACCESS_TOKEN,
+        bucket_size: float = 1000.0,
+        restore_rate: float = 50.0,
+    ) -> None:
         self.api_version, self.access_token = api_version, access_token
         self.bucket_size, self.restore_rate = bucket_size, restore_rate
         self.clock = FakeClock()
@@ -151,28 +158,44 @@ class ShopifyAdminFake:
         self.calls: list[Call] = []
         self.faults: dict[str, list[str]] = {}
         self._ids = iter(range(1001, 10**9))
-        self.app = Starlette(routes=[
-            Route("/admin/api/{version}/graphql.json", self._graphql, methods=["POST"]),
-            Route("/staged-uploads/", self._staged_upload, methods=["POST"]),
-        ])
+        self.app = Starlette(
+            routes=[
+                Route("/admin/api/{version}/graphql.json", self._graphql, methods=["POST"]),
+                Route("/staged-uploads/", self._staged_upload, methods=["POST"]),
+            ]
+        )
 
     # --- test helpers ------------------------------------------------------------------
-    def add_product(self, title: str = "Blue mug", updated_at: str = "2026-01-01T00:00:00Z",
-                    image_urls: tuple[str, ...] = ()) -> str:
+    def add_product(
+        self, title: str = "Blue mug", updated_at: str = "2026-01-01T00:00:00Z", image_urls: tuple[str, ...] = ()
+    ) -> str:
         number = next(self._ids)
         gid = f"gid://shopify/Product/{number}"
-        self.products[gid] = {"id": gid, "legacyResourceId": str(number), "title": title,
-                              "updatedAt": updated_at, "media": []}
+        self.products[gid] = {
+            "id": gid,
+            "legacyResourceId": str(number),
+            "title": title,
+            "updatedAt": updated_at,
+            "media": [],
+        }
         for url in image_urls:
             self.add_media(gid, "", url=url)
         return gid
 
-    def add_media(self, product_id: str, alt: str, status: str = "READY", data: bytes = b"",
-                  url: str | None = None) -> str:
+    def add_media(
+        self, product_id: str, alt: str, status: str = "READY", data: bytes = b"", url: str | None = None
+    ) -> str:
         gid = f"gid://shopify/MediaImage/{next(self._ids)}"
-        self.files[gid] = {"__typename": "MediaImage", "id": gid, "alt": alt, "status": status,
-                           "fileStatus": status, "mediaContentType": "IMAGE", "data": data,
-                           "image": {"url": url or f"{self.base_url}/cdn/{gid.rsplit('/', 1)[1]}.png"}}
+        self.files[gid] = {
+            "__typename": "MediaImage",
+            "id": gid,
+            "alt": alt,
+            "status": status,
+            "fileStatus": status,
+            "mediaContentType": "IMAGE",
+            "data": data,
+            "image": {"url": url or f"{self.base_url}/cdn/{gid.rsplit('/', 1)[1]}.png"},
+        }
         self.products[product_id]["media"].append(gid)
         return gid
 
@@ -199,8 +222,11 @@ class ShopifyAdminFake:
             body = json.loads(await request.body())
         except ValueError:
             return self._refuse(call, 400, {"errors": "body is not JSON"})
-        if not isinstance(body, dict) or not isinstance(body.get("query"), str) \
-                or not isinstance(body.get("variables", {}), dict):
+        if (
+            not isinstance(body, dict)
+            or not isinstance(body.get("query"), str)
+            or not isinstance(body.get("variables", {}), dict)
+        ):
             return self._refuse(call, 400, {"errors": "body must be {query, variables}"})
         call.variables = body.get("variables") or {}
         try:
@@ -222,9 +248,17 @@ class ShopifyAdminFake:
             error = {"field": ["id"], "message": "Injected failure", "code": None}
             return JSONResponse({"data": {call.operation: {"userErrors": [error]}}})
         if cost > self.bucket_size:
-            return JSONResponse({"errors": [{"message": f"Query cost is {cost}, which exceeds the "
-                                             f"single query max cost limit ({self.bucket_size}).",
-                                             "extensions": {"code": "MAX_COST_EXCEEDED"}}]})
+            return JSONResponse(
+                {
+                    "errors": [
+                        {
+                            "message": f"Query cost is {cost}, which exceeds the "
+                            f"single query max cost limit ({self.bucket_size}).",
+                            "extensions": {"code": "MAX_COST_EXCEEDED"},
+                        }
+                    ]
+                }
+            )
         if cost > self._refill():
             call.fault = "throttled"  # not injected: the bucket really is short
             return self._injected(call, "throttled", cost)
@@ -265,8 +299,7 @@ class ShopifyAdminFake:
         upload["data"] = data
         if fault == "drop_after":
             return DropConnection()
-        return Response(f"<PostResponse><Key>{upload['key']}</Key></PostResponse>", 201,
-                        media_type="application/xml")
+        return Response(f"<PostResponse><Key>{upload['key']}</Key></PostResponse>", 201, media_type="application/xml")
 
     # --- plumbing ----------------------------------------------------------------------
     def _refuse(self, call: Call, status: int, body: dict) -> JSONResponse:
@@ -284,21 +317,37 @@ class ShopifyAdminFake:
             call.status = 429
             return JSONResponse({"errors": "Too many requests"}, 429, {"Retry-After": "1.0"})
         self._refill()
-        return JSONResponse({"errors": [{"message": "Throttled", "extensions": {
-            "code": "THROTTLED", "documentation": "https://shopify.dev/api/usage/rate-limits"}}],
-            "extensions": {"cost": self._cost_extension(cost, None)}})
+        return JSONResponse(
+            {
+                "errors": [
+                    {
+                        "message": "Throttled",
+                        "extensions": {
+                            "code": "THROTTLED",
+                            "documentation": "https://shopify.dev/api/usage/rate-limits",
+                        },
+                    }
+                ],
+                "extensions": {"cost": self._cost_extension(cost, None)},
+            }
+        )
 
     def _refill(self) -> float:
         now = self.clock.now()
-        self.available = min(self.bucket_size,
-                             self.available + (now - self.refilled_at) * self.restore_rate)
+        self.available = min(self.bucket_size, self.available + (now - self.refilled_at) * self.restore_rate)
         self.refilled_at = now
         return self.available
 
     def _cost_extension(self, requested: int, actual: int | None) -> dict:
-        return {"requestedQueryCost": requested, "actualQueryCost": actual, "throttleStatus": {
-            "maximumAvailable": self.bucket_size, "currentlyAvailable": self.available,
-            "restoreRate": self.restore_rate}}
+        return {
+            "requestedQueryCost": requested,
+            "actualQueryCost": actual,
+            "throttleStatus": {
+                "maximumAvailable": self.bucket_size,
+                "currentlyAvailable": self.available,
+                "restoreRate": self.restore_rate,
+            },
+        }
 
     def _cost(self, operation: OperationDefinitionNode, variables: dict) -> int:
         if operation.operation.value == "mutation":
@@ -326,8 +375,13 @@ class ShopifyAdminFake:
             {"name": "x-goog-signature", "value": uuid.uuid4().hex},
             {"name": "policy", "value": uuid.uuid4().hex},
         ]
-        self.uploads[key] = {"key": key, "size": int(item["fileSize"]), "data": None,
-                             "parameters": parameters, "mimeType": item["mimeType"]}
+        self.uploads[key] = {
+            "key": key,
+            "size": int(item["fileSize"]),
+            "data": None,
+            "parameters": parameters,
+            "mimeType": item["mimeType"],
+        }
         base = f"{self.base_url}/staged-uploads/"
         return {"url": base, "resourceUrl": f"{base}{key}", "parameters": parameters}
 
@@ -336,10 +390,11 @@ def _form_parts(content_type: str, body: bytes) -> list[tuple[str, str | None, b
     """(field name, file name or None, bytes) for each part of a multipart/form-data body."""
     if not content_type.startswith("multipart/form-data"):
         return []
-    message = BytesParser(policy=HTTP).parsebytes(
-        f"Content-Type: {content_type}\r\n\r\n".encode() + body)
-    return [(part.get_param("name", header="content-disposition"), part.get_filename(),
-             part.get_payload(decode=True)) for part in message.iter_parts()]
+    message = BytesParser(policy=HTTP).parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + body)
+    return [
+        (part.get_param("name", header="content-disposition"), part.get_filename(), part.get_payload(decode=True))
+        for part in message.iter_parts()
+    ]
 
 
 class _Root:
@@ -355,37 +410,53 @@ class _Root:
         view["media"] = lambda info, **args: self._media_page(id, **args)
         return view
 
-    def products(self, info, first: int | None = None, after: str | None = None,
-                 query: str | None = None, sortKey: str = "ID", reverse: bool = False,  # noqa: N803
-                 **unsupported) -> dict:
+    def products(
+        self,
+        info,
+        first: int | None = None,
+        after: str | None = None,
+        query: str | None = None,
+        sortKey: str = "ID",
+        reverse: bool = False,  # noqa: N803
+        **unsupported,
+    ) -> dict:
         """Products matching ``query`` (only ``updated_at:<op><timestamp>`` terms joined by
         AND, as Shopify's search syntax writes them), sorted by ``sortKey``, paginated."""
         if unsupported or first is None or not 0 <= first <= 250:
             raise GraphQLError("this fake pages forward only: give first (0..250) and after")
         tests = [_updated_at_test(term) for term in (query or "").split(" AND ") if term.strip()]
-        rows = [self.product(info, gid) for gid, p in self.fake.products.items()
-                if all(test(_timestamp(p["updatedAt"])) for test in tests)]
-        order = {"ID": lambda p: int(p["legacyResourceId"]),
-                 "UPDATED_AT": lambda p: (_timestamp(p["updatedAt"]), int(p["legacyResourceId"])),
-                 "TITLE": lambda p: p["title"]}
+        rows = [
+            self.product(info, gid)
+            for gid, p in self.fake.products.items()
+            if all(test(_timestamp(p["updatedAt"])) for test in tests)
+        ]
+        order = {
+            "ID": lambda p: int(p["legacyResourceId"]),
+            "UPDATED_AT": lambda p: (_timestamp(p["updatedAt"]), int(p["legacyResourceId"])),
+            "TITLE": lambda p: p["title"],
+        }
         if sortKey not in order:
             raise GraphQLError(f"this fake sorts products by {', '.join(order)} only")
         rows.sort(key=order[sortKey], reverse=reverse)
         start = int(after.removeprefix("pcursor:")) + 1 if after else 0
-        page = rows[start:start + first]
+        page = rows[start : start + first]
         end = start + len(page)
-        return {"nodes": page, "pageInfo": {"hasNextPage": end < len(rows),
-                                            "endCursor": f"pcursor:{end - 1}" if page else None}}
+        return {
+            "nodes": page,
+            "pageInfo": {"hasNextPage": end < len(rows), "endCursor": f"pcursor:{end - 1}" if page else None},
+        }
 
     def _media_page(self, product_id: str, first: int | None = None, after: str | None = None):
         if first is None or not 0 <= first <= 250:
             raise GraphQLError("you must provide first, between 0 and 250")
         nodes = self.fake.product_media(product_id)
         start = int(after.removeprefix("cursor:")) + 1 if after else 0
-        page = nodes[start:start + first]
+        page = nodes[start : start + first]
         end = start + len(page)
-        return {"nodes": page, "pageInfo": {"hasNextPage": end < len(nodes),
-                                            "endCursor": f"cursor:{end - 1}" if page else None}}
+        return {
+            "nodes": page,
+            "pageInfo": {"hasNextPage": end < len(nodes), "endCursor": f"cursor:{end - 1}" if page else None},
+        }
 
     def stagedUploadsCreate(self, info, input: list[dict]) -> dict:  # noqa: N802 (schema name)
         errors = []
@@ -419,9 +490,15 @@ class _Root:
         return {"product": self.product(info, product_id), "userErrors": []}
 
     def fileUpdate(self, info, files: list[dict]) -> dict:  # noqa: N802
-        errors = [{"field": ["files", str(i), "id"], "code": "FILE_DOES_NOT_EXIST",
-                   "message": f"File id {f['id']} does not exist."}
-                  for i, f in enumerate(files) if f["id"] not in self.fake.files]
+        errors = [
+            {
+                "field": ["files", str(i), "id"],
+                "code": "FILE_DOES_NOT_EXIST",
+                "message": f"File id {f['id']} does not exist.",
+            }
+            for i, f in enumerate(files)
+            if f["id"] not in self.fake.files
+        ]
         if errors:
             return {"files": None, "userErrors": errors}
         for f in files:
@@ -445,8 +522,7 @@ _COMPARE = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operato
 def _updated_at_test(term: str):
     found = _SEARCH_TERM.fullmatch(term)
     if found is None:
-        raise GraphQLError(f"this fake's product search understands updated_at:<op><time> "
-                           f"only, not {term!r}")
+        raise GraphQLError(f"this fake's product search understands updated_at:<op><time> only, not {term!r}")
     bound = _timestamp(found.group(2))
     return lambda value: _COMPARE[found.group(1)](value, bound)
 
@@ -454,9 +530,9 @@ def _updated_at_test(term: str):
 @contextmanager
 def serve(fake: ShopifyAdminFake) -> Iterator[ShopifyAdminFake]:
     """Serve ``fake`` with uvicorn on a free loopback port until the block exits."""
-    server = uvicorn.Server(uvicorn.Config(fake.app, host="127.0.0.1", port=0,
-                                           log_level="warning", log_config=None,
-                                           lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(fake.app, host="127.0.0.1", port=0, log_level="warning", log_config=None, lifespan="off")
+    )
     thread = threading.Thread(target=server.run, name="fake-shopify", daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -484,8 +560,15 @@ def shopify_store(fake: ShopifyAdminFake, **fields):
     """A ``ShopifyStore`` block talking to ``fake``, sleeping on the fake's clock."""
     from blocks.shopify import ShopifyStore
 
-    store = ShopifyStore(**{"shop_domain": SHOP_DOMAIN, "admin_api_url": fake.base_url,
-                            "access_token": fake.access_token, "webhook_secret": "whsec-test",
-                            "api_version": fake.api_version, **fields})
+    store = ShopifyStore(
+        **{
+            "shop_domain": SHOP_DOMAIN,
+            "admin_api_url": fake.base_url,
+            "access_token": fake.access_token,
+            "webhook_secret": "whsec-test",
+            "api_version": fake.api_version,
+            **fields,
+        }
+    )
     store.set_sleep(fake.clock.advance)
     return store

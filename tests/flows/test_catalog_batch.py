@@ -1,7 +1,7 @@
 """The whole lifecycle on the embedded default: a catalog in, images + report out."""
+
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,8 +15,7 @@ from tests.conftest import EXAMPLES
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 GOOD = ["CUP-ESPRESSO-01", "STICKER-LOGO"]
-HOSTILE = {"BROKEN-TRUNCATED": "truncated", "BROKEN-NOT-IMAGE": "not an image",
-           "BROKEN-ONE-PIXEL": "too small"}
+HOSTILE = {"BROKEN-TRUNCATED": "truncated", "BROKEN-NOT-IMAGE": "not an image", "BROKEN-ONE-PIXEL": "too small"}
 
 
 @pytest.fixture
@@ -24,8 +23,11 @@ def small_catalog(tmp_path):
     """Two real photos and the three hostile files of the sample catalog."""
     folder = tmp_path / "catalog"
     shutil.copytree(EXAMPLES / "images", folder / "images")
-    rows = [line for line in (EXAMPLES / "manifest.csv").read_text().splitlines()
-            if line.startswith(("sku,", *GOOD, *HOSTILE))]
+    rows = [
+        line
+        for line in (EXAMPLES / "manifest.csv").read_text().splitlines()
+        if line.startswith(("sku,", *GOOD, *HOSTILE))
+    ]
     (folder / "manifest.csv").write_text("\n".join(rows) + "\n")
     return folder / "manifest.csv"
 
@@ -33,8 +35,13 @@ def small_catalog(tmp_path):
 def _run(manifest, out, settings, **kw):
     from flows.catalog_batch import catalog_batch
 
-    return catalog_batch(manifest=str(manifest), out_dir=str(out), settings=settings,
-                         profiles=["amazon-main", "shopify", "transparent"], **kw)
+    return catalog_batch(
+        manifest=str(manifest),
+        out_dir=str(out),
+        settings=settings,
+        profiles=["amazon-main", "shopify", "transparent"],
+        **kw,
+    )
 
 
 def test_batch_end_to_end_then_rerun_reuses_everything(small_catalog, tmp_path, run_settings):

@@ -1,4 +1,5 @@
 """A lifestyle template through the whole batch flow, on tiny random SDXL components."""
+
 import shutil
 
 import pytest
@@ -19,8 +20,12 @@ def tiny_weights(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("tiny-weights")
     paths = save_tiny_diffusion(root)
-    return {"inpaint": str(paths["inpaint"]), "controlnet_depth": str(paths["depth"]),
-            "depth": str(save_tiny_depth(root / "depth")), "clip": str(save_tiny_clip(root / "clip"))}
+    return {
+        "inpaint": str(paths["inpaint"]),
+        "controlnet_depth": str(paths["depth"]),
+        "depth": str(save_tiny_depth(root / "depth")),
+        "clip": str(save_tiny_clip(root / "clip")),
+    }
 
 
 # A team's own template, added without code: the built-in marble counter, cut to two steps
@@ -52,13 +57,17 @@ def _manifest(tmp_path):
 def _run(manifest, out, settings):
     from flows.catalog_batch import catalog_batch
 
-    return catalog_batch(manifest=str(manifest), out_dir=str(out), settings=settings,
-                         profiles=["tiny-scene"])
+    return catalog_batch(manifest=str(manifest), out_dir=str(out), settings=settings, profiles=["tiny-scene"])
 
 
 def test_lifestyle_template_runs_end_to_end(tmp_path, run_settings, tiny_weights):
-    settings = run_settings(diffusion=tiny_weights, profiles=TINY_PROFILE, generation_size=64,
-                            max_attempts=1, templates_dir=tmp_path / "templates")
+    settings = run_settings(
+        diffusion=tiny_weights,
+        profiles=TINY_PROFILE,
+        generation_size=64,
+        max_attempts=1,
+        templates_dir=tmp_path / "templates",
+    )
     report = _run(_manifest(tmp_path), tmp_path / "out", settings)
     (entry,) = report["skus"]
     assert entry["state"] in ("exported", "rejected"), entry  # random weights paint noise; QC decides

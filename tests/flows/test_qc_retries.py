@@ -1,6 +1,7 @@
 """The automatic re-render loop, with failures forced through the thresholds in RunSettings:
 each attempt changes what the failed defect asks for, unfixable failures cost no retry,
 and the attempt kept is the best one."""
+
 import pytest
 from PIL import Image
 from sqlalchemy import select
@@ -14,6 +15,7 @@ pytestmark = pytest.mark.usefixtures("prefect_harness")
 CUP = "CUP-ESPRESSO-01"
 ALWAYS = {"warn": -1.0, "fail": -1.0}  # every value is above: the check always fails
 FITS = CLASSICAL_ENLARGEMENT  # the sample cup needs ~4x: accepted here, so the forced failure is the only one
+
 
 @pytest.fixture
 def cup_catalog(tmp_path):

@@ -5,6 +5,7 @@ including that a resumed run (Prefect replays the flow from the top) wrote nothi
 
 The policy and answer logic is also tested directly (``.fn``) below, without a server.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,12 +31,17 @@ def snapshot(url: str) -> dict:
             "skus": len(skus),
             "state": {sku: row.state for sku, row in skus.items()},
             "reason": {sku: row.reason for sku, row in skus.items()},
-            "decisions": sorted((d.sku_id, d.round, d.decision, d.reviewer, d.note)
-                                for d in s.scalars(select(ReviewDecision))),
-            "renders": {sku: sorted((r.attempt, r.profile) for r in s.scalars(
-                select(Render).where(Render.sku_id == row.id))) for sku, row in skus.items()},
-            "params": {sku: [r.params for r in s.scalars(select(Render).where(Render.sku_id == row.id))]
-                       for sku, row in skus.items()},
+            "decisions": sorted(
+                (d.sku_id, d.round, d.decision, d.reviewer, d.note) for d in s.scalars(select(ReviewDecision))
+            ),
+            "renders": {
+                sku: sorted((r.attempt, r.profile) for r in s.scalars(select(Render).where(Render.sku_id == row.id)))
+                for sku, row in skus.items()
+            },
+            "params": {
+                sku: [r.params for r in s.scalars(select(Render).where(Render.sku_id == row.id))]
+                for sku, row in skus.items()
+            },
             "exports": sorted((e.sku_id, e.profile, e.status) for e in s.scalars(select(Export))),
             "ids": {sku: row.id for sku, row in skus.items()},
             "batch": [(b.id, b.state, b.review_round) for b in s.scalars(select(Batch))],
@@ -51,8 +57,7 @@ def test_hold_suspends_resumes_rerenders_times_out_and_continues(batch_deploymen
     db = settings.database_url
 
     # 1. QC done, everything held (hold-all): the run suspends with the form, freeing the worker
-    run = start_batch(deployed, manifest, out, settings, name="hold", review_policy="hold-all",
-                      review_timeout_s=12)
+    run = start_batch(deployed, manifest, out, settings, name="hold", review_policy="hold-all", review_timeout_s=12)
     wait_for(deployed, run, suspended_at("review-hold-1"), "suspended for review")
     first = snapshot(db)
     batch_id = run.hex
@@ -60,36 +65,51 @@ def test_hold_suspends_resumes_rerenders_times_out_and_continues(batch_deploymen
     assert first["state"] == {CUP: "held", STICKER: "held"} and first["decisions"] == []
 
     # 2. approve the cup, send the sticker back with a note naming two changes
-    resume(deployed, run, {"reviewer": "ana@ops", "approve": [CUP], "rerender": [STICKER],
-                           "rerender_note": "Shadow softer and product larger, please"})
+    resume(
+        deployed,
+        run,
+        {
+            "reviewer": "ana@ops",
+            "approve": [CUP],
+            "rerender": [STICKER],
+            "rerender_note": "Shadow softer and product larger, please",
+        },
+    )
     wait_for(deployed, run, suspended_at("review-hold-2"), "suspended again after the re-render")
     second = snapshot(db)
     cup, sticker = second["ids"][CUP], second["ids"][STICKER]
     assert second["batches"] == 1 and second["skus"] == 2  # the replay created nothing twice
     assert second["state"] == {CUP: "approved", STICKER: "held"}
     note = "Shadow softer and product larger, please; changes: product larger, shadow softer"
-    assert second["decisions"] == sorted([(cup, 1, "approve", "ana@ops", None),
-                                          (sticker, 1, "rerender", "ana@ops", note)])
+    assert second["decisions"] == sorted(
+        [(cup, 1, "approve", "ana@ops", None), (sticker, 1, "rerender", "ana@ops", note)]
+    )
     assert second["renders"][CUP] == first["renders"][CUP]  # round 1 renders were not recorded again
     new = [p for p in second["params"][STICKER] if p["attempt"] > max(a for a, _ in first["renders"][STICKER])]
     assert new and new[0]["fill"] == 0.9 and new[0]["shadow_strength"] == 0.21
     assert second["exports"] == [] and not out.exists()
 
     # 3. nobody answers round 2: the hold times out; the SKUs stay held, nothing is exported
-    failed = wait_for(deployed, run, lambda state: state.is_failed(), "failed by the hold's timeout",
-                      timeout_s=90)
+    failed = wait_for(deployed, run, lambda state: state.is_failed(), "failed by the hold's timeout", timeout_s=90)
     assert "never resumed" in failed.message
     third = snapshot(db)
     assert third["state"] == {CUP: "approved", STICKER: "held"} and third["exports"] == []
     assert third["batch"] == [(batch_id, "review_hold", 2)]
 
     # 4. a later run continues the batch: its hold shows the sticker again; reject it
-    again = start_batch(deployed, manifest, out, settings, name="hold", review_policy="hold-all",
-                        batch_id=batch_id, review_timeout_s=None)
+    again = start_batch(
+        deployed,
+        manifest,
+        out,
+        settings,
+        name="hold",
+        review_policy="hold-all",
+        batch_id=batch_id,
+        review_timeout_s=None,
+    )
     wait_for(deployed, again, suspended_at("review-hold-1"), "the continued batch suspended")
     assert snapshot(db)["state"] == third["state"]
-    resume(deployed, again, {"reviewer": "ben@ops", "reject": [STICKER],
-                             "reject_note": "logo colours are off"})
+    resume(deployed, again, {"reviewer": "ben@ops", "reject": [STICKER], "reject_note": "logo colours are off"})
     wait_for(deployed, again, lambda state: state.is_completed(), "completed")
 
     final = snapshot(db)
@@ -97,8 +117,9 @@ def test_hold_suspends_resumes_rerenders_times_out_and_continues(batch_deploymen
     assert final["batch"] == [(batch_id, "done", 3)]
     assert final["state"] == {CUP: "exported", STICKER: "rejected"}
     assert final["reason"][STICKER] == "review: rejected by ben@ops: logo colours are off"
-    assert final["decisions"] == sorted(second["decisions"] + [(sticker, 3, "reject", "ben@ops",
-                                                                "logo colours are off")])
+    assert final["decisions"] == sorted(
+        second["decisions"] + [(sticker, 3, "reject", "ben@ops", "logo colours are off")]
+    )
     assert final["renders"] == second["renders"]
     assert final["exports"] == [(cup, "mask", "done"), (cup, "shopify", "done")]
     assert sorted(p.name for p in (out / CUP).iterdir()) == ["mask.png", "shopify.jpg"]
@@ -114,25 +135,52 @@ def _item(url: str, batch_id: str, sku: str, status: str, position: int = 0) -> 
 
     with session_scope(url) as s:
         if repo.find_batch(s, batch_id) is None:
-            repo.create_batch(s, batch_id=batch_id, name="t", manifest_path="m.csv",
-                              manifest_sha256="0" * 64, template="white_studio",
-                              profiles=["shopify"], review_policy="hold-failures")
+            repo.create_batch(
+                s,
+                batch_id=batch_id,
+                name="t",
+                manifest_path="m.csv",
+                manifest_sha256="0" * 64,
+                template="white_studio",
+                profiles=["shopify"],
+                review_policy="hold-failures",
+            )
         (row,) = repo.add_skus(s, batch_id, [ManifestEntry(position + 1, sku, Path("a.png"))], "white_studio")
         for state in ("validated", "rendering", "rendered", "qc_passed" if status == "passed" else "qc_failed"):
             repo.set_sku_state(s, row.id, SkuState(state))
         sku_id = row.id
     params = RenderParams(attempt=3 if status == "qc_failed" else 1, fill=0.8)
-    render = RenderInfo(profile="shopify", template="white_studio", path="/nowhere/r.png",
-                        sha256="0" * 64, scale=1.0, offset_x=0.0,
-                        offset_y=0.0, params=params)
-    qc = QcInfo(profile="shopify", status="pass" if status == "passed" else "fail", metrics={},
-                checks=[], failing=[] if status == "passed" else ["edge.halo"], thresholds_version="t",
-                encoded_path="/nowhere/e.jpg")
-    outcome = SkuOutcome(sku_id=sku_id, status=status, attempts=params.attempt, renders=[render],
-                         qcs=[qc], reason=None if status == "passed" else "qc: shopify:edge.halo")
+    render = RenderInfo(
+        profile="shopify",
+        template="white_studio",
+        path="/nowhere/r.png",
+        sha256="0" * 64,
+        scale=1.0,
+        offset_x=0.0,
+        offset_y=0.0,
+        params=params,
+    )
+    qc = QcInfo(
+        profile="shopify",
+        status="pass" if status == "passed" else "fail",
+        metrics={},
+        checks=[],
+        failing=[] if status == "passed" else ["edge.halo"],
+        thresholds_version="t",
+        encoded_path="/nowhere/e.jpg",
+    )
+    outcome = SkuOutcome(
+        sku_id=sku_id,
+        status=status,
+        attempts=params.attempt,
+        renders=[render],
+        qcs=[qc],
+        reason=None if status == "passed" else "qc: shopify:edge.halo",
+    )
     job = SkuJob(sku_id=sku_id, sku=sku, dirname=sku, source_path="a.png", template="white_studio")
-    source = SourceInfo(sku_id=sku_id, sha256="1" * 64, path="/nowhere/s.png", width=10, height=10,
-                        format="PNG", size_bytes=1)
+    source = SourceInfo(
+        sku_id=sku_id, sha256="1" * 64, path="/nowhere/s.png", width=10, height=10, format="PNG", size_bytes=1
+    )
     return ReviewItem(job=job, source=source, outcome=outcome)
 
 
@@ -167,9 +215,15 @@ def test_an_answer_approves_rejects_and_sends_back_and_keeps_the_rest_held(catal
 
     items = [_item(catalog_url, "b", sku, "passed", n) for n, sku in enumerate(["A", "B", "C", "D", "E"])]
     hold = enter_review.fn(catalog_url, "b", items, "hold-all", 1)
-    answer = {"reviewer": " ana@ops ", "approve": ["A", "E"], "reject": ["B", "E"],
-              "reject_note": "wrong product", "rerender": ["C"], "rerender_changes": ["new background"],
-              "rerender_note": "and a softer shadow"}
+    answer = {
+        "reviewer": " ana@ops ",
+        "approve": ["A", "E"],
+        "reject": ["B", "E"],
+        "reject_note": "wrong product",
+        "rerender": ["C"],
+        "rerender_changes": ["new background"],
+        "rerender_note": "and a softer shadow",
+    }
     verdict = record_review_answer.fn(catalog_url, hold, answer)
     assert [i.job.sku for i in verdict.rerender] == ["C"]
     params = verdict.rerender[0].params
@@ -178,10 +232,18 @@ def test_an_answer_approves_rejects_and_sends_back_and_keeps_the_rest_held(catal
     with session_scope(catalog_url) as s:
         states = {row.sku: (row.state, row.reason) for row in repo.batch_skus(s, "b")}
         notes = {d.decision: d.note for d in s.scalars(select(ReviewDecision))}
-    assert states == {"A": ("approved", None), "B": ("rejected", "review: rejected by ana@ops: wrong product"),
-                      "C": ("held", None), "D": ("held", None), "E": ("held", None)}
-    assert notes == {"approve": None, "reject": "wrong product",
-                     "rerender": "and a softer shadow; changes: new background, shadow softer"}
+    assert states == {
+        "A": ("approved", None),
+        "B": ("rejected", "review: rejected by ana@ops: wrong product"),
+        "C": ("held", None),
+        "D": ("held", None),
+        "E": ("held", None),
+    }
+    assert notes == {
+        "approve": None,
+        "reject": "wrong product",
+        "rerender": "and a softer shadow; changes: new background, shadow softer",
+    }
     # replayed with the same answer: the same rows, not new ones; a different answer refuses
     record_review_answer.fn(catalog_url, hold, answer)
     with pytest.raises(ValueError, match="already has a 'approve' decision"):
@@ -193,14 +255,20 @@ def test_approve_all_spares_listed_skus_and_a_rerender_needs_a_change(catalog_ur
 
     items = [_item(catalog_url, "b", sku, "qc_failed", n) for n, sku in enumerate(["A", "B", "C"])]
     hold = enter_review.fn(catalog_url, "b", items, "hold-failures", 1)
-    verdict = record_review_answer.fn(catalog_url, hold, {
-        "reviewer": "ana", "approve_all": True, "rerender": ["C"], "rerender_note": "hmm", "reject": ["ZZZ"]})
+    verdict = record_review_answer.fn(
+        catalog_url,
+        hold,
+        {"reviewer": "ana", "approve_all": True, "rerender": ["C"], "rerender_note": "hmm", "reject": ["ZZZ"]},
+    )
     assert verdict.rerender == []
     assert verdict.notes[0] == "'ZZZ' is not waiting for review"
     assert verdict.notes[1].startswith("re-render of C needs a change (shadow softer,")
     with session_scope(catalog_url) as s:
         assert {row.sku: row.state for row in repo.batch_skus(s, "b")} == {
-            "A": "approved", "B": "approved", "C": "held"}
+            "A": "approved",
+            "B": "approved",
+            "C": "held",
+        }
 
 
 def test_notes_map_to_render_changes():
@@ -212,7 +280,8 @@ def test_notes_map_to_render_changes():
     assert parse_changes("looks odd") == [] and parse_changes("shadowsofter") == []
     outcome = SkuOutcome(sku_id=1, status="passed", attempts=2)
     assert rerender_params(outcome, ["product larger", "shadow stronger", "cleaner edges"]) == RenderParams(
-        attempt=3, fill=0.9, shadow_strength=0.525, refine_strength=2, decontaminate=True)
+        attempt=3, fill=0.9, shadow_strength=0.525, refine_strength=2, decontaminate=True
+    )
     assert rerender_params(outcome, ["product smaller"]).fill == 0.8
 
 
@@ -256,8 +325,7 @@ def test_review_text_is_escaped_and_thumbnails_are_small_jpegs(tmp_path):
 
     from tasks.review_artifact import md, thumbnail_jpeg
 
-    assert md("a|b <img src=x> *bold* [link](y)\nnext") == \
-        "a\\|b &lt;img src=x&gt; \\*bold\\* \\[link\\]\\(y\\) next"
+    assert md("a|b <img src=x> *bold* [link](y)\nnext") == "a\\|b &lt;img src=x&gt; \\*bold\\* \\[link\\]\\(y\\) next"
     rgba = np.zeros((300, 600, 4), np.uint8)  # fully transparent: shown over white
     cv2.imwrite(str(tmp_path / "t.png"), rgba)
     thumb = cv2.imdecode(np.frombuffer(thumbnail_jpeg(str(tmp_path / "t.png")), np.uint8), cv2.IMREAD_COLOR)

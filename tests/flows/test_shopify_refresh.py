@@ -1,6 +1,7 @@
 """The Shopify refresh's steps: the plan (now or the off-peak window, which queue), the image
 fetch from a loopback http.server, and the one-SKU manifest. The whole flow runs from its
 deployment in tests/deployments/test_integration_stack.py."""
+
 import functools
 import http.server
 import threading
@@ -55,8 +56,7 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 def window_closed_now() -> OffPeak:
     """A two-hour window that opens two to three hours from now (UTC): now is outside it."""
     start = datetime.now(UTC) + timedelta(hours=3)
-    return OffPeak(start=start.strftime("%H:00"), end=(start + timedelta(hours=2)).strftime("%H:00"),
-                   timezone="UTC")
+    return OffPeak(start=start.strftime("%H:00"), end=(start + timedelta(hours=2)).strftime("%H:00"), timezone="UTC")
 
 
 def burst(database_url, products: int) -> None:
@@ -64,9 +64,17 @@ def burst(database_url, products: int) -> None:
     now = datetime.now(UTC)
     with session_scope(database_url) as session:
         for i in range(products):
-            record_delivery(session, webhook_id=f"wh-{i}", shop=SHOP, topic="products/update",
-                            product_id=str(1000 + i), triggered_at=None, product_updated_at=now,
-                            payload_sha256="0" * 64, now=now)
+            record_delivery(
+                session,
+                webhook_id=f"wh-{i}",
+                shop=SHOP,
+                topic="products/update",
+                product_id=str(1000 + i),
+                triggered_at=None,
+                product_updated_at=now,
+                payload_sha256="0" * 64,
+                now=now,
+            )
 
 
 def test_one_product_runs_now_on_standard(database_url):
@@ -88,8 +96,11 @@ def test_a_bulk_edit_waits_for_the_window_unless_urgent(database_url):
 
 def test_fetches_the_first_image_that_answers(image_server, tmp_path):
     folder = tmp_path / "product"
-    path = Path(fetch_product_image.fn([f"{image_server}/missing.png", f"{image_server}/cup.png"],
-                                       str(folder), 5_000_000, allow_private=True))
+    path = Path(
+        fetch_product_image.fn(
+            [f"{image_server}/missing.png", f"{image_server}/cup.png"], str(folder), 5_000_000, allow_private=True
+        )
+    )
     assert path.parent == folder and path.suffix == ".png"
     assert path.read_bytes() == (EXAMPLES / "images" / "espresso-cup.png").read_bytes()
 
@@ -103,8 +114,9 @@ def test_fetch_caps_the_size_and_reports_every_url(image_server, tmp_path):
     with pytest.raises(ValueError, match="cap"):
         fetch_product_image.fn([f"{image_server}/cup.png"], str(tmp_path), 1000, allow_private=True)
     with pytest.raises(ConnectionError, match="404"):  # HTTP errors are retried by the task
-        fetch_product_image.fn([f"{image_server}/a.png", f"{image_server}/b.png"], str(tmp_path),
-                               1000, allow_private=True)
+        fetch_product_image.fn(
+            [f"{image_server}/a.png", f"{image_server}/b.png"], str(tmp_path), 1000, allow_private=True
+        )
     with pytest.raises(ValueError, match="no http"):
         fetch_product_image.fn([], str(tmp_path), 1000)
 
@@ -112,8 +124,7 @@ def test_fetch_caps_the_size_and_reports_every_url(image_server, tmp_path):
 def test_manifest_holds_one_sku_for_the_product(image_server, tmp_path):
     folder = product_folder(tmp_path, SHOP, "../../etc")
     assert folder.is_relative_to(tmp_path / "shopify")
-    image = fetch_product_image.fn([f"{image_server}/cup.png"], str(folder), 5_000_000,
-                                   allow_private=True)
+    image = fetch_product_image.fn([f"{image_server}/cup.png"], str(folder), 5_000_000, allow_private=True)
     manifest = load_manifest(Path(write_refresh_manifest.fn(image, "lightbox-demo-42", "42")))
     (entry,) = manifest.entries
     assert entry.problem is None and entry.sku == "lightbox-demo-42"

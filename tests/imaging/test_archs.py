@@ -1,4 +1,5 @@
 """imaging.archs: tiny seeded Real-ESRGAN networks, official key names, strict loading."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -43,8 +44,16 @@ def test_srvgg_shape_and_nearest_skip():
 
 def test_official_architectures_have_basicsr_parameter_names():
     rrdb = build_arch("realesrgan-x4plus").state_dict()
-    for key in ("conv_first.weight", "body.0.rdb1.conv1.weight", "body.22.rdb3.conv5.bias",
-                "conv_body.weight", "conv_up1.weight", "conv_up2.weight", "conv_hr.weight", "conv_last.bias"):
+    for key in (
+        "conv_first.weight",
+        "body.0.rdb1.conv1.weight",
+        "body.22.rdb3.conv5.bias",
+        "conv_body.weight",
+        "conv_up1.weight",
+        "conv_up2.weight",
+        "conv_hr.weight",
+        "conv_last.bias",
+    ):
         assert key in rrdb, key
     assert sum(v.numel() for v in rrdb.values()) == 16_697_987  # RealESRGAN_x4plus
     srvgg = build_arch("realesr-general-x4v3").state_dict()

@@ -1,4 +1,5 @@
 """CLIP ranking scores on a tiny random CLIP saved to disk (no hub, no real weights)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -47,8 +48,7 @@ def test_clip_preprocessing_is_resize_centre_crop_normalise():
     expected_white = (1.0 - CLIP_MEAN) / CLIP_STD
     np.testing.assert_allclose(pixels[:, 112, 112], expected_white, atol=1e-5)
     centre = pixels[:, :, 10:214]
-    np.testing.assert_allclose(centre, np.broadcast_to(expected_white[:, None, None], centre.shape),
-                               atol=0.05)
+    np.testing.assert_allclose(centre, np.broadcast_to(expected_white[:, None, None], centre.shape), atol=0.05)
 
 
 def test_bad_inputs_and_missing_weights(scorer, tmp_path):

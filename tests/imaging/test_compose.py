@@ -1,4 +1,5 @@
 """imaging.compose: product pixels untouched, exact backdrop, fill, shadows, placement."""
+
 from __future__ import annotations
 
 import cv2
@@ -88,7 +89,7 @@ def test_white_is_exact_away_from_product_and_shadow(style):
     assert (comp.rgb[border] == 255).all()
     far = np.ones((1000, 1000), bool)
     x0, y0, x1, y1 = comp.meta["product_bbox"]
-    far[y0 - 60:y1 + 120, x0 - 60:x1 + 120] = False
+    far[y0 - 60 : y1 + 120, x0 - 60 : x1 + 120] = False
     assert (comp.rgb[far] == 255).all()
     if style != "none":
         assert (comp.rgb[~far & (comp.product_alpha == 0)] < 250).any()
@@ -114,7 +115,7 @@ def test_fill_on_square_canvas_uses_longest_side():
 
 def _shadow_offset(comp) -> tuple[float, float]:
     dark = (255.0 - comp.rgb.mean(axis=2)) * (comp.product_alpha == 0)
-    ys, xs = np.mgrid[0:dark.shape[0], 0:dark.shape[1]]
+    ys, xs = np.mgrid[0 : dark.shape[0], 0 : dark.shape[1]]
     a = comp.product_alpha
     product = (float((xs * a).sum() / a.sum()), float((ys * a).sum() / a.sum()))
     shadow = (float((xs * dark).sum() / dark.sum()), float((ys * dark).sum() / dark.sum()))

@@ -1,4 +1,5 @@
 """imaging.contact_sheet: grid shape, status frames, missing images, ASCII-safe text."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,8 +13,13 @@ RNG = np.random.default_rng(5)
 def _tiles() -> list[Tile]:
     return [
         Tile("SKU-1", RNG.integers(0, 256, (400, 300, 3), dtype=np.uint8), "exported", "green", "ok"),
-        Tile("SKU-2 café", RNG.integers(0, 256, (100, 500, 4), dtype=np.uint8), "rejected", "amber",
-             "delta_e 4.2 > 3.0 — product colour drifted, and this label goes on and on and on"),
+        Tile(
+            "SKU-2 café",
+            RNG.integers(0, 256, (100, 500, 4), dtype=np.uint8),
+            "rejected",
+            "amber",
+            "delta_e 4.2 > 3.0 — product colour drifted, and this label goes on and on and on",
+        ),
         Tile("SKU-3", None, "failed", "red", "not an image (content is not JPEG, PNG...)"),
         Tile("SKU-4 日本", np.zeros((20, 20, 3), np.uint8), "exported", "green"),
     ]
@@ -45,7 +51,7 @@ def test_status_frames_and_missing_tile_present():
 def test_frame_colour_matches_each_tile():
     sheet = contact_sheet(_tiles(), thumb=64, columns=4)
     left_edges = [12 + i * (64 + 12 + 12) for i in range(4)]
-    for tile, left in zip(_tiles(), left_edges):
+    for tile, left in zip(_tiles(), left_edges, strict=True):
         assert sheet[12 + 2, left + 2].tolist() == list(STATUS_COLOURS[tile.status])
 
 

@@ -1,4 +1,5 @@
 """Hostile and odd inputs for imaging.decode, all built here with Pillow or by hand."""
+
 from __future__ import annotations
 
 import io
@@ -31,12 +32,12 @@ def _chunk(kind: bytes, body: bytes) -> bytes:
 
 def _png(width: int, height: int, bit_depth: int, colour_type: int, raw: bytes) -> bytes:
     ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(raw))
-            + _chunk(b"IEND", b""))
+    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(raw)) + _chunk(b"IEND", b"")
 
 
 def _icc_matrix_shaper(red, green, blue, gamma: float) -> bytes:
     """A minimal ICC v2 RGB display profile (D50 PCS) - enough for LittleCMS."""
+
     def s15(v):
         return struct.pack(">i", round(v * 65536))
 
@@ -45,11 +46,12 @@ def _icc_matrix_shaper(red, green, blue, gamma: float) -> bytes:
 
     desc_text = b"test Adobe RGB (1998)\0"
     tags = [
-        (b"desc", b"desc\0\0\0\0" + struct.pack(">I", len(desc_text)) + desc_text
-         + b"\0" * 8 + b"\0\0\0" + b"\0" * 67),
+        (b"desc", b"desc\0\0\0\0" + struct.pack(">I", len(desc_text)) + desc_text + b"\0" * 8 + b"\0\0\0" + b"\0" * 67),
         (b"cprt", b"text\0\0\0\0no copyright, test data\0"),
         (b"wtpt", xyz((0.9642, 1.0, 0.8249))),
-        (b"rXYZ", xyz(red)), (b"gXYZ", xyz(green)), (b"bXYZ", xyz(blue)),
+        (b"rXYZ", xyz(red)),
+        (b"gXYZ", xyz(green)),
+        (b"bXYZ", xyz(blue)),
     ]
     curve = b"curv\0\0\0\0" + struct.pack(">IH", 1, round(gamma * 256)) + b"\0\0"
     tags += [(b"rTRC", curve), (b"gTRC", curve), (b"bTRC", curve)]
@@ -59,23 +61,35 @@ def _icc_matrix_shaper(red, green, blue, gamma: float) -> bytes:
         table += struct.pack(">4sII", sig, offset + len(data), len(body))
         data += body + b"\0" * (-len(body) % 4)
     size = offset + len(data)
-    header = (struct.pack(">I", size) + b"lcms" + bytes([2, 0x10, 0, 0]) + b"mntrRGB XYZ "
-              + struct.pack(">6H", 2024, 1, 1, 0, 0, 0) + b"acsp" + b"\0" * 24
-              + struct.pack(">I", 0) + s15(0.9642) + s15(1.0) + s15(0.8249) + b"\0" * 48)
+    header = (
+        struct.pack(">I", size)
+        + b"lcms"
+        + bytes([2, 0x10, 0, 0])
+        + b"mntrRGB XYZ "
+        + struct.pack(">6H", 2024, 1, 1, 0, 0, 0)
+        + b"acsp"
+        + b"\0" * 24
+        + struct.pack(">I", 0)
+        + s15(0.9642)
+        + s15(1.0)
+        + s15(0.8249)
+        + b"\0" * 48
+    )
     assert len(header) == 128
     return header + struct.pack(">I", len(tags)) + table + data
 
 
-ADOBE_D50 = ((0.6097559, 0.3111242, 0.0194811), (0.2052401, 0.6256560, 0.0608902),
-             (0.1492240, 0.0632197, 0.7448387))
+ADOBE_D50 = ((0.6097559, 0.3111242, 0.0194811), (0.2052401, 0.6256560, 0.0608902), (0.1492240, 0.0632197, 0.7448387))
 
 
 def _adobe_to_srgb_reference(rgb8: np.ndarray) -> np.ndarray:
     """Adobe RGB (1998) -> sRGB by the published D65 matrices, clipped."""
-    adobe_to_xyz = np.array([[0.5767309, 0.1855540, 0.1881852], [0.2973769, 0.6273491, 0.0752741],
-                             [0.0270343, 0.0706872, 0.9911085]])
-    xyz_to_srgb = np.array([[3.2404542, -1.5371385, -0.4985314], [-0.9692660, 1.8760108, 0.0415560],
-                            [0.0556434, -0.2040259, 1.0572252]])
+    adobe_to_xyz = np.array(
+        [[0.5767309, 0.1855540, 0.1881852], [0.2973769, 0.6273491, 0.0752741], [0.0270343, 0.0706872, 0.9911085]]
+    )
+    xyz_to_srgb = np.array(
+        [[3.2404542, -1.5371385, -0.4985314], [-0.9692660, 1.8760108, 0.0415560], [0.0556434, -0.2040259, 1.0572252]]
+    )
     linear = (rgb8 / 255.0) ** (563 / 256)
     out = np.clip(linear @ (xyz_to_srgb @ adobe_to_xyz).T, 0.0, 1.0)
     encoded = np.where(out <= 0.0031308, 12.92 * out, 1.055 * out ** (1 / 2.4) - 0.055)
@@ -83,6 +97,7 @@ def _adobe_to_srgb_reference(rgb8: np.ndarray) -> np.ndarray:
 
 
 # --- content, not names ---------------------------------------------------------------
+
 
 def test_png_named_jpg_decodes_as_png():
     img = _noise()
@@ -114,6 +129,7 @@ def test_byte_cap_checked_first():
 
 
 # --- truncation and bombs -------------------------------------------------------------
+
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "TIFF", "BMP"])
 def test_truncated_files_rejected(fmt):
@@ -240,6 +256,7 @@ def test_multi_picture_jpeg_uses_primary_picture():
 
 # --- modes ------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("fmt", ["TIFF", "BMP", "WEBP"])
 def test_other_allowed_formats(fmt):
     img = _noise()
@@ -348,6 +365,7 @@ def test_icc_for_wrong_colour_space_rejected():
 
 
 # --- files ----------------------------------------------------------------------------
+
 
 def test_decode_file_reads_and_names(tmp_path):
     path = tmp_path / "shot.JPG"

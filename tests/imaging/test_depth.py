@@ -1,4 +1,5 @@
 """Depth and Canny control images; a tiny random DPT saved to disk stands in for real weights."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -75,8 +76,9 @@ def test_depth_control_is_a_grey_three_channel_image():
         depth_control(np.zeros((8, 8), np.uint8))
 
 
-@pytest.mark.parametrize("bad", [np.zeros((8, 8, 3), np.float32), np.zeros((8, 8), np.uint8),
-                                 np.zeros((4, 8, 3), np.uint8), "image.png"])
+@pytest.mark.parametrize(
+    "bad", [np.zeros((8, 8, 3), np.float32), np.zeros((8, 8), np.uint8), np.zeros((4, 8, 3), np.uint8), "image.png"]
+)
 def test_bad_pictures_are_rejected_at_the_top(bad):
     with pytest.raises(ModelInputError):
         check_rgb(bad)

@@ -1,4 +1,5 @@
 """imaging.encode: ICC embedded, no metadata leaks, alpha rules, byte caps."""
+
 from __future__ import annotations
 
 import io

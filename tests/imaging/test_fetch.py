@@ -1,4 +1,5 @@
 """fetch_image against a real HTTP server on loopback (allow_private=True) and fake resolvers."""
+
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -84,12 +85,23 @@ def test_loopback_refused_before_connecting(server, host):
         fetch_image(f"http://{host}:{port}/image", max_bytes=10_000, timeout=5)
 
 
-@pytest.mark.parametrize("address,reason", [
-    ("10.1.2.3", "private"), ("192.168.0.10", "private"), ("172.16.5.4", "private"),
-    ("169.254.169.254", "link-local"), ("fe80::1", "link-local"), ("224.0.0.1", "multicast"),
-    ("240.0.0.1", "reserved"), ("0.0.0.0", "unspecified"), ("::ffff:127.0.0.1", "loopback"),
-    ("fd00::1", "private"), ("100.64.0.1", "non-global"), ("192.0.2.1", "private"),
-])
+@pytest.mark.parametrize(
+    "address,reason",
+    [
+        ("10.1.2.3", "private"),
+        ("192.168.0.10", "private"),
+        ("172.16.5.4", "private"),
+        ("169.254.169.254", "link-local"),
+        ("fe80::1", "link-local"),
+        ("224.0.0.1", "multicast"),
+        ("240.0.0.1", "reserved"),
+        ("0.0.0.0", "unspecified"),
+        ("::ffff:127.0.0.1", "loopback"),
+        ("fd00::1", "private"),
+        ("100.64.0.1", "non-global"),
+        ("192.0.2.1", "private"),
+    ],
+)
 def test_non_public_addresses_refused(address, reason):
     with pytest.raises(ValueError, match=f"refusing {reason} address"):
         check_address(address)
@@ -104,12 +116,21 @@ def test_public_addresses_pass(address):
 
 def test_any_private_answer_refuses_the_host():
     with pytest.raises(ValueError, match="refusing private address 10.0.0.5"):
-        fetch_image("https://cdn.example/p.png", max_bytes=10, timeout=5,
-                    resolve=lambda h, p: ["93.184.216.34", "10.0.0.5"])
+        fetch_image(
+            "https://cdn.example/p.png", max_bytes=10, timeout=5, resolve=lambda h, p: ["93.184.216.34", "10.0.0.5"]
+        )
 
 
-@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://example.com/a.png", "gopher://x/",
-                                 "data:image/png;base64,AAAA", "//example.com/a.png"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "file:///etc/passwd",
+        "ftp://example.com/a.png",
+        "gopher://x/",
+        "data:image/png;base64,AAAA",
+        "//example.com/a.png",
+    ],
+)
 def test_other_schemes_refused(url):
     with pytest.raises(ValueError, match="refusing URL scheme"):
         fetch_image(url, max_bytes=10, allow_private=True, timeout=5)

@@ -4,6 +4,7 @@ The product is 32 x 20 px and the template fill 0.5 on a 64 px canvas, so the co
 places it at scale exactly 1: every fully covered canvas pixel can be checked against the
 ORIGINAL source pixel, not just against another rendering.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -62,10 +63,10 @@ class RecordingScorer:
 
 @pytest.fixture(scope="module")
 def generator():
-    depth = DepthEstimator(tiny_depth_model(),
-                           preprocess=DepthPreprocess.for_model("dpt", TINY_DEPTH_PREPROCESSOR))
-    return DiffusionSceneGenerator(tiny_inpaint_components(), {"depth": tiny_controlnet()},
-                                   depth=depth, scorer=RecordingScorer())
+    depth = DepthEstimator(tiny_depth_model(), preprocess=DepthPreprocess.for_model("dpt", TINY_DEPTH_PREPROCESSOR))
+    return DiffusionSceneGenerator(
+        tiny_inpaint_components(), {"depth": tiny_controlnet()}, depth=depth, scorer=RecordingScorer()
+    )
 
 
 @pytest.fixture(scope="module")
@@ -129,9 +130,13 @@ def saved(tmp_path_factory):
 def test_from_config_loads_local_folders_and_reproduces_a_seed(scenes, saved):
     root, paths = saved
     weights = DiffusionWeights(
-        inpaint=str(paths["inpaint"]), controlnet_depth=str(paths["depth"]),
-        controlnet_canny=str(paths["canny"]), depth=str(save_tiny_depth(root / "dpt")),
-        clip=str(save_tiny_clip(root / "clip")), device="cpu")
+        inpaint=str(paths["inpaint"]),
+        controlnet_depth=str(paths["depth"]),
+        controlnet_canny=str(paths["canny"]),
+        depth=str(save_tiny_depth(root / "dpt")),
+        clip=str(save_tiny_clip(root / "clip")),
+        device="cpu",
+    )
     loaded = DiffusionSceneGenerator.from_config(weights, controlnets=("depth", "canny"))
     assert loaded.versions["inpaint"] == str(paths["inpaint"]) and sorted(loaded.pipes) == ["canny", "depth"]
     rgb, mask = _product()
@@ -154,8 +159,9 @@ def test_from_config_loads_local_folders_and_reproduces_a_seed(scenes, saved):
 
 
 def test_missing_weights_name_each_missing_component(tmp_path):
-    weights = DiffusionWeights(inpaint=str(tmp_path / "sdxl"), controlnet_depth=None,
-                               depth="example-org/not-cached-depth")
+    weights = DiffusionWeights(
+        inpaint=str(tmp_path / "sdxl"), controlnet_depth=None, depth="example-org/not-cached-depth"
+    )
     with pytest.raises(WeightsMissing) as info:
         DiffusionSceneGenerator.from_config(weights)
     message = str(info.value)
@@ -174,8 +180,7 @@ def test_a_folder_without_its_weight_files_is_weights_missing(saved, tmp_path):
     for weights_file in (inpaint / "unet").glob("*.safetensors"):
         weights_file.unlink()
     depth = save_tiny_depth(tmp_path / "dpt")
-    config = DiffusionWeights(inpaint=str(inpaint), controlnet_depth=str(paths["depth"]),
-                              depth=str(depth))
+    config = DiffusionWeights(inpaint=str(inpaint), controlnet_depth=str(paths["depth"]), depth=str(depth))
     with pytest.raises(WeightsMissing, match="unet"):
         DiffusionSceneGenerator.from_config(config)
 
@@ -219,8 +224,7 @@ def test_out_of_memory_retries_smaller_once_then_raises(generator, monkeypatch):
 )
 def test_bad_inputs_are_rejected_before_any_model_runs(generator, change, match):
     rgb, mask = _product()
-    args = dict(rgb=rgb, mask=mask, template=MARBLE, sku="S", canvas_size=CANVAS, variants=None,
-                base_seed=0) | change
+    args = dict(rgb=rgb, mask=mask, template=MARBLE, sku="S", canvas_size=CANVAS, variants=None, base_seed=0) | change
     with pytest.raises(ModelInputError, match=match):
         generator.generate(args.pop("rgb"), args.pop("mask"), args.pop("template"), **args)
 
@@ -254,6 +258,5 @@ def test_the_protected_zone_is_refilled_from_the_scene_not_left_grey():
     keep[10:22, 10:22] = 1
     scene[keep == 1] = 128.0  # what the model leaves where it was told not to paint
     filled = fill_protected(scene, keep)
-    np.testing.assert_allclose(filled[keep == 1], np.broadcast_to((200.0, 60.0, 40.0), (144, 3)),
-                               atol=2.0)
+    np.testing.assert_allclose(filled[keep == 1], np.broadcast_to((200.0, 60.0, 40.0), (144, 3)), atol=2.0)
     np.testing.assert_array_equal(filled[keep == 0], scene[keep == 0])

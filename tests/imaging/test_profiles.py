@@ -1,4 +1,5 @@
 """imaging.profiles: built-in marketplace values, config overrides, validation, export."""
+
 from __future__ import annotations
 
 import io
@@ -10,7 +11,12 @@ from PIL import Image
 
 from imaging.encode import srgb_icc_bytes
 from imaging.profiles import (
-    BUILTIN_PROFILES, WHITE, ExportProfile, encode_for_profile, load_profiles, profile_canvas,
+    BUILTIN_PROFILES,
+    WHITE,
+    ExportProfile,
+    encode_for_profile,
+    load_profiles,
+    profile_canvas,
 )
 from imaging.types import Background, Composite, Placement, ShadowSpec
 
@@ -74,8 +80,7 @@ catalog-webp:
         ({"shopify": {"canvas": [5000, 5000]}}, "max_side"),
         ({"amazon-main": {"canvas": [1000, 1000]}}, "min_side"),
         ({"shopify": {"canvas": [4400, 4600], "max_side": 5000}}, "MP"),
-        ({"new": {"format": "png", "background": "white", "canvas": [10, 10], "longest_side": 10}},
-         "exactly one"),
+        ({"new": {"format": "png", "background": "white", "canvas": [10, 10], "longest_side": 10}}, "exactly one"),
         ({"new": {"format": "png", "background": "white"}}, "exactly one"),
         ({"amazon-main": {"naming": "../{profile}.{ext}"}}, "plain file name"),
         ({"amazon-main": {"naming": "{profile}-{date}.{ext}"}}, "may only use"),
@@ -93,8 +98,9 @@ def test_invalid_config_raises(config, message):
 
 def test_filename_refuses_path_skus():
     with pytest.raises(ValueError, match="cannot be used"):
-        load_profiles({"x": {"format": "png", "background": "white", "canvas": [64, 64],
-                             "naming": "{sku}.{ext}"}})["x"].filename(sku="../etc")
+        load_profiles({"x": {"format": "png", "background": "white", "canvas": [64, 64], "naming": "{sku}.{ext}"}})[
+            "x"
+        ].filename(sku="../etc")
 
 
 def test_profile_canvas_amazon_forces_white():
@@ -121,8 +127,8 @@ def test_profile_canvas_transparent_follows_product_aspect():
 def _composite(w: int, h: int) -> Composite:
     rgb = np.full((h, w, 3), 255, np.uint8)
     alpha = np.zeros((h, w), np.float32)
-    rgb[h // 4:3 * h // 4, w // 4:3 * w // 4] = (30, 90, 200)
-    alpha[h // 4:3 * h // 4, w // 4:3 * w // 4] = 1.0
+    rgb[h // 4 : 3 * h // 4, w // 4 : 3 * w // 4] = (30, 90, 200)
+    alpha[h // 4 : 3 * h // 4, w // 4 : 3 * w // 4] = 1.0
     return Composite(rgb, alpha, Placement.identity())
 
 

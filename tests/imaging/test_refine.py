@@ -1,4 +1,5 @@
 """imaging.refine: guided filter, mask cleaning, refinement never worse on known masks."""
+
 from __future__ import annotations
 
 import cv2

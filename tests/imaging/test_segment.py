@@ -1,4 +1,5 @@
 """imaging.segment: real u2netp on a real photo, confidence, input checks, the registry."""
+
 from __future__ import annotations
 
 import copy

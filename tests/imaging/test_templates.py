@@ -1,4 +1,5 @@
 """The template library: built-ins, team extensions from a directory, strict validation."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,8 +18,16 @@ from imaging.templates import (
 from imaging.types import Background, ShadowSpec
 
 STUDIO = {"white_studio", "white_studio_hard", "white_floating", "colour_studio", "gradient_studio"}
-LIFESTYLE = {"marble_counter", "kitchen_counter", "linen_flatlay", "outdoor_garden", "wooden_table",
-             "concrete_loft", "bathroom_shelf", "beach_sand"}
+LIFESTYLE = {
+    "marble_counter",
+    "kitchen_counter",
+    "linen_flatlay",
+    "outdoor_garden",
+    "wooden_table",
+    "concrete_loft",
+    "bathroom_shelf",
+    "beach_sand",
+}
 
 EXTRA = """\
 name: acme_pink
@@ -77,9 +86,14 @@ def test_an_extra_directory_adds_a_template_without_code(tmp_path):
 
 
 def test_an_unknown_key_names_the_file_and_the_key(tmp_path):
-    bad = _write(tmp_path, "my_scene", (BUILTIN_DIR / "marble_counter.yaml").read_text()
-                 .replace("name: marble_counter", "name: my_scene")
-                 .replace("backdrop_blur", "backdrop_blurr"))
+    bad = _write(
+        tmp_path,
+        "my_scene",
+        (BUILTIN_DIR / "marble_counter.yaml")
+        .read_text()
+        .replace("name: marble_counter", "name: my_scene")
+        .replace("backdrop_blur", "backdrop_blurr"),
+    )
     with pytest.raises(TemplateError) as info:
         load_templates([tmp_path])
     message = str(info.value)
@@ -146,8 +160,16 @@ def test_unknown_template_lists_known_names():
     assert "white_studio" in str(info.value) and "marble_counter" in str(info.value)
 
 
-@pytest.mark.parametrize(("deg", "words"), [(90, "above"), (135, "the upper left"),
-                                            (45, "the upper right"), (180, "the left"),
-                                            (0, "the right"), (350, "the right")])
+@pytest.mark.parametrize(
+    ("deg", "words"),
+    [
+        (90, "above"),
+        (135, "the upper left"),
+        (45, "the upper right"),
+        (180, "the left"),
+        (0, "the right"),
+        (350, "the right"),
+    ],
+)
 def test_light_phrase_follows_the_shared_angle_convention(deg, words):
     assert light_phrase(deg) == f"key light from {words}"

@@ -1,4 +1,5 @@
 """imaging.upscale + imaging.device: real ncnn Real-ESRGAN, tiny torch nets, tiling, OOM, upscale_to."""
+
 from __future__ import annotations
 
 import os
@@ -45,6 +46,7 @@ def _crop(h: int = 64, w: int = 64) -> np.ndarray:
 
 # --- the real model: Real-ESRGAN x4plus, ncnn, CPU ----------------------------------------
 
+
 def test_ncnn_x4plus_on_a_real_crop_is_sane_deterministic_and_seamless(model_dir):
     crop = _crop()
     whole = NcnnRealEsrgan(model_dir, tile=0, threads=1)  # one pass, no tiles
@@ -68,6 +70,7 @@ def test_ncnn_refuses_bad_input_and_missing_weights(model_dir, tmp_path):
 
 
 # --- torch backends with tiny seeded networks ---------------------------------------------
+
 
 def _tiny(kind: str) -> torch.nn.Module:
     torch.manual_seed(0)
@@ -133,6 +136,7 @@ def test_torch_backend_without_weights_says_where_to_get_them(tmp_path):
 
 # --- tiling, classical resampling, upscale_to ---------------------------------------------
 
+
 @pytest.mark.parametrize("h, w, tile, pad", [(37, 50, 16, 5), (16, 16, 16, 4), (9, 70, 0, 3)])
 def test_tile_grid_covers_every_pixel_once(h, w, tile, pad):
     seen = np.zeros((h, w), int)
@@ -187,6 +191,7 @@ def test_upscale_to_can_chain_passes_and_refuses_bad_arguments():
 
 
 # --- device -------------------------------------------------------------------------------
+
 
 def test_pick_device_and_dtype():
     auto = pick_device(None)

@@ -1,4 +1,5 @@
 """imaging.weights: registry, verification, refusal messages, the offline-safe fetch."""
+
 from __future__ import annotations
 
 import os

@@ -1,6 +1,7 @@
 """infra/bootstrap.py against a real Prefect server on loopback (own PREFECT_HOME, free
 port): it creates pools, queues, the GPU limit, variables and blocks; a second run changes
 nothing; drift is repaired; --dry-run writes nothing; secrets never reach its output."""
+
 import asyncio
 import os
 import signal
@@ -28,8 +29,12 @@ def free_port() -> int:
 
 def prefect_env(home: Path, port: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "LIGHTBOX_"))}
-    env.update(PREFECT_HOME=str(home), PREFECT_API_URL=f"http://127.0.0.1:{port}/api",
-               PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_UI_ENABLED="false")
+    env.update(
+        PREFECT_HOME=str(home),
+        PREFECT_API_URL=f"http://127.0.0.1:{port}/api",
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_UI_ENABLED="false",
+    )
     return env
 
 
@@ -39,9 +44,13 @@ def server(tmp_path_factory):
     home, port = tmp_path_factory.mktemp("prefect-home"), free_port()
     env = prefect_env(home, port)
     log = open(home / "server.log", "wb")  # noqa: SIM115 (closed below)
-    process = subprocess.Popen([str(Path(sys.executable).parent / "prefect"), "server", "start",
-                                "--host", "127.0.0.1", "--port", str(port)], env=env, stdout=log,
-                               stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 120
     while True:
         try:
@@ -59,10 +68,17 @@ def server(tmp_path_factory):
 
 
 def bootstrap(env: dict, tmp: Path, *extra: str, **more_env: str) -> subprocess.CompletedProcess:
-    argv = [sys.executable, "-m", "infra.bootstrap", "--data-dir", str(tmp / "data"),
-            "--model-dir", str(tmp / "models"), *extra]
-    return subprocess.run(argv, cwd=ROOT, env={**env, **more_env}, capture_output=True, text=True,
-                          timeout=120)
+    argv = [
+        sys.executable,
+        "-m",
+        "infra.bootstrap",
+        "--data-dir",
+        str(tmp / "data"),
+        "--model-dir",
+        str(tmp / "models"),
+        *extra,
+    ]
+    return subprocess.run(argv, cwd=ROOT, env={**env, **more_env}, capture_output=True, text=True, timeout=120)
 
 
 async def _snapshot(api_url: str) -> dict:
@@ -74,14 +90,18 @@ async def _snapshot(api_url: str) -> dict:
             wp = await client.read_work_pool(pool)
             state[pool] = (wp.type, wp.base_job_template, wp.concurrency_limit, wp.description)
             queues = await client.read_work_queues(work_pool_name=pool)
-            state[f"{pool} queues"] = sorted((q.name, q.priority, q.concurrency_limit, q.is_paused,
-                                              q.description) for q in queues)
+            state[f"{pool} queues"] = sorted(
+                (q.name, q.priority, q.concurrency_limit, q.is_paused, q.description) for q in queues
+            )
         limit = await client.read_global_concurrency_limit_by_name("gpu-slots")
         state["gpu-slots"] = (limit.limit, limit.active)
         state["variables"] = sorted((v.name, v.value) for v in await client.read_variables())
         documents = await client.read_block_documents(include_secrets=True)
-        state["blocks"] = sorted((d.block_type.slug, d.name or "", d.id, repr(sorted(d.data.items())))
-                                 for d in documents if not d.is_anonymous)
+        state["blocks"] = sorted(
+            (d.block_type.slug, d.name or "", d.id, repr(sorted(d.data.items())))
+            for d in documents
+            if not d.is_anonymous
+        )
         return state
 
 
@@ -101,25 +121,42 @@ def lines(result: subprocess.CompletedProcess) -> dict[str, str]:
 
 @pytest.mark.server
 def test_bootstrap_creates_everything_then_changes_nothing(server, tmp_path):
-    secrets = dict(LIGHTBOX_SHOPIFY_SHOP="acme-goods.myshopify.com",
-                   LIGHTBOX_SHOPIFY_ACCESS_TOKEN=TOKEN, LIGHTBOX_SHOPIFY_WEBHOOK_SECRET=WEBHOOK_SECRET,
-                   LIGHTBOX_S3_BUCKET="catalog-assets", AWS_ACCESS_KEY_ID="AKIATEST",
-                   AWS_SECRET_ACCESS_KEY=AWS_SECRET, LIGHTBOX_S3_ENDPOINT_URL="http://127.0.0.1:9")
+    secrets = dict(
+        LIGHTBOX_SHOPIFY_SHOP="acme-goods.myshopify.com",
+        LIGHTBOX_SHOPIFY_ACCESS_TOKEN=TOKEN,
+        LIGHTBOX_SHOPIFY_WEBHOOK_SECRET=WEBHOOK_SECRET,
+        LIGHTBOX_S3_BUCKET="catalog-assets",
+        AWS_ACCESS_KEY_ID="AKIATEST",
+        AWS_SECRET_ACCESS_KEY=AWS_SECRET,
+        LIGHTBOX_S3_ENDPOINT_URL="http://127.0.0.1:9",
+    )
     first = bootstrap(server, tmp_path, "--gpu-slots", "2", **secrets)
     assert first.returncode == 0, first.stderr
     created = lines(first)
-    for name in ("lightbox-cpu", "lightbox-gpu", "lightbox-cpu/urgent", "lightbox-gpu/backfill",
-                 "gpu-slots", "lightbox_data_dir", "lightbox_inbox",
-                 "lightbox-catalog-database/catalog", "lightbox-model-store/gpu",
-                 "lightbox-local-folder/exports", "lightbox-s3-destination/assets",
-                 "lightbox-shopify-store/store"):
+    for name in (
+        "lightbox-cpu",
+        "lightbox-gpu",
+        "lightbox-cpu/urgent",
+        "lightbox-gpu/backfill",
+        "gpu-slots",
+        "lightbox_data_dir",
+        "lightbox_inbox",
+        "lightbox-catalog-database/catalog",
+        "lightbox-model-store/gpu",
+        "lightbox-local-folder/exports",
+        "lightbox-s3-destination/assets",
+        "lightbox-shopify-store/store",
+    ):
         assert created[name] == "created", (name, first.stdout)
     before = snapshot(server)
     assert before["lightbox-cpu"][0] == "process" and before["lightbox-gpu"][2] == 2
     for pool in ("lightbox-cpu", "lightbox-gpu"):
         priorities = {q[0]: q[1] for q in before[f"{pool} queues"]}
-        assert {k: priorities[k] for k in ("urgent", "standard", "backfill")} == \
-            {"urgent": 1, "standard": 2, "backfill": 3}
+        assert {k: priorities[k] for k in ("urgent", "standard", "backfill")} == {
+            "urgent": 1,
+            "standard": 2,
+            "backfill": 3,
+        }
         assert priorities["default"] == 4
     assert before["gpu-slots"] == (2, True)
 

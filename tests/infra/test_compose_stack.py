@@ -2,6 +2,7 @@
 files parse, every file they reference exists, services depend on services that exist,
 secrets come only from infra/.env interpolation, and the names the Docker work-pool
 templates rely on (network, volumes) are the ones compose creates."""
+
 import re
 from pathlib import Path
 
@@ -22,10 +23,20 @@ def compose() -> dict:
 
 
 def test_services_of_the_stack(compose):
-    assert set(compose["services"]) == {"postgres", "minio", "minio-setup", "prefect-server",
-                                        "bootstrap", "worker-cpu", "worker-gpu", "webhook"}
-    commands = {name: " ".join(s.get("command", [])) if isinstance(s.get("command"), list)
-                else s.get("command", "") for name, s in compose["services"].items()}
+    assert set(compose["services"]) == {
+        "postgres",
+        "minio",
+        "minio-setup",
+        "prefect-server",
+        "bootstrap",
+        "worker-cpu",
+        "worker-gpu",
+        "webhook",
+    }
+    commands = {
+        name: " ".join(s.get("command", [])) if isinstance(s.get("command"), list) else s.get("command", "")
+        for name, s in compose["services"].items()
+    }
     assert "--pool lightbox-cpu" in commands["worker-cpu"]
     assert "--pool lightbox-gpu" in commands["worker-gpu"]
     assert "infra.bootstrap" in commands["bootstrap"] and "deploy --all" in commands["bootstrap"]
@@ -69,8 +80,11 @@ def test_dependencies_name_services(compose):
 def test_secrets_come_from_interpolation_only(compose):
     text = COMPOSE.read_text()
     required = {m.group(1) for m in INTERPOLATION.finditer(text)}
-    example = dict(line.split("=", 1) for line in (INFRA / "compose.env.example").read_text().splitlines()
-                   if line and not line.startswith("#"))
+    example = dict(
+        line.split("=", 1)
+        for line in (INFRA / "compose.env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
     assert required <= set(example), f"not in compose.env.example: {required - set(example)}"
     assert (INFRA / ".gitignore").read_text().splitlines()[-1] == ".env"
     for name, service in compose["services"].items():

@@ -1,6 +1,7 @@
 """The base job templates bootstrap applies (infra/job_templates/): well formed, every
 placeholder declared, and the GPU ones really ask for a GPU. No Kubernetes or Docker here:
 the templates are rendered with their defaults the way a worker fills them in."""
+
 import json
 import re
 
@@ -40,8 +41,7 @@ def test_every_placeholder_is_a_declared_variable(pool_type, role):
 
 def test_every_file_is_a_template_of_a_known_pool_type():
     files = sorted(p.name for p in TEMPLATES.iterdir() if p.suffix in {".json", ".yaml"})
-    expected = sorted(f"{t}-{r}{'.json' if t == 'process' else '.yaml'}"
-                      for t in POOL_TYPES for r in ("cpu", "gpu"))
+    expected = sorted(f"{t}-{r}{'.json' if t == 'process' else '.yaml'}" for t in POOL_TYPES for r in ("cpu", "gpu"))
     assert files == expected
     for name in files:
         load_template(TEMPLATES / name)
@@ -49,14 +49,14 @@ def test_every_file_is_a_template_of_a_known_pool_type():
 
 def test_process_templates_are_prefects_with_our_environment():
     default = ProcessWorker.get_default_base_job_template()
-    for role, env in {"cpu": {"CUDA_VISIBLE_DEVICES": ""},
-                      "gpu": {"CUDA_VISIBLE_DEVICES": "0",
-                              "PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True"}}.items():
+    for role, env in {
+        "cpu": {"CUDA_VISIBLE_DEVICES": ""},
+        "gpu": {"CUDA_VISIBLE_DEVICES": "0", "PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True"},
+    }.items():
         ours = template_for("process", role)
         assert ours["variables"]["properties"]["env"]["default"] == env
         ours["variables"]["properties"]["env"].pop("default")
-        ours["variables"]["properties"]["env"]["description"] = \
-            default["variables"]["properties"]["env"]["description"]
+        ours["variables"]["properties"]["env"]["description"] = default["variables"]["properties"]["env"]["description"]
         assert ours == default, "Prefect's process template changed: regenerate infra/job_templates"
 
 
@@ -87,7 +87,12 @@ def test_docker_gpu_container_asks_the_nvidia_runtime_for_one_gpu():
     config = rendered(template_for("docker", "gpu"))
     (request,) = config["container_create_kwargs"]["device_requests"]
     assert docker_types.DeviceRequest(**request) == {
-        "Driver": "", "Count": 1, "DeviceIDs": [], "Capabilities": [["gpu"]], "Options": {}}
+        "Driver": "",
+        "Count": 1,
+        "DeviceIDs": [],
+        "Capabilities": [["gpu"]],
+        "Options": {},
+    }
     assert rendered(template_for("docker", "cpu"))["container_create_kwargs"] == {}
     for role in ("cpu", "gpu"):
         config = rendered(template_for("docker", role))

@@ -4,6 +4,7 @@ The builders are exposed as fixtures (``scene``), so the test files need no impo
 Geometry follows imaging/types.py: x right, y down; light_direction_deg counter-clockwise
 from +x with y up; a cast shadow is offset by (-cos t, +sin t) in (x, y-down) pixels.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ class Scene:
 def ellipse_mask(h, w, cx, cy, rx, ry, supersample=4):
     """Anti-aliased ellipse coverage (float32 in [0, 1]) by supersampling."""
     ss = supersample
-    yy, xx = np.mgrid[:h * ss, :w * ss]
+    yy, xx = np.mgrid[: h * ss, : w * ss]
     xx = (xx + 0.5) / ss - 0.5
     yy = (yy + 0.5) / ss - 0.5
     inside = ((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 <= 1.0

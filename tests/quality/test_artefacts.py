@@ -1,4 +1,5 @@
 """quality/artefacts.py: JPEG blocking the encoder adds over the product."""
+
 import cv2
 import numpy as np
 import pytest

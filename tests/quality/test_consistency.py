@@ -1,11 +1,19 @@
 """quality/consistency.py: planted outliers in a synthetic batch, robust statistics."""
+
 import numpy as np
 import pytest
 
 from quality.consistency import DIMENSIONS, ImageFeatures, batch_outliers, image_features
 
-FLOORS = dict(brightness_l=1.0, white_balance_a=0.75, white_balance_b=0.75, background_l=0.75,
-              scale=0.01, centroid_x=0.01, centroid_y=0.01)
+FLOORS = dict(
+    brightness_l=1.0,
+    white_balance_a=0.75,
+    white_balance_b=0.75,
+    background_l=0.75,
+    scale=0.01,
+    centroid_x=0.01,
+    centroid_y=0.01,
+)
 KW = dict(z_limit=2.0, min_batch=4, sigma_floor=FLOORS)
 
 

@@ -5,6 +5,7 @@ anti-aliased by supersampling) and a mask that is right or wrong by a known area
 thresholds on these figures are provisional, so defects here are far beyond any plausible
 fail level (a few % of the product) and clean cases read (near) zero.
 """
+
 import cv2
 import numpy as np
 import pytest
@@ -50,7 +51,7 @@ def test_filled_hole_is_background_inside(scene, backdrop):
 def _body_and_stem(scene, width=40, below=30):
     body = scene.ellipse(H, W, 200, 180, 100, 100)  # rows 80..280
     stem = np.zeros((H, W), np.float32)
-    stem[250:280 + below, 200 - width // 2:200 + width // 2] = 1
+    stem[250 : 280 + below, 200 - width // 2 : 200 + width // 2] = 1
     return body, np.maximum(body, stem)
 
 

@@ -1,4 +1,5 @@
 """quality/defects.py: every check has a defect class; retry plans, descriptions, ranking."""
+
 import pytest
 
 from quality.defects import DEFECTS, attempt_badness, defect_of, describe_failures, plan_retry
@@ -8,16 +9,33 @@ from quality.thresholds import MARKETPLACE_PROFILES, MarketplaceRules, QcThresho
 TH = QcThresholds()
 CLEAN = dict(size=640, src_size=(560, 440), scale=1.0, light_deg=135.0, shadow_offset=15, contact=0.5)
 EVERY_RULE = MarketplaceRules(
-    name="every-rule", background_rgb=(255, 255, 255), fill_target=0.85, min_longest_side=100,
-    max_longest_side=5000, max_megapixels=20.0, require_srgb=True, max_file_bytes=10**7,
+    name="every-rule",
+    background_rgb=(255, 255, 255),
+    fill_target=0.85,
+    min_longest_side=100,
+    max_longest_side=5000,
+    max_megapixels=20.0,
+    require_srgb=True,
+    max_file_bytes=10**7,
 )
 
 
 def _emitted_names(scene):
     s = scene.make(**CLEAN)
-    ev = QcEvidence(s.source_rgb, s.source_mask, s.output_rgb, s.output_alpha, s.placement,
-                    background_rgb=s.background_rgb, shadow_style="soft", light_direction_deg=135.0,
-                    grounded=True, encoded_bytes=400_000, icc_is_srgb=True, shipped_rgb=s.output_rgb.copy())
+    ev = QcEvidence(
+        s.source_rgb,
+        s.source_mask,
+        s.output_rgb,
+        s.output_alpha,
+        s.placement,
+        background_rgb=s.background_rgb,
+        shadow_style="soft",
+        light_direction_deg=135.0,
+        grounded=True,
+        encoded_bytes=400_000,
+        icc_is_srgb=True,
+        shipped_rgb=s.output_rgb.copy(),
+    )
     names = set()
     for rules in (EVERY_RULE, MARKETPLACE_PROFILES["amazon-main"], MARKETPLACE_PROFILES["shopify"]):
         names |= {c.name for c in score_image(ev, TH, rules).checks}
@@ -48,7 +66,10 @@ def test_unfixable_failure_plans_no_retry():
 def test_retry_plans_merge():
     assert plan_retry(["cut.lost_part"]) == {"cut_bias": -1}
     assert plan_retry(["a:edge.halo", "b:edge.fringe", "a:cut.background_inside"]) == {
-        "decontaminate": True, "refine_strength": "+1", "fill_holes": False}
+        "decontaminate": True,
+        "refine_strength": "+1",
+        "fill_holes": False,
+    }
     assert plan_retry(["a:cut.fragments", "b:cut.background_attached"]) == {"cut_bias": 1}
     assert plan_retry([]) == {}
 
@@ -59,29 +80,41 @@ def test_conflicting_cut_bias_needs_a_person():
 
 
 def test_describe_names_each_class_once_with_its_profiles():
-    text = describe_failures([
-        "amazon-main:edge.halo", "shopify:edge.halo", "amazon-main:edge.halo",
-        "amazon-main:colour.delta_e_mean", "amazon-main:colour.delta_e_of_means", "shopify:cut.lost_part",
-    ])
-    assert text == ("halo around the product (amazon-main, shopify); product colour changed (amazon-main); "
-                    "part of the product missing (shopify)")
+    text = describe_failures(
+        [
+            "amazon-main:edge.halo",
+            "shopify:edge.halo",
+            "amazon-main:edge.halo",
+            "amazon-main:colour.delta_e_mean",
+            "amazon-main:colour.delta_e_of_means",
+            "shopify:cut.lost_part",
+        ]
+    )
+    assert text == (
+        "halo around the product (amazon-main, shopify); product colour changed (amazon-main); "
+        "part of the product missing (shopify)"
+    )
     assert "delta_e" not in text and "edge." not in text  # classes, not metric names
     assert describe_failures(["edge.halo"]) == "halo around the product"
 
 
 def test_describe_uses_specific_details():
-    details = {"amazon-main:source.resolution": "source too small for amazon-main: needs 5.7x enlargement",
-               "shopify:source.resolution": "source too small for shopify: needs 5.7x enlargement"}
-    text = describe_failures(["amazon-main:source.resolution", "shopify:source.resolution",
-                              "amazon-main:edge.halo"], details)
-    assert text == ("source too small for amazon-main: needs 5.7x enlargement; "
-                    "source too small for shopify: needs 5.7x enlargement; halo around the product (amazon-main)")
+    details = {
+        "amazon-main:source.resolution": "source too small for amazon-main: needs 5.7x enlargement",
+        "shopify:source.resolution": "source too small for shopify: needs 5.7x enlargement",
+    }
+    text = describe_failures(
+        ["amazon-main:source.resolution", "shopify:source.resolution", "amazon-main:edge.halo"], details
+    )
+    assert text == (
+        "source too small for amazon-main: needs 5.7x enlargement; "
+        "source too small for shopify: needs 5.7x enlargement; halo around the product (amazon-main)"
+    )
     assert "(amazon-main)" not in text.split(";")[0]  # a detail names its own profile
 
 
 def _check(name, status, value, warn, fail, worse="higher"):
-    return {"name": name, "status": status, "value": value,
-            "threshold": {"warn": warn, "fail": fail, "worse": worse}}
+    return {"name": name, "status": status, "value": value, "threshold": {"warn": warn, "fail": fail, "worse": worse}}
 
 
 def test_attempt_badness_orders_milder_failures_first():

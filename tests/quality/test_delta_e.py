@@ -1,4 +1,5 @@
 """quality/delta_e.py against published and library reference data."""
+
 import warnings
 
 import numpy as np
@@ -88,8 +89,17 @@ def colour_lib():
 
 @pytest.mark.parametrize(
     "rgb",
-    [(1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0), (0.5, 0.5, 0.5), (0.2, 0.7, 0.3),
-     (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), (0.01, 0.02, 0.03), (0.9, 0.85, 0.1)],
+    [
+        (1.0, 0.0, 0.0),
+        (0.0, 1.0, 0.0),
+        (0.0, 0.0, 1.0),
+        (0.5, 0.5, 0.5),
+        (0.2, 0.7, 0.3),
+        (1.0, 1.0, 1.0),
+        (0.0, 0.0, 0.0),
+        (0.01, 0.02, 0.03),
+        (0.9, 0.85, 0.1),
+    ],
 )
 def test_srgb_to_lab_matches_colour_science(colour_lib, rgb):
     expected = colour_lib.XYZ_to_Lab(colour_lib.sRGB_to_XYZ(np.array(rgb)))

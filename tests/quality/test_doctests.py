@@ -1,11 +1,23 @@
 """Every docstring example in quality/ runs and is right."""
+
 import doctest
 import importlib
 
 import pytest
 
-MODULES = ["delta_e", "fidelity", "edges", "shadow", "marketplace", "exposure", "consistency", "thresholds", "cut",
-           "artefacts", "defects"]
+MODULES = [
+    "delta_e",
+    "fidelity",
+    "edges",
+    "shadow",
+    "marketplace",
+    "exposure",
+    "consistency",
+    "thresholds",
+    "cut",
+    "artefacts",
+    "defects",
+]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -1,12 +1,20 @@
 """quality/edges.py: halos, fringes, soft and jagged edges of known size."""
+
 import cv2
 import numpy as np
 import pytest
 
 from quality.edges import edge_quality, estimate_old_background
 
-KW = dict(profile_px=10, rim_px=3, ref_px=(5, 9), halo_delta_l=8.0, fringe_weight=0.3,
-          fringe_min_separation=20.0, smooth_px=16.0)
+KW = dict(
+    profile_px=10,
+    rim_px=3,
+    ref_px=(5, 9),
+    halo_delta_l=8.0,
+    fringe_weight=0.3,
+    fringe_min_separation=20.0,
+    smooth_px=16.0,
+)
 
 
 def _edges(s, **kw):
@@ -14,8 +22,16 @@ def _edges(s, **kw):
     return edge_quality(s.output_rgb, s.output_alpha, old_background_rgb=old, **{**KW, **kw})
 
 
-@pytest.mark.parametrize("kw", [{}, {"bg": (200, 200, 200)}, {"light_deg": 120, "shadow_offset": 12, "contact": 0.4},
-                                {"scale": 3.0, "size": 1024}, {"scale": 0.7, "size": 256}])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {},
+        {"bg": (200, 200, 200)},
+        {"light_deg": 120, "shadow_offset": 12, "contact": 0.4},
+        {"scale": 3.0, "size": 1024},
+        {"scale": 0.7, "size": 256},
+    ],
+)
 def test_clean_edges_are_not_flagged(scene, kw):
     q = _edges(scene.make(**kw))
     assert q.halo_share == 0.0

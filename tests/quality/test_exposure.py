@@ -1,4 +1,5 @@
 """quality/exposure.py: blur (variance of Laplacian) and clipping on the product."""
+
 import cv2
 import numpy as np
 import pytest

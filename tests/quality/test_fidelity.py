@@ -1,4 +1,5 @@
 """quality/fidelity.py: CIEDE2000 on aligned product interiors, with known answers."""
+
 import cv2
 import numpy as np
 import pytest
@@ -42,7 +43,7 @@ def test_placement_matrix_conventions():
 def test_known_colour_shift_measured_both_ways(scene):
     base, shift = (180, 60, 50), (25, -12, -15)
     s = scene.make(textured=False, product_rgb=base, colour_shift=shift, scale=1.7, size=600)
-    shifted = tuple(int(np.clip(b + d, 0, 255)) for b, d in zip(base, shift))
+    shifted = tuple(int(np.clip(b + d, 0, 255)) for b, d in zip(base, shift, strict=True))
     expected = float(delta_e_2000(srgb_to_lab(np.array(base, np.uint8)), srgb_to_lab(np.array(shifted, np.uint8))))
     assert 3.0 < expected < 8.0  # a clearly visible, but not huge, shift
 

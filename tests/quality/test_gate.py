@@ -1,4 +1,5 @@
 """quality/gate.py: whole-image verdicts on constructed composites, and batches."""
+
 import json
 
 import numpy as np
@@ -102,14 +103,28 @@ def test_report_is_json_safe(scene):
     assert data["status"] in ("pass", "warn", "fail")
     assert all(isinstance(v, float) and np.isfinite(v) for v in report.metrics.values())
     assert {c["status"] for c in data["checks"]} <= {"pass", "warn", "fail"}
-    assert set(report.features) == {"brightness_l", "white_balance_a", "white_balance_b", "background_l",
-                                    "scale", "centroid_x", "centroid_y"}
+    assert set(report.features) == {
+        "brightness_l",
+        "white_balance_a",
+        "white_balance_b",
+        "background_l",
+        "scale",
+        "centroid_x",
+        "centroid_y",
+    }
 
 
 def test_score_batch_accepts_report_features():
     rng = np.random.default_rng(0)
-    base = dict(brightness_l=50.0, white_balance_a=0.0, white_balance_b=0.0, background_l=100.0,
-                scale=0.85, centroid_x=0.5, centroid_y=0.5)
+    base = dict(
+        brightness_l=50.0,
+        white_balance_a=0.0,
+        white_balance_b=0.0,
+        background_l=100.0,
+        scale=0.85,
+        centroid_x=0.5,
+        centroid_y=0.5,
+    )
     feats = [{k: v + rng.normal(0, 0.002) for k, v in base.items()} for _ in range(8)]
     feats[4]["centroid_y"] = 0.6
     result = score_batch(feats, TH)
@@ -133,8 +148,9 @@ def test_evidence_errors(scene):
     with pytest.raises(ValueError, match="2x3"):
         QcEvidence(s.source_rgb, s.source_mask, s.output_rgb, s.output_alpha, np.eye(3))
     with pytest.raises(ValueError, match="light_direction_deg"):
-        QcEvidence(s.source_rgb, s.source_mask, s.output_rgb, s.output_alpha, (1.0, 0.0, 0.0),
-                   light_direction_deg=np.inf)
+        QcEvidence(
+            s.source_rgb, s.source_mask, s.output_rgb, s.output_alpha, (1.0, 0.0, 0.0), light_direction_deg=np.inf
+        )
 
 
 @pytest.mark.parametrize("drawn_light,expected", [(135.0, "pass"), (315.0, "warn")])

@@ -4,6 +4,7 @@ measured once per SKU; the absolute Laplacian is a figure, not a check.
 
 Defects are built far beyond any plausible (provisional) fail level.
 """
+
 import cv2
 import numpy as np
 import pytest
@@ -31,8 +32,17 @@ def _rendered(src, mask, size=640, **kw):
     warped = cv2.warpAffine(src.astype(np.float32), m, (size, size))
     a = np.clip(cv2.warpAffine(mask, m, (size, size)), 0, 1)
     out = np.clip((a[..., None] * warped + (1 - a[..., None]) * 255.0).round(), 0, 255).astype(np.uint8)
-    return QcEvidence(src, mask, out, a.astype(np.float32), m, background_rgb=(255, 255, 255),
-                      shadow_style="none", grounded=False, **kw)
+    return QcEvidence(
+        src,
+        mask,
+        out,
+        a.astype(np.float32),
+        m,
+        background_rgb=(255, 255, 255),
+        shadow_style="none",
+        grounded=False,
+        **kw,
+    )
 
 
 def _interior(alpha, px=9):
@@ -40,6 +50,7 @@ def _interior(alpha, px=9):
 
 
 # --- one builder per check: (evidence, marketplace rules) that make exactly that defect ---
+
 
 def clipped_highlights(scene):
     s = scene.make(**CLEAN)  # the photo is fine; the render blows out the product's top half
@@ -128,11 +139,19 @@ def srgb(scene):
 
 
 CASES = {
-    "exposure.clipped_highlights": clipped_highlights, "edge.transition_width": transition_width,
-    "market.background_purity": background_purity, "market.megapixels": megapixels,
-    "placement.iou": placement_iou, "sharpness.vs_source": sharpness, "cut.background_inside": background_inside,
-    "cut.lost_part": lost_part, "cut.fragments": fragments, "source.resolution": resolution,
-    "source.cut_off": source_cut_off, "framing.cut_off": framing_cut_off, "artefacts.jpeg": jpeg,
+    "exposure.clipped_highlights": clipped_highlights,
+    "edge.transition_width": transition_width,
+    "market.background_purity": background_purity,
+    "market.megapixels": megapixels,
+    "placement.iou": placement_iou,
+    "sharpness.vs_source": sharpness,
+    "cut.background_inside": background_inside,
+    "cut.lost_part": lost_part,
+    "cut.fragments": fragments,
+    "source.resolution": resolution,
+    "source.cut_off": source_cut_off,
+    "framing.cut_off": framing_cut_off,
+    "artefacts.jpeg": jpeg,
     "market.srgb": srgb,
 }
 
@@ -165,8 +184,10 @@ def test_clean_renders_fail_none_of_these_checks(scene):
 def test_score_sku_measures_shared_checks_once(scene):
     big = _ev(scene.make(**CLEAN))
     small = _ev(scene.make(**{**CLEAN, "size": 400, "scale": 0.6}))
-    rules = {"big": MarketplaceRules(name="big", min_longest_side=500),
-             "small": MarketplaceRules(name="small", min_longest_side=500)}
+    rules = {
+        "big": MarketplaceRules(name="big", min_longest_side=500),
+        "small": MarketplaceRules(name="small", min_longest_side=500),
+    }
     reports = score_sku({"small": small, "big": big}, TH, rules)
     by = {p: {c.name: c for c in r.checks} for p, r in reports.items()}
     shared = [n for n in by["big"] if n.split(".")[0] in ("cut", "colour", "edge", "placement", "exposure")]

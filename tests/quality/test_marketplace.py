@@ -1,4 +1,5 @@
 """quality/marketplace.py: purity, fill and ICC profile rules on constructed images."""
+
 import struct
 
 import numpy as np

@@ -1,4 +1,5 @@
 """quality/shadow.py: shadows cast at known angles, contact shadows, light estimates."""
+
 import numpy as np
 import pytest
 
@@ -95,8 +96,9 @@ def test_angle_difference_wraps():
 def test_clear_errors(scene):
     s = scene.make(light_deg=90.0, shadow_offset=10)
     with pytest.raises(ValueError, match="empty"):
-        shadow_geometry(s.output_rgb, np.zeros_like(s.output_alpha), background_rgb=None,
-                        light_direction_deg=90.0, **KW)
+        shadow_geometry(
+            s.output_rgb, np.zeros_like(s.output_alpha), background_rgb=None, light_direction_deg=90.0, **KW
+        )
     with pytest.raises(ValueError, match=r"shape \(H, W\)"):
         shadow_geometry(s.output_rgb, s.output_alpha[..., None], background_rgb=None, light_direction_deg=90.0, **KW)
     bad = s.output_alpha.copy()

@@ -1,4 +1,5 @@
 """quality/thresholds.py: three-level limits, versioned config, profile overrides."""
+
 import pytest
 from pydantic import ValidationError
 

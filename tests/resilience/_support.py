@@ -6,6 +6,7 @@ mirrors that differ per SKU, so every SKU has its own content (no cache hit betw
 SKUs) and most pass QC, so there is something to export. Nothing here is committed as a
 binary: every file is written into the test's tmp_path.
 """
+
 from __future__ import annotations
 
 import csv
@@ -60,8 +61,9 @@ def write_catalog(folder: Path, count: int, prefix: str = "SKU") -> Path:
     return write_manifest(folder / "manifest.csv", rows)
 
 
-def write_manifest(path: Path, rows: list[dict], encoding: str = "utf-8",
-                   columns: tuple[str, ...] = ("sku", "image", "title")) -> Path:
+def write_manifest(
+    path: Path, rows: list[dict], encoding: str = "utf-8", columns: tuple[str, ...] = ("sku", "image", "title")
+) -> Path:
     buf = io.StringIO(newline="")
     writer = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore")
     writer.writeheader()
@@ -74,8 +76,9 @@ def run_batch(manifest: Path, out: Path, settings, **kw) -> dict:
     """The batch flow in this process (under the session's Prefect harness), ``thumb`` only."""
     from flows.catalog_batch import catalog_batch
 
-    return catalog_batch(manifest=str(manifest), out_dir=str(out), settings=settings,
-                         profiles=kw.pop("profiles", ["thumb"]), **kw)
+    return catalog_batch(
+        manifest=str(manifest), out_dir=str(out), settings=settings, profiles=kw.pop("profiles", ["thumb"]), **kw
+    )
 
 
 # --- the CLI as a child process ---------------------------------------------------------
@@ -90,10 +93,28 @@ def cli_env(api_url: str) -> dict[str, str]:
 
 def cli_command(manifest: Path, out: Path, data_dir: Path, model_dir: Path, *extra: str) -> list[str]:
     """``lightbox run`` with one profile, one attempt and classical upscaling (fast)."""
-    return [sys.executable, "-m", "deployments.cli", "run", str(manifest), "--out", str(out),
-            "--data-dir", str(data_dir), "--model-dir", str(model_dir), "--upscaler", "lanczos",
-            "--thresholds", str(CLASSICAL_THRESHOLDS),
-            "--profile", "amazon-main", "--max-attempts", "1", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "deployments.cli",
+        "run",
+        str(manifest),
+        "--out",
+        str(out),
+        "--data-dir",
+        str(data_dir),
+        "--model-dir",
+        str(model_dir),
+        "--upscaler",
+        "lanczos",
+        "--thresholds",
+        str(CLASSICAL_THRESHOLDS),
+        "--profile",
+        "amazon-main",
+        "--max-attempts",
+        "1",
+        *extra,
+    ]
 
 
 def start_cli(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
@@ -117,14 +138,16 @@ def tail(log: Path, lines: int = 60) -> str:
     return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
 
 
-def wait_until(condition: Callable[[], bool], proc: subprocess.Popen, log: Path,
-               timeout: float = 180.0, poll_s: float = 0.005) -> None:
+def wait_until(
+    condition: Callable[[], bool], proc: subprocess.Popen, log: Path, timeout: float = 180.0, poll_s: float = 0.005
+) -> None:
     """Poll ``condition`` until it holds; fail if the process ends or time runs out first."""
     deadline = time.monotonic() + timeout
     while not condition():
         if proc.poll() is not None:
-            raise AssertionError(f"lightbox run ended ({proc.returncode}) before the point to "
-                                 f"interrupt it was reached:\n{tail(log)}")
+            raise AssertionError(
+                f"lightbox run ended ({proc.returncode}) before the point to interrupt it was reached:\n{tail(log)}"
+            )
         if time.monotonic() > deadline:
             raise AssertionError(f"the point to interrupt the batch was not reached in {timeout} s")
         time.sleep(poll_s)
@@ -204,8 +227,9 @@ def assert_exported_once(database_url: str, out: Path, *, killed_puts_ok: bool =
             target = str(Path(k).parent / Path(k).name[1:].rsplit(".", 2)[0])
             assert target in per_key, f"{k} is a temporary file of {target}, which was never exported"
         on_disk -= leftovers
-    assert on_disk == set(per_key), f"files without an export row: {on_disk - set(per_key)}; " \
-                                    f"rows without a file: {set(per_key) - on_disk}"
+    assert on_disk == set(per_key), (
+        f"files without an export row: {on_disk - set(per_key)}; rows without a file: {set(per_key) - on_disk}"
+    )
     for r in rows:
         data = (out / r.destination_key).read_bytes()
         assert hashlib.sha256(data).hexdigest() == r.content_sha256, f"{r.destination_key} is not what was recorded"
@@ -214,5 +238,8 @@ def assert_exported_once(database_url: str, out: Path, *, killed_puts_ok: bool =
 
 def file_identities(out: Path) -> dict[str, tuple[int, int]]:
     """relative path -> (inode, mtime_ns) of every exported file: a rewrite changes both."""
-    return {str(p.relative_to(out)): (p.stat().st_ino, p.stat().st_mtime_ns)
-            for p in out.rglob("*") if p.is_file() and p.name not in REPORT_FILES}
+    return {
+        str(p.relative_to(out)): (p.stat().st_ino, p.stat().st_mtime_ns)
+        for p in out.rglob("*")
+        if p.is_file() and p.name not in REPORT_FILES
+    }

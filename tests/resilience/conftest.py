@@ -1,4 +1,5 @@
 """Fixtures for the resilience tests (helpers in tests/resilience/_support.py)."""
+
 from __future__ import annotations
 
 import pytest
@@ -22,4 +23,3 @@ def thumb_settings(run_settings):
         return run_settings(**{"profiles": THUMB, "max_attempts": 1, **overrides})
 
     return make
-

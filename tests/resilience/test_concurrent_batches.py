@@ -1,6 +1,7 @@
 """Two batches over the same SKUs at the same time: two `lightbox run` processes on one
 SQLite catalog, one data dir (work files and result cache) and one output folder. Neither
 corrupts the other's state, and no image is exported twice."""
+
 from __future__ import annotations
 
 import json
@@ -11,7 +12,12 @@ from sqlalchemy import select
 from catalog.db import session_scope
 from catalog.models import Render, Sku
 from tests.resilience._support import (
-    assert_every_sku_terminal, assert_exported_once, cli_command, cli_env, finish, start_cli,
+    assert_every_sku_terminal,
+    assert_exported_once,
+    cli_command,
+    cli_env,
+    finish,
+    start_cli,
     write_catalog,
 )
 

@@ -1,6 +1,7 @@
 """SIGKILL the process running a batch, twice (while rendering, then while exporting), and
 run the same command again: every SKU ends in one terminal state, none is lost, and no
 image is exported twice (export rows and the files themselves)."""
+
 from __future__ import annotations
 
 import json
@@ -9,8 +10,16 @@ import signal
 import pytest
 
 from tests.resilience._support import (
-    assert_every_sku_terminal, assert_exported_once, cli_command, cli_env, file_identities,
-    finish, sqlite_reader, start_cli, wait_until, write_catalog,
+    assert_every_sku_terminal,
+    assert_exported_once,
+    cli_command,
+    cli_env,
+    file_identities,
+    finish,
+    sqlite_reader,
+    start_cli,
+    wait_until,
+    write_catalog,
 )
 
 SKUS = 6
@@ -45,8 +54,7 @@ def test_batch_killed_twice_then_rerun_loses_nothing_and_exports_once(tmp_path, 
     wait_until(lambda: bool(query("SELECT 1 FROM exports LIMIT 1")), proc, log2, poll_s=0.002)
     _kill(proc, log2)
     before = file_identities(out)
-    done_before = {key for key, status in query("SELECT destination_key, status FROM exports")
-                   if status == "done"}
+    done_before = {key for key, status in query("SELECT destination_key, status FROM exports") if status == "done"}
 
     # 3. the same command again finishes the work
     log3 = tmp_path / "run3.log"
@@ -60,8 +68,10 @@ def test_batch_killed_twice_then_rerun_loses_nothing_and_exports_once(tmp_path, 
     keys = assert_exported_once(url, out, killed_puts_ok=True)
     for entry in report["skus"]:  # files delivered by a killed run are this batch's outputs too
         if entry["state"] == "exported":
-            assert entry["outputs"] == {"amazon-main": f"{entry['dir']}/amazon-main.jpg",
-                                        "mask": f"{entry['dir']}/mask.png"}, entry["outputs"]
+            assert entry["outputs"] == {
+                "amazon-main": f"{entry['dir']}/amazon-main.jpg",
+                "mask": f"{entry['dir']}/mask.png",
+            }, entry["outputs"]
     assert {k.split("/")[0] for k in keys} == exported
 
     # what the killed run had already delivered was not written again

@@ -5,6 +5,7 @@ connection is killed) and then every half second until the batch ends. The share
 is never restarted. The batch retries and completes — or, if a step gives up, it stops
 with a clear reason and a re-run completes it with nothing lost and nothing exported twice.
 """
+
 from __future__ import annotations
 
 import threading
@@ -17,7 +18,10 @@ import pytest
 from catalog.db import migrate
 from tests.conftest import _reset_pg
 from tests.resilience._support import (
-    assert_every_sku_terminal, assert_exported_once, run_batch, write_catalog,
+    assert_every_sku_terminal,
+    assert_exported_once,
+    run_batch,
+    write_catalog,
 )
 
 pytestmark = [pytest.mark.postgres, pytest.mark.usefixtures("prefect_harness")]
@@ -42,8 +46,11 @@ class Saboteur(threading.Thread):
             with psycopg.connect(self.dsn, autocommit=True) as conn:
                 self._kill_one_mid_transaction(conn)
                 while not self.stop.wait(0.5):
-                    self.terminated += len(conn.execute(
-                        f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE {OTHERS}").fetchall())
+                    self.terminated += len(
+                        conn.execute(
+                            f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE {OTHERS}"
+                        ).fetchall()
+                    )
         except BaseException as exc:  # reported by the test, never swallowed
             self.error = exc
 
@@ -73,13 +80,11 @@ def _retried_task_runs(since: datetime) -> list[str]:
     from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterStartTime
 
     with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(
-            task_run_filter=TaskRunFilter(start_time=TaskRunFilterStartTime(after_=since)))
+        runs = client.read_task_runs(task_run_filter=TaskRunFilter(start_time=TaskRunFilterStartTime(after_=since)))
     return [r.name for r in runs if r.run_count > 1]
 
 
-def test_connections_killed_mid_batch_the_batch_retries_and_nothing_is_lost(
-        tmp_path, thumb_settings, pg_server_url):
+def test_connections_killed_mid_batch_the_batch_retries_and_nothing_is_lost(tmp_path, thumb_settings, pg_server_url):
     _reset_pg(pg_server_url)
     migrate(pg_server_url)
     manifest = write_catalog(tmp_path / "catalog", SKUS)
@@ -100,8 +105,9 @@ def test_connections_killed_mid_batch_the_batch_retries_and_nothing_is_lost(
 
     if stopped is not None:
         text = str(stopped).lower()
-        assert any(w in text for w in ("terminat", "connection", "server closed")), \
+        assert any(w in text for w in ("terminat", "connection", "server closed")), (
             f"the batch stopped without saying the database went away: {stopped!r}"
+        )
         report = run_batch(manifest, out, settings)
     else:  # it completed: the step whose connection was killed mid-transaction ran again
         assert _retried_task_runs(started), "no task was retried after its connection was killed"

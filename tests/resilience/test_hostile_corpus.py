@@ -2,6 +2,7 @@
 rows, all generated here. Every entry gets the right outcome — processed (exported, or
 rejected by QC with its checks) or failed with a reason that names the problem — and the
 batch itself finishes."""
+
 from __future__ import annotations
 
 import codecs
@@ -56,11 +57,14 @@ def _encode(image: Image.Image, fmt: str, **kw) -> bytes:
 def _png_header_only(width: int, height: int) -> bytes:
     """A PNG that declares width x height (8-bit grey) with a token IDAT: what a bomb's
     header says before any pixel is inflated."""
+
     def chunk(tag: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body))
+
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
-            + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+    )
 
 
 def _with_exif_orientation(image: Image.Image, orientation: int) -> bytes:
@@ -92,7 +96,7 @@ def _cases(base: Path) -> list[Case]:
     keyed.info["transparency"] = keyed.getpixel((0, 0))
     grey16 = Image.fromarray(np.asarray(sticker.convert("L")).astype(np.uint16) * 257)
     ok, rgb16 = cv2.imencode(".png", cv2.cvtColor(np.asarray(flipped), cv2.COLOR_RGB2BGR).astype(np.uint16) * 257)
-    bomb = _encode(Image.new("1", (8000, 8000)), "PNG")  # 64 MP of nothing, ~8 KB on disk
+    bomb = _encode(Image.new("1", (9000, 9000)), "PNG")  # 81 MP of nothing, ~10 KB on disk (cap: 64 MP)
     lab_icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()
     frames = [sticker, flipped]
 
@@ -119,17 +123,33 @@ def _cases(base: Path) -> list[Case]:
         Case("zero-byte file", "ZERO", "images/zero.png", b"", ("empty file",)),
         Case("text named .jpg", "TEXT", "images/text.jpg", b"sku,image\nnot,a picture\n", ("not an image",)),
         Case("PDF named .png", "PDF", "images/doc.png", b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n", ("pdf",)),
-        Case("HEIC", "HEIC", "images/p.heic", b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64),
-             ("heic",)),
+        Case(
+            "HEIC", "HEIC", "images/p.heic", b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64), ("heic",)
+        ),
         # sizes
         Case("decompression bomb (real data)", "BOMB", "images/bomb.png", bomb, ("too many pixels",)),
-        Case("bomb header 20000x20000", "BOMB-HDR", "images/bomb-hdr.png", _png_header_only(20000, 20000),
-             ("too many pixels",)),
-        Case("huge dimensions 40000x40", "HUGE-SIDE", "images/wide.png", _png_header_only(40000, 40),
-             ("dimensions too large",)),
+        Case(
+            "bomb header 20000x20000",
+            "BOMB-HDR",
+            "images/bomb-hdr.png",
+            _png_header_only(20000, 20000),
+            ("too many pixels",),
+        ),
+        Case(
+            "huge dimensions 40000x40",
+            "HUGE-SIDE",
+            "images/wide.png",
+            _png_header_only(40000, 40),
+            ("dimensions too large",),
+        ),
         Case("tiny 16x16", "TINY", "images/tiny.png", _encode(sticker.resize((16, 16)), "PNG"), ("too small",)),
-        Case("over the byte limit", "OVERSIZE", "images/big.bmp",
-             _encode(Image.new("RGB", (1000, 800), (200, 10, 10)), "BMP"), ("limit",)),
+        Case(
+            "over the byte limit",
+            "OVERSIZE",
+            "images/big.bmp",
+            _encode(Image.new("RGB", (1000, 800), (200, 10, 10)), "BMP"),
+            ("limit",),
+        ),
         # animated / multi-page
         Case("animated GIF", "ANIM-GIF", "images/a.gif", animated("GIF"), ("animated",)),
         Case("animated PNG", "ANIM-PNG", "images/a.png", animated("PNG"), ("animated",)),
@@ -138,13 +158,17 @@ def _cases(base: Path) -> list[Case]:
         # pixel formats and colour: decoded to 8-bit sRGB and processed
         Case("valid PNG", "OK-PNG", ok_png, png, size=sticker.size),
         Case("PNG named .jpg", "WRONG-EXT", "images/real-png.jpg", _encode(flipped, "PNG"), size=sticker.size),
-        Case("CMYK JPEG", "CMYK", "images/cmyk.jpg", _encode(sticker.convert("CMYK"), "JPEG", quality=92),
-             size=sticker.size),
+        Case(
+            "CMYK JPEG",
+            "CMYK",
+            "images/cmyk.jpg",
+            _encode(sticker.convert("CMYK"), "JPEG", quality=92),
+            size=sticker.size,
+        ),
         Case("16-bit grey PNG", "GREY16", "images/g16.png", _encode(grey16, "PNG"), size=sticker.size),
         Case("16-bit RGB PNG", "RGB16", "images/rgb16.png", rgb16.tobytes(), size=sticker.size),
         Case("palette PNG", "PALETTE", "images/pal.png", _encode(palette, "PNG"), size=sticker.size),
-        Case("palette PNG with transparency", "PAL-TRNS", "images/trns.png", _encode(keyed, "PNG"),
-             size=sticker.size),
+        Case("palette PNG with transparency", "PAL-TRNS", "images/trns.png", _encode(keyed, "PNG"), size=sticker.size),
         Case("RGBA cut-out", "ALPHA", "images/alpha.png", _encode(rgba, "PNG"), size=sticker.size),
         Case("greyscale JPEG", "GREY", "images/grey.jpg", _encode(sticker.convert("L"), "JPEG"), size=sticker.size),
         Case("single-frame GIF", "GIF", "images/one.gif", _encode(palette, "GIF"), size=sticker.size),
@@ -154,12 +178,27 @@ def _cases(base: Path) -> list[Case]:
         Case("EXIF orientation 6", "EXIF-6", "images/e6.jpg", _with_exif_orientation(cup, 6), size=(h, w)),
         Case("EXIF orientation 3", "EXIF-3", "images/e3.jpg", _with_exif_orientation(cup, 3), size=(w, h)),
         Case("EXIF orientation 8", "EXIF-8", "images/e8.jpg", _with_exif_orientation(cup, 8), size=(h, w)),
-        Case("ICC profile for another colour space", "ICC-LAB", "images/lab.jpg",
-             _encode(sticker, "JPEG", icc_profile=lab_icc), ("icc profile",)),
-        Case("unreadable ICC profile", "ICC-BAD", "images/badicc.jpg",
-             _encode(sticker, "JPEG", icc_profile=b"garbage" * 20), ("icc profile",)),
-        Case("float TIFF", "FLOAT", "images/f.tif",
-             _encode(Image.fromarray(np.asarray(sticker.convert("L"), np.float32)), "TIFF"), ("pixel mode",)),
+        Case(
+            "ICC profile for another colour space",
+            "ICC-LAB",
+            "images/lab.jpg",
+            _encode(sticker, "JPEG", icc_profile=lab_icc),
+            ("icc profile",),
+        ),
+        Case(
+            "unreadable ICC profile",
+            "ICC-BAD",
+            "images/badicc.jpg",
+            _encode(sticker, "JPEG", icc_profile=b"garbage" * 20),
+            ("icc profile",),
+        ),
+        Case(
+            "float TIFF",
+            "FLOAT",
+            "images/f.tif",
+            _encode(Image.fromarray(np.asarray(sticker.convert("L"), np.float32)), "TIFF"),
+            ("pixel mode",),
+        ),
         # SKU ids and file names
         Case("SKU with path separators", "../../etc/passwd", "images/ok.png", size=sticker.size),
         Case("SKU with backslashes", "..\\..\\windows\\sku", "images/ok.png", size=sticker.size),
@@ -170,8 +209,9 @@ def _cases(base: Path) -> list[Case]:
         Case("400-character SKU", far_too_long, "images/ok.png", failed=("400 characters",)),
         Case("SKU with a control character", "BELL\x07SKU", "images/ok.png", failed=("control characters",)),
         Case("empty SKU", "", "images/ok.png", failed=("empty sku",)),
-        Case("unicode file name", "UNICODE-FILE", "images/ünïcödé 写真.png", _encode(flipped, "PNG"),
-             size=sticker.size),
+        Case(
+            "unicode file name", "UNICODE-FILE", "images/ünïcödé 写真.png", _encode(flipped, "PNG"), size=sticker.size
+        ),
         Case("200-character file name", "LONG-FILE", "images/" + "n" * 196 + ".png", png, size=sticker.size),
         # manifest rows
         Case("duplicate SKU (first)", "DUP", "images/ok.png", size=sticker.size),
@@ -183,10 +223,20 @@ def _cases(base: Path) -> list[Case]:
         Case("image path is a folder", "A-FOLDER", "images", failed=("not found",)),
         Case("empty image cell", "NO-IMAGE", "", failed=("empty image path",)),
         Case("unknown priority", "BAD-PRIORITY", "images/ok.png", failed=("unknown priority",), priority="asap"),
-        Case("unknown template", "BAD-TEMPLATE", "images/ok.png", failed=("no_such_template",),
-             template="no_such_template"),
-        Case("150-character template name", "LONG-TEMPLATE", "images/ok.png", failed=("template name",),
-             template="t" * 150),
+        Case(
+            "unknown template",
+            "BAD-TEMPLATE",
+            "images/ok.png",
+            failed=("no_such_template",),
+            template="no_such_template",
+        ),
+        Case(
+            "150-character template name",
+            "LONG-TEMPLATE",
+            "images/ok.png",
+            failed=("template name",),
+            template="t" * 150,
+        ),
     ]
 
 
@@ -198,10 +248,12 @@ def test_one_batch_over_a_hostile_corpus(tmp_path, thumb_settings, pg_server_url
     for case in cases:
         if case.data is not None:
             (catalog / case.image).write_bytes(case.data)
-    rows = [{"sku": c.sku, "image": c.image, "title": c.kind, "priority": c.priority, "template": c.template}
-            for c in cases]
-    manifest = write_manifest(catalog / "manifest.csv", rows, encoding="utf-16",
-                              columns=("sku", "image", "title", "priority", "template"))
+    rows = [
+        {"sku": c.sku, "image": c.image, "title": c.kind, "priority": c.priority, "template": c.template} for c in cases
+    ]
+    manifest = write_manifest(
+        catalog / "manifest.csv", rows, encoding="utf-16", columns=("sku", "image", "title", "priority", "template")
+    )
     settings = thumb_settings(max_bytes=MAX_BYTES, database_url=pg_server_url)
     out = tmp_path / "out"
 
@@ -212,9 +264,14 @@ def test_one_batch_over_a_hostile_corpus(tmp_path, thumb_settings, pg_server_url
     entries = report["skus"]
     assert len(entries) == len(cases)
     with session_scope(settings.database_url) as s:
-        sizes = {sku.position: (img.width, img.height) for sku, img in s.execute(
-            select(Sku, SourceImage).join(SourceImage, Sku.source_image_id == SourceImage.id)
-            .where(Sku.batch_id == report["batch_id"]))}
+        sizes = {
+            sku.position: (img.width, img.height)
+            for sku, img in s.execute(
+                select(Sku, SourceImage)
+                .join(SourceImage, Sku.source_image_id == SourceImage.id)
+                .where(Sku.batch_id == report["batch_id"])
+            )
+        }
     wrong = []
     for position, (case, entry) in enumerate(zip(cases, entries, strict=True)):
         reason = (entry["reason"] or "").lower()
@@ -222,7 +279,8 @@ def test_one_batch_over_a_hostile_corpus(tmp_path, thumb_settings, pg_server_url
             if entry["state"] != "failed" or not any(w in reason for w in case.failed):
                 wrong.append(f"{case.kind}: {entry['state']} ({entry['reason']}), expected failed: {case.failed}")
         elif entry["state"] not in ("exported", "rejected") or (
-                entry["state"] == "rejected" and not reason.startswith("qc:")):
+            entry["state"] == "rejected" and not reason.startswith("qc:")
+        ):
             wrong.append(f"{case.kind}: {entry['state']} ({entry['reason']}), expected processed")
         elif case.size and sizes.get(position) != case.size:
             wrong.append(f"{case.kind}: decoded {sizes.get(position)}, expected {case.size}")
@@ -240,16 +298,19 @@ def test_one_batch_over_a_hostile_corpus(tmp_path, thumb_settings, pg_server_url
     assert {p.name for p in tmp_path.iterdir()} <= {"catalog", "out", "data", "outside.png"}
 
 
-@pytest.mark.parametrize("data, words", [
-    (codecs.BOM_UTF16_BE + "sku,image\nA,a.png\n".encode("utf-16-be"), None),
-    ("sku,image\nÄ,a.png\n".encode("cp1252"), None),
-    ("sku,image\nA,a.png\n".encode("utf-8-sig"), None),
-    ("name,picture\nA,a.png\n".encode(), "lacks required column"),
-    ("sku\nA\n".encode(), "lacks required column(s) image"),
-    (b"", "is empty"),
-    (b"\x89PNG\r\n\x1a\n\x00\x00", "binary"),
-    ('sku,image\n"A,a.png\n'.encode(), None),  # an unclosed quote swallows the rest: one bad row
-])
+@pytest.mark.parametrize(
+    "data, words",
+    [
+        (codecs.BOM_UTF16_BE + "sku,image\nA,a.png\n".encode("utf-16-be"), None),
+        ("sku,image\nÄ,a.png\n".encode("cp1252"), None),
+        ("sku,image\nA,a.png\n".encode("utf-8-sig"), None),
+        (b"name,picture\nA,a.png\n", "lacks required column"),
+        (b"sku\nA\n", "lacks required column(s) image"),
+        (b"", "is empty"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00", "binary"),
+        (b'sku,image\n"A,a.png\n', None),  # an unclosed quote swallows the rest: one bad row
+    ],
+)
 def test_manifest_encodings_and_missing_columns(tmp_path, data, words):
     (tmp_path / "a.png").write_bytes(_encode(_photo(64), "PNG"))
     path = tmp_path / "m.csv"

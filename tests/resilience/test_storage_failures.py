@@ -2,6 +2,7 @@
 endpoint that answers every upload with an error. The export is retried, then the SKU
 fails with the reason — never reported exported; once storage works again a re-run
 delivers everything exactly once."""
+
 from __future__ import annotations
 
 import errno
@@ -16,8 +17,13 @@ from blocks.destinations import LocalFolderDestination
 from tasks.records import DestinationSpec
 from tests.fakes.s3 import create_bucket, s3_client, s3_destination, s3_endpoint  # noqa: F401
 from tests.resilience._support import (
-    assert_every_sku_terminal, assert_exported_once, batch_rows, export_rows, file_identities,
-    run_batch, write_catalog,
+    assert_every_sku_terminal,
+    assert_exported_once,
+    batch_rows,
+    export_rows,
+    file_identities,
+    run_batch,
+    write_catalog,
 )
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -31,8 +37,10 @@ class FailingS3(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     requests: Counter = Counter()
-    ERROR = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>ServiceUnavailable</Code>'
-             b"<Message>storage backend unavailable (test)</Message></Error>")
+    ERROR = (
+        b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>ServiceUnavailable</Code>'
+        b"<Message>storage backend unavailable (test)</Message></Error>"
+    )
 
     def _answer(self, status: int, body: bytes = b"") -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -76,7 +84,8 @@ def _save_s3_block(endpoint: str, bucket: str, name: str, **fields) -> str:
 
 
 def test_full_disk_and_failing_s3_fail_the_skus_with_the_reason_then_rerun_exports_once(
-        tmp_path, thumb_settings, monkeypatch, failing_s3, s3_endpoint):  # noqa: F811
+    tmp_path, thumb_settings, monkeypatch, failing_s3, s3_endpoint
+):  # noqa: F811
     manifest = write_catalog(tmp_path / "catalog", SKUS)
     out, settings = tmp_path / "out", thumb_settings()
     bucket = create_bucket(s3_endpoint)
@@ -109,10 +118,12 @@ def test_full_disk_and_failing_s3_fail_the_skus_with_the_reason_then_rerun_expor
     assert not [e for e in report["skus"] if e["state"] == "exported"]
     if FULL_DISK_SKU in rendered_ok:
         assert max(full_disk_puts.values()) > 1, "the full disk was not retried"
-    assert FailingS3.requests["PUT"] >= 2 * (len(rendered_ok) - (FULL_DISK_SKU in rendered_ok)), \
+    assert FailingS3.requests["PUT"] >= 2 * (len(rendered_ok) - (FULL_DISK_SKU in rendered_ok)), (
         f"S3 uploads were not retried: {dict(FailingS3.requests)}"
-    assert all(r.status == "pending" for r in export_rows(settings.database_url)
-               if r.destination.startswith("s3://")), "an S3 export that failed is recorded done"
+    )
+    assert all(
+        r.status == "pending" for r in export_rows(settings.database_url) if r.destination.startswith("s3://")
+    ), "an S3 export that failed is recorded done"
 
     # storage works again: the same batch, re-run, delivers everything once
     monkeypatch.setattr(LocalFolderDestination, "put", real_put)

@@ -1,4 +1,5 @@
 """tasks/adjust.py (next_params) and tasks/results.py (best_attempt): the retry loop's policy."""
+
 import pytest
 
 from tasks.adjust import DEFAULT_SHADOW, next_params
@@ -66,18 +67,33 @@ def test_fill_follows_framing_and_target():
 
 # --- best_attempt -------------------------------------------------------------------------
 
+
 def _qc(*fails, warns=0, value=0.01):
     limit = {"warn": 0.004, "fail": 0.006, "worse": "higher"}
     checks = [{"name": n, "status": "fail", "value": value, "threshold": limit, "reason": "x"} for n in fails]
     checks += [{"name": "edge.halo", "status": "warn", "value": 0.1, "threshold": limit}] * warns
-    return QcInfo(profile="generic", status="fail" if fails else "pass", metrics={}, checks=checks,
-                  failing=list(fails), thresholds_version="2.0.0", encoded_path="x.jpg")
+    return QcInfo(
+        profile="generic",
+        status="fail" if fails else "pass",
+        metrics={},
+        checks=checks,
+        failing=list(fails),
+        thresholds_version="2.0.0",
+        encoded_path="x.jpg",
+    )
 
 
 def _outcome(status, *qcs, attempts=1, timings=None):
     failing = [f"generic:{n}" for q in qcs for n in q.failing]
-    return SkuOutcome(sku_id=7, status=status, attempts=attempts, qcs=list(qcs), failing=failing,
-                      timings=timings or {"render": float(attempts)}, reason="qc: ..." if failing else None)
+    return SkuOutcome(
+        sku_id=7,
+        status=status,
+        attempts=attempts,
+        qcs=list(qcs),
+        failing=failing,
+        timings=timings or {"render": float(attempts)},
+        reason="qc: ..." if failing else None,
+    )
 
 
 def test_worse_later_attempt_is_not_kept():
@@ -119,8 +135,9 @@ def test_adjusted_is_one_language_for_retries_and_reviews():
     from tasks.review import rerender_params
 
     base = RenderParams(attempt=2, fill=0.93, shadow_strength=0.8, refine_strength=3, cut_bias=1)
-    nudged = base.adjusted({"fill": "+0.05", "shadow_strength": "*1.5", "refine_strength": "+1",
-                            "cut_bias": "+1", "seed": "+1"})
+    nudged = base.adjusted(
+        {"fill": "+0.05", "shadow_strength": "*1.5", "refine_strength": "+1", "cut_bias": "+1", "seed": "+1"}
+    )
     assert nudged.attempt == 3 and nudged.seed == 1
     assert (nudged.fill, nudged.shadow_strength, nudged.refine_strength, nudged.cut_bias) == (0.95, 1.0, 3, 1)
     assert RenderParams().adjusted({"fill": "target"}).fill == DEFAULT_FILL

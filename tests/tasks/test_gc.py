@@ -1,4 +1,5 @@
 """tasks/gc.py and `lightbox gc`: expired work goes, work an open SKU needs stays."""
+
 import os
 import time
 from pathlib import Path
@@ -25,14 +26,24 @@ def _work(data_dir: Path, sha: str, old: bool) -> Path:
 
 def _catalog(url: str, states: dict[str, str]) -> None:
     """One SKU per photo sha, walked to the given state."""
-    walk = {"held": ["validated", "rendering", "rendered", "qc_failed", "held"],
-            "exported": ["validated", "rendering", "rendered", "qc_passed", "approved", "exported"]}
+    walk = {
+        "held": ["validated", "rendering", "rendered", "qc_failed", "held"],
+        "exported": ["validated", "rendering", "rendered", "qc_passed", "approved", "exported"],
+    }
     with session_scope(url) as s:
-        repo.create_batch(s, batch_id="b1", name="t", manifest_path="m.csv", manifest_sha256="0" * 64,
-                          template="white_studio", profiles=["shopify"], review_policy="auto")
+        repo.create_batch(
+            s,
+            batch_id="b1",
+            name="t",
+            manifest_path="m.csv",
+            manifest_sha256="0" * 64,
+            template="white_studio",
+            profiles=["shopify"],
+            review_policy="auto",
+        )
         entries = [ManifestEntry(i + 1, f"SKU-{i}", Path(f"{i}.png")) for i in range(len(states))]
         rows = repo.add_skus(s, "b1", entries, "white_studio")
-        for row, (sha, state) in zip(rows, states.items()):
+        for row, (sha, state) in zip(rows, states.items(), strict=True):
             repo.record_source(s, row.id, sha256=sha, width=10, height=10, fmt="PNG", size=100)
             for step in walk[state]:
                 repo.set_sku_state(s, row.id, SkuState(step))

@@ -1,4 +1,5 @@
 """tasks/score.py: the sRGB rule reads the ICC profile embedded in the shipped bytes."""
+
 import io
 from types import SimpleNamespace
 
@@ -8,10 +9,10 @@ from PIL import Image, ImageCms
 
 from imaging.encode import encode_image, read_encoded
 from imaging.profiles import BUILTIN_PROFILES
-from quality.gate import score_image
-from quality.thresholds import QcThresholds
 from imaging.types import Composite, Placement
+from quality.gate import score_image
 from quality.marketplace import icc_is_srgb as srgb_embedded
+from quality.thresholds import QcThresholds
 from tasks.records import RenderParams
 from tasks.score import evidence, marketplace_rules
 
@@ -58,17 +59,28 @@ def _scene():
     canvas = np.full((size, size, 3), 255, np.uint8)
     canvas[60:260, 80:240] = np.where(mask[..., None] > 0, src, 255)
     placement = np.array([[1.0, 0.0, off[0]], [0.0, 1.0, off[1]]])
-    return SimpleNamespace(source_rgb=src, source_mask=mask, output_rgb=canvas, output_alpha=alpha,
-                           placement=placement)
+    return SimpleNamespace(source_rgb=src, source_mask=mask, output_rgb=canvas, output_alpha=alpha, placement=placement)
 
 
 def _render(s):
     """What render_profile says about the scene's canvas (tasks/render.py)."""
-    composite = Composite(rgb=s.output_rgb, product_alpha=s.output_alpha,
-                          placement=Placement(1.0, float(s.placement[0, 2]), float(s.placement[1, 2])))
-    info = dict(profile="amazon-main", template="studio-white", scale=1.0, offset_x=float(s.placement[0, 2]),
-                offset_y=float(s.placement[1, 2]), params=RenderParams(), shadow_style="soft",
-                light_direction_deg=135.0, background=(255, 255, 255), seed=None)
+    composite = Composite(
+        rgb=s.output_rgb,
+        product_alpha=s.output_alpha,
+        placement=Placement(1.0, float(s.placement[0, 2]), float(s.placement[1, 2])),
+    )
+    info = dict(
+        profile="amazon-main",
+        template="studio-white",
+        scale=1.0,
+        offset_x=float(s.placement[0, 2]),
+        offset_y=float(s.placement[1, 2]),
+        params=RenderParams(),
+        shadow_style="soft",
+        light_direction_deg=135.0,
+        background=(255, 255, 255),
+        seed=None,
+    )
     return composite, info
 
 

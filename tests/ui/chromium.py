@@ -6,6 +6,7 @@ what a page renders by itself, but the review form opens only when someone press
 for content, click, read the DOM, take a screenshot. Chromium comes from the system
 (``apt-get install -y chromium``, the Makefile's test setup); nothing is downloaded here.
 """
+
 from __future__ import annotations
 
 import base64
@@ -21,10 +22,20 @@ from pathlib import Path
 import httpx
 from websockets.sync.client import connect
 
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--remote-debugging-port=0", "--remote-allow-origins=*", "--window-size=1400,1600",
-         "--hide-scrollbars"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--remote-debugging-port=0",
+    "--remote-allow-origins=*",
+    "--window-size=1400,1600",
+    "--hide-scrollbars",
+]
 
 
 def find_chromium() -> str | None:
@@ -52,8 +63,7 @@ class Page:
                 return reply.get("result", {})
 
     def evaluate(self, expression: str):
-        result = self.send("Runtime.evaluate", expression=expression, returnByValue=True,
-                           awaitPromise=True)
+        result = self.send("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
         if "exceptionDetails" in result:
             raise RuntimeError(f"{expression[:80]}: {result['exceptionDetails'].get('text')}")
         return result["result"].get("value")
@@ -77,8 +87,13 @@ class Page:
 
     def screenshot(self, path: Path) -> Path:
         height = self.evaluate("Math.max(document.body.scrollHeight, window.innerHeight)")
-        self.send("Emulation.setDeviceMetricsOverride", width=1400, height=min(int(height), 4000),
-                  deviceScaleFactor=1, mobile=False)
+        self.send(
+            "Emulation.setDeviceMetricsOverride",
+            width=1400,
+            height=min(int(height), 4000),
+            deviceScaleFactor=1,
+            mobile=False,
+        )
         data = self.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)["data"]
         path.write_bytes(base64.b64decode(data))
         return path
@@ -91,8 +106,12 @@ def browser_page(chromium: str, profile_dir: Path) -> Iterator[Page]:
     port_file = profile_dir / "DevToolsActivePort"
     port_file.unlink(missing_ok=True)  # a stale one names a port nobody listens on
     log = open(profile_dir / "chromium.log", "wb")
-    proc = subprocess.Popen([chromium, *FLAGS, f"--user-data-dir={profile_dir}", "about:blank"],
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [chromium, *FLAGS, f"--user-data-dir={profile_dir}", "about:blank"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 30
         while not (port_file.exists() and port_file.read_text().strip()):

@@ -2,6 +2,7 @@
 form open, and the review artifact with the thumbnails — in a real headless Chromium
 against the loopback server of ``batch_deployment``. Screenshots are kept in the test's
 tmp folder (``review-form.png``, ``review-artifact.png``)."""
+
 from __future__ import annotations
 
 import pytest
@@ -13,22 +14,31 @@ from tests.ui.chromium import browser_page, find_chromium
 HAS_RESUME = "[...document.querySelectorAll('button')].some(b => b.innerText.trim() === 'Resume')"
 CLICK_RESUME = "[...document.querySelectorAll('button')].find(b => b.innerText.trim() === 'Resume').click()"
 MODAL = "document.querySelector('.p-modal')"
-FORM_LABELS = ["Reviewer", "Approve all", "Approve", "Reject", "Reject note", "Re-render",
-               "Re-render changes", "Re-render note"]
+FORM_LABELS = [
+    "Reviewer",
+    "Approve all",
+    "Approve",
+    "Reject",
+    "Reject note",
+    "Re-render",
+    "Re-render changes",
+    "Re-render note",
+]
 
 
 @pytest.fixture(scope="module")
 def chromium() -> str:
     path = find_chromium()
     if path is None:
-        pytest.skip("no chromium on PATH: `make test` installs it when run as root "
-                    "(apt-get install -y chromium); install it to run the UI test")
+        pytest.skip(
+            "no chromium on PATH: `make test` installs it when run as root "
+            "(apt-get install -y chromium); install it to run the UI test"
+        )
     return path
 
 
 @pytest.mark.server
-def test_suspended_run_page_shows_the_review_form_and_artifact(batch_deployment, chromium, tmp_path,
-                                                               run_settings):
+def test_suspended_run_page_shows_the_review_form_and_artifact(batch_deployment, chromium, tmp_path, run_settings):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
     from prefect.states import Cancelled
@@ -48,19 +58,25 @@ def test_suspended_run_page_shows_the_review_form_and_artifact(batch_deployment,
             (tmp_path / "review-form.html").write_text(page.evaluate(f"{MODAL}.outerHTML"))
             choices = page.evaluate(
                 f"[...{MODAL}.querySelectorAll('select[multiple]')].filter(s => s.options.length)"
-                ".map(s => [...s.options].map(o => o.value))")
+                ".map(s => [...s.options].map(o => o.value))"
+            )
             shot = page.screenshot(tmp_path / "review-form.png")
             labels = page.evaluate(f"[...{MODAL}.querySelectorAll('label')].map(l => l.innerText.trim())")
 
             with deployed.api(), get_client(sync_client=True) as client:
                 key = f"review-{run.hex[:8]}-round-1"
-                (artifact,) = client.read_artifacts(artifact_filter=ArtifactFilter(
-                    key=ArtifactFilterKey(any_=[key])))
+                (artifact,) = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
             page.goto(f"{deployed.server.url}/artifacts/artifact/{artifact.id}")
-            page.wait_for("[...document.images].some(i => i.src.startsWith('data:image/jpeg') "
-                          "&& i.complete && i.naturalWidth > 0)", 60, "the thumbnail")
-            images = page.evaluate("[...document.images].filter(i => i.src.startsWith('data:'))"
-                                   ".map(i => [i.alt, i.naturalWidth, i.naturalHeight])")
+            page.wait_for(
+                "[...document.images].some(i => i.src.startsWith('data:image/jpeg') "
+                "&& i.complete && i.naturalWidth > 0)",
+                60,
+                "the thumbnail",
+            )
+            images = page.evaluate(
+                "[...document.images].filter(i => i.src.startsWith('data:'))"
+                ".map(i => [i.alt, i.naturalWidth, i.naturalHeight])"
+            )
             text = page.text()
             page.screenshot(tmp_path / "review-artifact.png")
     finally:
