@@ -317,6 +317,22 @@ class S3Destination(Block):
             ExpiresIn=expires,
         )
 
+    # The work store's raw access (tasks/workdir.S3WorkStore): full keys, no export bookkeeping.
+
+    def put_object(self, full_key: str, data: bytes) -> None:
+        self.get_client().put_object(Bucket=self.bucket.bucket_name, Key=check_key(full_key), Body=data)
+
+    def get_object(self, full_key: str) -> bytes:
+        try:
+            return self.get_client().get_object(Bucket=self.bucket.bucket_name, Key=check_key(full_key))["Body"].read()
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+                raise FileNotFoundError(f"s3://{self.bucket.bucket_name}/{full_key}") from None
+            raise
+
+    def has_object(self, full_key: str) -> bool:
+        return self._head(check_key(full_key)) is not None
+
     def _head(self, full: str) -> dict | None:
         try:
             return self.get_client().head_object(Bucket=self.bucket.bucket_name, Key=full)

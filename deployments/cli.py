@@ -55,6 +55,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--templates-dir", type=Path, help="extra template YAML files")
     run.add_argument("--shard-size", type=int, default=25)
     run.add_argument(
+        "--work-store",
+        metavar="BLOCK",
+        help="keep work files in S3: a saved S3Destination block, lightbox-s3-destination/<name> "
+        "(default: DATA_DIR/work on this machine)",
+    )
+    run.add_argument(
         "--thresholds",
         type=Path,
         help="QC thresholds to change (YAML or JSON: QcThresholds fields, e.g. "
@@ -176,6 +182,7 @@ def _run(args) -> int:
             max_attempts=args.max_attempts,
             templates_dir=args.templates_dir.resolve() if args.templates_dir else None,
             thresholds=_thresholds(args.thresholds),
+            work_store=args.work_store,
         )
         profiles = args.profiles or DEFAULT_PROFILES
         preflight(settings, args.template, profiles)

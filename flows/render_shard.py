@@ -10,7 +10,6 @@ unless no re-render can fix it; every attempt is recorded and the best one is ke
 from __future__ import annotations
 
 from contextlib import nullcontext
-from pathlib import Path
 from uuid import UUID
 
 from prefect import flow, get_run_logger
@@ -20,7 +19,7 @@ from prefect.context import FlowRunContext
 
 from flows.runner import bounded_task_runner
 from tasks.adjust import next_params
-from tasks.attempt import render_sku
+from tasks.attempt import render_sku, work_files_present
 from tasks.bookkeeping import record_attempts, record_failures
 from tasks.common import reason
 from tasks.records import RenderParams, RunSettings
@@ -87,7 +86,7 @@ def _attempt(items: dict[int, ShardItem], params, profiles, settings, earlier) -
     results = dict(zip(ids, submit(ids), strict=True))
     # A cached outcome whose files are gone (expired, deleted, another node's disk) is
     # computed again, never a failure.
-    stale = [i for i, r in results.items() if r.ok and r.cached and not all(map(_exists, r.value.files()))]
+    stale = [i for i, r in results.items() if r.ok and r.cached and not work_files_present(r.value, settings)]
     if stale:
         results.update(zip(stale, submit(stale, render_sku.with_options(refresh_cache=True)), strict=True))
     outcomes: dict[int, SkuOutcome] = {}
@@ -106,10 +105,6 @@ def _attempt(items: dict[int, ShardItem], params, profiles, settings, earlier) -
     if failures:
         record_failures(settings.database_url, failures)
     return outcomes
-
-
-def _exists(path: str) -> bool:
-    return Path(path).is_file()
 
 
 def _progress(artifact_id: UUID | None, done: int, total: int) -> None:

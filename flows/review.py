@@ -74,7 +74,7 @@ def hold_for_review(
         if not hold.held or hold_no > rounds:
             return len(hold.held)
         description = publish_review(
-            batch_id, name, hold, notes, rounds - hold_no, thumbnail_store, timeout_s or MAX_URL_EXPIRY_S
+            batch_id, name, hold, notes, rounds - hold_no, thumbnail_store, timeout_s or MAX_URL_EXPIRY_S, settings
         )
         logger.info(
             "batch %s: %s SKU(s) wait for review (round %s); the run suspends until someone answers the form",

@@ -20,7 +20,6 @@ import hashlib
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 from prefect import task
 
@@ -35,7 +34,7 @@ from tasks.render import cut_out, render_profile, scene_identity, target_product
 from tasks.results import SkuOutcome
 from tasks.score import evidence, grade
 from tasks.segment import ALPHA_CUTOUT, product_mask, segmenter_version
-from tasks.workdir import digest, work_path, write_atomic
+from tasks.workdir import digest, store_identity, work_store
 
 
 def _attempt_key(p: dict) -> str:
@@ -47,6 +46,7 @@ def _attempt_key(p: dict) -> str:
     except TemplateError:  # the task fails on it, naming the template; its key needs no more
         return "sku-" + digest(p["source"].sha256, "unknown template", job.template)
     return "sku-" + digest(
+        store_identity(settings),  # the outcome's file references point into it
         p["source"].sha256,
         segmenter_version(settings),
         p["params"].model_dump_json(),
@@ -75,7 +75,7 @@ def _stage(name: str, timings: dict) -> Iterator[None]:
 
 def load_source(source: SourceInfo, settings: RunSettings):
     """The stored original, decoded with the run's caps: (rgb, alpha or None)."""
-    data = Path(source.path).read_bytes()
+    data = work_store(settings).get(source.path)
     if hashlib.sha256(data).hexdigest() != source.sha256:
         raise ValueError("the stored source photo does not match its checksum (validate it again)")
     decoded = decode_image(
@@ -98,6 +98,7 @@ def render_sku(
     """One attempt of one SKU: every profile rendered, encoded and graded."""
     timings: dict = {}
     specs = profiles_for(settings)
+    store = work_store(settings)
     with _stage("segment", timings):
         rgb, alpha = load_source(source, settings)
         need = target_product_px([specs[p] for p in profiles], params.fill)
@@ -111,9 +112,9 @@ def render_sku(
             composite, info = render_profile(job, cutout, profile, settings, params)
             data = encode_for_profile(specs[profile], composite)
             sha = hashlib.sha256(data).hexdigest()
-            path = work_path(settings.data_dir, source.sha256, f"{sha[:16]}-{profile}.{specs[profile].extension}")
-            if not path.exists():
-                write_atomic(path, data)
+            path = store.ref(source.sha256, f"{sha[:16]}-{profile}.{specs[profile].extension}")
+            if not store.exists(path):
+                store.put(path, data)
             on_photo = work.to_work.then(Placement(info["scale"], info["offset_x"], info["offset_y"]))
             renders.append(
                 RenderInfo(
@@ -146,3 +147,9 @@ def render_sku(
         {"segment": work.model, "upscale": cutout.upscaler},
         timings,
     )
+
+
+def work_files_present(outcome: SkuOutcome, settings: RunSettings) -> bool:
+    """Whether every file a (cached) outcome points at is still in the work store."""
+    store = work_store(settings)
+    return all(store.exists(ref) for ref in outcome.files())

@@ -28,7 +28,7 @@ from tasks.bookkeeping import DB_RETRIES
 from tasks.common import profiles_for, retry_transient
 from tasks.records import DestinationSpec, ExportInfo, RunSettings, SkuJob
 from tasks.results import SkuOutcome
-from tasks.workdir import read_png
+from tasks.workdir import decode_work_image, work_store
 
 CONTENT_TYPES = {"jpeg": "image/jpeg", "webp": "image/webp", "png": "image/png"}
 
@@ -144,7 +144,7 @@ def _deliver_all(
         if spec.profiles is not None and render.profile not in spec.profiles:
             continue
         profile = profiles[render.profile]
-        data = Path(qc.encoded_path).read_bytes()  # what QC graded is what ships
+        data = work_store(settings).get(qc.encoded_path)  # what QC graded is what ships
         context = ExportContext(
             sku=job.sku, title=job.title, alt_text=job.title, profile=render.profile, product_id=job.shopify_product_id
         )
@@ -191,7 +191,8 @@ def export_sku(
     Default destination: ``out_dir/<sku>/`` on local disk."""
     started = time.perf_counter()
     profiles = profiles_for(settings)
-    mask = encode_mask(read_png(outcome.mask_path, 1)) if outcome.mask_path else None
+    store = work_store(settings)
+    mask = encode_mask(decode_work_image(store.get(outcome.mask_path), 1, "stored mask")) if outcome.mask_path else None
     results = []
     for spec in destinations or [DestinationSpec()]:
         destination = open_destination(spec, out_dir)

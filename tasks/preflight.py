@@ -9,6 +9,7 @@ from imaging.weights import weight_path
 from tasks.common import profiles_for
 from tasks.records import RunSettings
 from tasks.render import template_library
+from tasks.workdir import work_store
 
 
 def preflight(settings: RunSettings, template: str, profiles: list[str]) -> None:
@@ -19,4 +20,6 @@ def preflight(settings: RunSettings, template: str, profiles: list[str]) -> None
     if unknown:
         raise ValueError(f"unknown profile(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     weight_path(settings.model_dir, settings.segmenter)
+    if settings.work_store:
+        work_store(settings)  # the block exists and is an S3 destination
     migrate(settings.database_url)

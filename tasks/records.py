@@ -15,6 +15,11 @@ class RunSettings(Record):
     """Everything a worker needs to process SKUs; built by the CLI or from blocks."""
 
     data_dir: Path = Field(description="Work files (content-addressed), caches, SQLite DB")
+    work_store: str | None = Field(
+        None,
+        description='work files in S3: a saved S3Destination block, "lightbox-s3-destination/<name>"; '
+        "empty: <data_dir>/work on this machine",
+    )
     database_url: str
     model_dir: Path
     segmenter: str = "u2netp"

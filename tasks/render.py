@@ -21,7 +21,7 @@ from imaging.upscale import Upscaler, load_upscaler, upscale_to
 from imaging.weights import verify
 from tasks.common import MODEL_LOCK, profiles_for
 from tasks.records import RenderParams, RunSettings, SkuJob
-from tasks.workdir import digest, read_png, work_path, write_png
+from tasks.workdir import decode_work_image, digest, encode_png, work_store
 
 CROP_MARGIN = 8  # px of context kept round the product for edge filters
 CROP_SNAP = 32  # crop boxes snap outward to this grid: refinements keep the same box
@@ -86,18 +86,18 @@ def cut_out(
     name, reused = "none", False
     if upscaler is not None:
         scale = round(min(need, MAX_UPSCALE), 2)
-        memo = work_path(
-            settings.data_dir,
+        store = work_store(settings)
+        memo = store.ref(
             source_sha256,
             "upscaled-" + digest(to_crop, crop.shape, upscaler.name, upscaler.version, scale)[:16] + ".png",
         )
-        reused = memo.exists()
+        reused = store.exists(memo)
         if reused:
-            up = read_png(memo, 3)
+            up = decode_work_image(store.get(memo), 3, "stored upscaled crop")
         else:
             with MODEL_LOCK:
                 up, _ = upscale_to(crop, None, scale, upscaler)
-            write_png(memo, up)
+            store.put(memo, encode_png(up))
         factor = up.shape[1] / crop.shape[1]
         crop_alpha = np.clip(cv2.resize(crop_alpha, up.shape[1::-1], interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
         crop, to_crop, name = up, to_crop.then(Placement(factor, 0.0, 0.0)), upscaler.name

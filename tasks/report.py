@@ -15,13 +15,16 @@ from catalog.db import session_scope
 from catalog.report import build_report, render_html, sku_label
 from imaging.contact_sheet import Tile, contact_sheet
 from tasks.records import RunSettings
-from tasks.workdir import read_png, write_atomic
+from tasks.workdir import WorkStore, decode_work_image, work_store, write_atomic
 
 
-def _thumbnail(path: str | None, side: int) -> np.ndarray | None:
-    if not path or not Path(path).exists():
+def _thumbnail(ref: str | None, side: int, store: WorkStore) -> np.ndarray | None:
+    try:
+        rgb = decode_work_image(store.get(ref), 3, "render") if ref else None
+    except (FileNotFoundError, ValueError):  # gone (lightbox gc) or unreadable: the tile says so
+        rgb = None
+    if rgb is None:
         return None
-    rgb = read_png(path, 3)
     scale = side / max(rgb.shape[:2])
     return cv2.resize(
         rgb, (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale))), interpolation=cv2.INTER_AREA
@@ -44,7 +47,7 @@ def write_report(batch_id: str, out_dir: str, settings: RunSettings, consistency
     out = Path(out_dir)
     tiles, thumbs = [], {}
     for entry in report["skus"]:
-        image = _thumbnail(entry["preview"], 256)
+        image = _thumbnail(entry["preview"], 256, work_store(settings))
         tiles.append(
             Tile(sku=entry["sku"], image=image, state=entry["state"], status=entry["status"], label=sku_label(entry))
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -20,8 +21,10 @@ from prefect.artifacts import create_markdown_artifact
 from blocks.destinations import ExportContext, S3Destination
 from tasks.bookkeeping import REPLAYED
 from tasks.export import load_destination
+from tasks.records import RunSettings
 from tasks.results import ReviewItem
 from tasks.review import CHANGES, ReviewHold
+from tasks.workdir import WorkStore, work_store
 
 THUMB_SIDE = 160
 THUMB_QUALITY = 80
@@ -43,11 +46,13 @@ def md(text: str | None) -> str:
     return " ".join((text or "").split()).translate(_MD_SPECIAL)
 
 
-def thumbnail_jpeg(path: str, side: int = THUMB_SIDE) -> bytes:
-    """A small JPEG of a render canvas; a transparent canvas is shown over white."""
-    pixels = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+def thumbnail_jpeg(path: str, side: int = THUMB_SIDE, store: WorkStore | None = None) -> bytes:
+    """A small JPEG of a render (a reference in ``store``, or a local path); a transparent
+    render is shown over white."""
+    data = store.get(path) if store is not None else Path(path).read_bytes()
+    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if pixels is None:
-        raise FileNotFoundError(f"render missing or unreadable: {path}")
+        raise ValueError(f"render unreadable: {path}")
     if pixels.ndim == 3 and pixels.shape[2] == 4:
         alpha = pixels[..., 3:].astype(np.float32) / 255.0
         pixels = (pixels[..., :3] * alpha + 255.0 * (1.0 - alpha) + 0.5).astype(np.uint8)
@@ -81,11 +86,13 @@ def _figures(item: ReviewItem) -> tuple[str, str]:
     return "<br>".join(status), "<br>".join(checks) or "none"
 
 
-def _image_url(item: ReviewItem, batch_id: str, store: S3Destination | None, expires: int) -> str | None:
+def _image_url(
+    item: ReviewItem, batch_id: str, store: S3Destination | None, expires: int, work: WorkStore | None
+) -> str | None:
     renders = item.outcome.renders
     if not renders:
         return None
-    data = thumbnail_jpeg(renders[0].path)
+    data = thumbnail_jpeg(renders[0].path, store=work)
     if store is None:
         return "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
     sha = hashlib.sha256(data).hexdigest()
@@ -109,6 +116,7 @@ def publish_review(
     rounds_left: int,
     thumbnail_store: str | None = None,
     url_expires_s: int = MAX_URL_EXPIRY_S,
+    settings: RunSettings | None = None,
 ) -> str:
     """Publish the round's review artifact; return the text shown at the top of the form."""
     store = None
@@ -123,7 +131,7 @@ def publish_review(
         if store is None and number >= MAX_INLINE:
             image = f"not shown: more than {MAX_INLINE} held; set thumbnail_store"
         else:
-            url = _image_url(item, batch_id, store, expires)
+            url = _image_url(item, batch_id, store, expires, work_store(settings) if settings else None)
             image = f"![{md(item.job.sku)}]({url})" if url else "no render"
         status, checks = _figures(item)
         title = f"<br>{md(item.job.title)}" if item.job.title else ""

@@ -24,7 +24,7 @@ from imaging.types import Placement
 from imaging.weights import installed_version
 from tasks.common import MODEL_LOCK
 from tasks.records import RenderParams, RunSettings
-from tasks.workdir import digest, read_png, work_path, write_atomic, write_png
+from tasks.workdir import decode_work_image, digest, encode_png, work_store
 
 ALPHA_CUTOUT = "source-alpha"
 CUT_THRESHOLD = {-1: 0.35, 0: 0.5, 1: 0.65}  # RenderParams.cut_bias -> the raw level kept as product
@@ -66,7 +66,7 @@ class Working:
     to_work: Placement
     confidence: float
     model: str
-    mask_path: Path  # the mask on the photo's own grid, stored for reuse and export
+    mask_path: str  # the mask on the photo's own grid, in the work store, for reuse and export
     reused: bool
 
 
@@ -95,18 +95,23 @@ def product_mask(
 ) -> Working:
     """The product mask at the working resolution, segmenting only when no stored mask fits."""
     key = mask_key(source_sha256, alpha, settings, params)
-    path = work_path(settings.data_dir, source_sha256, f"mask-{key}.png")
-    confidence_path = path.with_suffix(".confidence")
+    store = work_store(settings)
+    path = store.ref(source_sha256, f"mask-{key}.png")
+    confidence_path = store.ref(source_sha256, f"mask-{key}.confidence")
     if own_alpha(alpha):
         mask = alpha.astype(np.float32) / 255.0
-        if not path.exists():
-            write_png(path, alpha)
+        if not store.exists(path):
+            store.put(path, encode_png(alpha))
         return _at_work(rgb, mask, round(mask_confidence(mask), 4), ALPHA_CUTOUT, path, False, need_px)
     model = segmenter_version(settings)
-    if path.exists() and confidence_path.exists():  # both written: the mask is complete
-        mask = read_png(path, 1).astype(np.float32) / 255.0
-        if mask.shape == rgb.shape[:2]:
-            return _at_work(rgb, mask, float(confidence_path.read_text()), model, path, True, need_px)
+    if store.exists(confidence_path):  # written after the mask: the mask is complete
+        try:
+            mask = decode_work_image(store.get(path), 1, "stored mask").astype(np.float32) / 255.0
+        except (FileNotFoundError, ValueError):
+            mask = None  # gone or damaged: segment again
+        if mask is not None and mask.shape == rgb.shape[:2]:
+            confidence = float(store.get(confidence_path).decode())
+            return _at_work(rgb, mask, confidence, model, path, True, need_px)
     segmenter = load_segmenter(settings.segmenter, settings.model_dir, settings.device)
     preview_scale = min(1.0, PREVIEW_PX / max(rgb.shape[:2]))  # the network sees 320 px: a preview is enough
     preview = rgb if preview_scale == 1.0 else _shrink(rgb, preview_scale)
@@ -129,8 +134,9 @@ def product_mask(
     mask8 = np.clip(mask * 255.0 + 0.5, 0, 255).astype(np.uint8)
     # The stored mask is on the photo's grid (export ships it; a reuse shrinks it again),
     # enlarged as 8 bits: a 48 MP float copy alone took ~1 s.
-    write_png(path, mask8 if scale == 1.0 else cv2.resize(mask8, rgb.shape[1::-1], interpolation=cv2.INTER_LINEAR))
-    write_atomic(confidence_path, repr(confidence).encode())
+    stored = mask8 if scale == 1.0 else cv2.resize(mask8, rgb.shape[1::-1], interpolation=cv2.INTER_LINEAR)
+    store.put(path, encode_png(stored))
+    store.put(confidence_path, repr(confidence).encode())
     mask = mask8.astype(np.float32) / 255.0
     return Working(work, mask, Placement(scale, 0.0, 0.0), confidence, model, path, False)
 

@@ -12,7 +12,7 @@ from imaging.decode import decode_image
 from imaging.errors import ImageRejected
 from tasks.common import retry_transient
 from tasks.records import RunSettings, SkuJob, SourceInfo
-from tasks.workdir import work_path, write_atomic
+from tasks.workdir import work_store
 
 
 @task(
@@ -38,9 +38,10 @@ def validate_source(job: SkuJob, settings: RunSettings) -> SourceInfo:
         data, name=path.name, max_pixels=settings.max_pixels, max_bytes=settings.max_bytes, draft=True
     )  # a check: render_sku decodes the pixels it uses
     sha = hashlib.sha256(data).hexdigest()
-    target = work_path(settings.data_dir, sha, "source")
-    if not target.exists():
-        write_atomic(target, data)
+    store = work_store(settings)
+    target = store.ref(sha, "source")
+    if not store.exists(target):
+        store.put(target, data)
     return SourceInfo(
         sku_id=job.sku_id,
         sha256=sha,

@@ -1,5 +1,6 @@
 """``lightbox run --thresholds FILE``: QC limits changed from a file, checked before any SKU."""
 
+import os
 import subprocess
 import sys
 
@@ -46,3 +47,32 @@ def test_bad_thresholds_stop_the_run_with_one_line(tmp_path, text, words):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("lightbox: --thresholds") and words in lines[0], lines
     assert not (tmp_path / "out").exists()  # nothing ran
+
+
+def test_an_unknown_work_store_stops_the_run_with_one_line(tmp_path, model_dir):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "deployments.cli",
+            "run",
+            str(EXAMPLES / "manifest.csv"),
+            "--out",
+            str(tmp_path / "out"),
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--work-store",
+            "lightbox-s3-destination/no-such-block",
+            "--model-dir",
+            str(model_dir),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "PREFECT_HOME": str(tmp_path / "prefect")},
+    )
+    assert result.returncode == 2, result.stderr
+    ours = [line for line in result.stderr.splitlines() if line.startswith("lightbox:")]  # not Prefect's server log
+    assert len(ours) == 1 and "no-such-block" in ours[0], result.stderr
+    assert not (tmp_path / "out").exists()
