@@ -49,7 +49,10 @@ def md(text: str | None) -> str:
 def thumbnail_jpeg(path: str, side: int = THUMB_SIDE, store: WorkStore | None = None) -> bytes:
     """A small JPEG of a render (a reference in ``store``, or a local path); a transparent
     render is shown over white."""
-    data = store.get(path) if store is not None else Path(path).read_bytes()
+    try:
+        data = store.get(path) if store is not None else Path(path).read_bytes()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"render missing: {path}") from None
     pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if pixels is None:
         raise ValueError(f"render unreadable: {path}")
