@@ -23,14 +23,14 @@ import math
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    import torch
 
 import cv2
 import numpy as np
-import torch
 
-from imaging.archs import load_realesrgan
-from imaging.device import pick_device, pick_dtype
 from imaging.errors import ModelInputError
 from imaging.weights import file_sha256, installed_version, weight_path
 
@@ -163,6 +163,13 @@ class TorchRealEsrgan:
         module: torch.nn.Module | None = None,
         name: str | None = None,
     ) -> None:
+        # torch is imported here, not with the module: it costs ~1 s per process, and the
+        # CPU default (Lanczos, ncnn) never needs it.
+        import torch
+
+        from imaging.archs import load_realesrgan
+        from imaging.device import pick_device, pick_dtype
+
         self.device = device if isinstance(device, torch.device) else pick_device(device)
         self.dtype = pick_dtype(self.device)
         if module is None:
@@ -180,6 +187,8 @@ class TorchRealEsrgan:
         self.tile, self.tile_pad, self.min_tile = tile, tile_pad, min_tile
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        import torch
+
         h, w = x.shape[-2:]
         m = self._multiple
         ph, pw = (-h) % m, (-w) % m
@@ -189,6 +198,8 @@ class TorchRealEsrgan:
         return self.model(x)[..., : h * s, : w * s]
 
     def _tiled(self, x: torch.Tensor, tile: int) -> torch.Tensor:
+        import torch
+
         _, _, h, w = x.shape
         s = int(self.native_scale)
         out = torch.empty((3, h * s, w * s), dtype=torch.float32)
@@ -203,6 +214,8 @@ class TorchRealEsrgan:
         return out
 
     def upscale(self, rgb: np.ndarray) -> np.ndarray:
+        import torch
+
         _check_rgb(rgb, min_side=4)
         x = torch.from_numpy(rgb).permute(2, 0, 1)[None].to(self.device, self.dtype) / 255.0
         tile = self.tile

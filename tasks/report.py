@@ -20,7 +20,7 @@ from tasks.workdir import WorkStore, decode_work_image, work_store, write_atomic
 
 def _thumbnail(ref: str | None, side: int, store: WorkStore) -> np.ndarray | None:
     try:
-        rgb = decode_work_image(store.get(ref), 3, "render") if ref else None
+        rgb = decode_work_image(store.get(ref), 3, "render", reduce=4) if ref else None
     except (FileNotFoundError, ValueError):  # gone (lightbox gc) or unreadable: the tile says so
         rgb = None
     if rgb is None:
