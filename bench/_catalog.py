@@ -257,15 +257,19 @@ def generate_products(folder: Path, count: int, camera: tuple[int, int] | None =
 
     ``camera=(w, h)``: each photo is enlarged to fit the camera frame and its border
     replicated out to exactly w x h, as a studio shot at camera resolution would be."""
-    from qc_corpus import products  # noqa: PLC0415 (imports the corpus only when asked)
+    import _corpus_products  # noqa: PLC0415 (imports the corpus only when asked)
+    from qc_corpus import _product  # noqa: PLC0415
 
     images = folder / "images"
     images.mkdir(parents=True, exist_ok=True)
     rows = []
     # Medium and large products only: a small one needs 4-6x enlargement, which the gate
-    # refuses from classical resampling (a rejection the script would not make).
-    chosen = [p for p in products(2 * count, seed=seed) if p.attrs["size"] != "small"][:count]
-    for i, product in enumerate(chosen):
+    # refuses from classical resampling (a rejection the script would not make). One at a
+    # time: this process's peak memory is inherited by the children it measures (Linux
+    # carries a process's peak RSS across fork and exec).
+    chosen = (i for i in range(10 * count + 10) if _corpus_products.choose(seed, i)["attrs"]["size"] != "small")
+    for i, index in zip(range(count), chosen, strict=False):
+        product = _product(seed, index)
         rgb = product.source_rgb
         if camera is not None:
             import cv2  # noqa: PLC0415
