@@ -8,7 +8,7 @@ quality.gate's (``edge.fringe``) with an optional ``profile:`` prefix.
 from __future__ import annotations
 
 from quality.defects import plan_retry
-from tasks.records import DEFAULT_FILL, DEFAULT_SHADOW, RenderParams  # noqa: F401 (re-exported)
+from tasks.records import RenderParams
 
 
 def next_params(previous: RenderParams, failing: list[str]) -> RenderParams | None:

@@ -1,4 +1,4 @@
-"""render_sku: one SKU attempt as one task, in memory (docs/ARCHITECTURE.md, "The unit of work").
+"""render_sku: one SKU attempt as one task, in memory (docs/ARCHITECTURE.md, "Unit of work").
 
     decode -> working resolution + mask (segment + refine, or the stored one)
            -> cut out (+ upscale) -> each profile's scene -> encode -> QC
@@ -26,7 +26,6 @@ from prefect import task
 from imaging.decode import decode_image
 from imaging.profiles import encode_for_profile
 from imaging.templates import TemplateError, get_template
-from imaging.types import Placement
 from quality.thresholds import QcThresholds
 from tasks.common import STAGE_NOTE, key_from, profiles_for, retry_transient
 from tasks.records import RenderInfo, RenderParams, RunSettings, SkuJob, SourceInfo
@@ -115,7 +114,7 @@ def render_sku(
             path = store.ref(source.sha256, f"{sha[:16]}-{profile}.{specs[profile].extension}")
             if not store.exists(path):
                 store.put(path, data)
-            on_photo = work.to_work.then(Placement(info["scale"], info["offset_x"], info["offset_y"]))
+            on_photo = work.to_work.then(composite.placement)  # the record maps the photo's own pixels
             renders.append(
                 RenderInfo(
                     path=str(path),

@@ -144,7 +144,7 @@ def _deliver_all(
         if spec.profiles is not None and render.profile not in spec.profiles:
             continue
         profile = profiles[render.profile]
-        data = work_store(settings).get(qc.encoded_path)  # what QC graded is what ships
+        data = work_store(settings).get(qc.encoded_path)  # what QC graded is what ships (store cached per process)
         context = ExportContext(
             sku=job.sku, title=job.title, alt_text=job.title, profile=render.profile, product_id=job.shopify_product_id
         )

@@ -41,12 +41,10 @@ class GcReport:
 
 def _in_use(database_url: str) -> set[str]:
     """The sha256 of every photo a SKU that has not ended still needs."""
-    open_states = [s.value for s in SKU_TERMINAL]
+    ended = [s.value for s in SKU_TERMINAL]
     with session_scope(database_url) as s:
         rows = s.execute(
-            select(SourceImage.sha256)
-            .join(Sku, Sku.source_image_id == SourceImage.id)
-            .where(Sku.state.not_in(open_states))
+            select(SourceImage.sha256).join(Sku, Sku.source_image_id == SourceImage.id).where(Sku.state.not_in(ended))
         )
         return {sha for (sha,) in rows}
 

@@ -5,7 +5,7 @@ Called inside ``render_sku`` (tasks/attempt.py); no task of its own. The mask is
 the source grid in the work store under a name made of everything that decides it (the
 model and its weights, the refinement parameters), so a retry that does not change the
 cut, a reviewer's re-render and a re-run read it instead of segmenting again
-(docs/ARCHITECTURE.md, "The unit of work").
+(docs/ARCHITECTURE.md, "Unit of work").
 """
 
 from __future__ import annotations
@@ -50,15 +50,14 @@ def own_alpha(alpha: np.ndarray | None) -> bool:
     return alpha is not None and bool((alpha < 250).mean() > 0.01)
 
 
-def mask_key(source_sha256: str, alpha: np.ndarray | None, settings: RunSettings, params: RenderParams) -> str:
-    model = ALPHA_CUTOUT if own_alpha(alpha) else segmenter_version(settings)
+def mask_key(source_sha256: str, model: str, params: RenderParams) -> str:
     return digest(source_sha256, model, params.refine_strength, params.fill_holes, params.cut_bias)[:16]
 
 
 @dataclass(frozen=True)
 class Working:
-    """A SKU's pixels at the resolution its outputs need (docs/ARCHITECTURE.md, "Working
-    resolution"): the photo and its product mask on the working grid, and the map from the
+    """A SKU's pixels at the resolution its outputs need (docs/ARCHITECTURE.md, "Unit of
+    work"): the photo and its product mask on the working grid, and the map from the
     photo's own pixels onto it (identity when the photo is no larger than needed)."""
 
     rgb: np.ndarray
@@ -94,16 +93,17 @@ def product_mask(
     need_px: float,
 ) -> Working:
     """The product mask at the working resolution, segmenting only when no stored mask fits."""
-    key = mask_key(source_sha256, alpha, settings, params)
+    cut_out_already = own_alpha(alpha)
+    model = ALPHA_CUTOUT if cut_out_already else segmenter_version(settings)
+    key = mask_key(source_sha256, model, params)
     store = work_store(settings)
     path = store.ref(source_sha256, f"mask-{key}.png")
     confidence_path = store.ref(source_sha256, f"mask-{key}.confidence")
-    if own_alpha(alpha):
+    if cut_out_already:
         mask = alpha.astype(np.float32) / 255.0
         if not store.exists(path):
             store.put(path, encode_png(alpha))
         return _at_work(rgb, mask, round(mask_confidence(mask), 4), ALPHA_CUTOUT, path, False, need_px)
-    model = segmenter_version(settings)
     if store.exists(confidence_path):  # written after the mask: the mask is complete
         try:
             mask = decode_work_image(store.get(path), 1, "stored mask").astype(np.float32) / 255.0

@@ -2,8 +2,8 @@
 
 import pytest
 
-from tasks.adjust import DEFAULT_SHADOW, next_params
-from tasks.records import QcInfo, RenderParams
+from tasks.adjust import next_params
+from tasks.records import DEFAULT_SHADOW, QcInfo, RenderParams
 from tasks.results import SkuOutcome, best_attempt
 
 START = RenderParams()  # attempt 1, the template's values
