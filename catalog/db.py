@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -39,6 +41,22 @@ def check_url(url: str) -> str:
     return url
 
 
+def _set_wal(cur, wait_s: float = 30.0) -> None:
+    """Switch the file to WAL (persistent; a no-op once done). The switch needs the file to
+    itself and SQLite answers "database is locked" at once, without its busy handler, when
+    two processes open a new catalog together (two CLI runs starting at the same moment):
+    retry for up to ``wait_s``."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 @lru_cache(maxsize=8)
 def get_engine(url: str) -> Engine:
     """One engine per URL per process (pooled connections are reused across tasks)."""
@@ -50,9 +68,9 @@ def get_engine(url: str) -> Engine:
         def _sqlite_pragmas(dbapi_conn, _record):  # WAL lets readers and one writer overlap
             dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (below)
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA foreign_keys=ON")
+            _set_wal(cur)
             cur.close()
 
         @event.listens_for(engine, "begin")
