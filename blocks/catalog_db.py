@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from prefect.blocks.core import Block
-from pydantic import Field, SecretStr, field_validator
+from pydantic import ConfigDict, Field, SecretStr, field_validator
 
 from catalog.db import check_url
 
@@ -19,6 +19,7 @@ class CatalogDatabase(Block):
         ```
     """
 
+    model_config = ConfigDict(hide_input_in_errors=True)  # a bad URL's error must not quote it
     _block_type_name = "Lightbox Catalog Database"
     _description = "SQLAlchemy URL of the Lightbox catalog (sqlite:/// or postgresql+psycopg://)"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -28,17 +29,47 @@ def sqlite_url(path: Path) -> str:
 
 
 def check_url(url: str) -> str:
-    """Validate a database URL's dialect; return it unchanged."""
-    try:
-        parsed = make_url(url)
-    except Exception as exc:  # sqlalchemy raises ArgumentError with a vague message
-        raise ValueError(f"not a database URL: {url!r} ({exc})") from exc
+    """Validate a database URL's dialect; return it unchanged.
+
+    The URL may hold a password, so no error here quotes it, nor the parser's message
+    (which can quote a piece of it, such as a "port" cut from a password with an ``@``)."""
+    parsed = _parse_quietly(url)
+    if parsed is None:  # raised outside the except block: no exception context to print
+        scheme = url.split("://", 1)[0] if "://" in url else ""
+        shown = f"{scheme}://..." if re.fullmatch(r"[a-z0-9+_.-]{1,40}", scheme) else "the value given"
+        raise ValueError(
+            f"not a database URL ({shown}): use sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DB, "
+            "with special characters in the password percent-encoded"
+        )
     if parsed.get_backend_name() not in SUPPORTED:
         raise ValueError(
             f"unsupported database {parsed.get_backend_name()!r}: use sqlite:///PATH or "
             "postgresql+psycopg://USER@HOST/DB"
         )
     return url
+
+
+def _parse_quietly(url: str) -> URL | None:
+    try:
+        return make_url(url)
+    except Exception:  # ArgumentError, or ValueError for a port that is no number
+        return None
+
+
+def redacted(url: str) -> str:
+    """``url`` with its password masked, for messages and logs; never the raw text of a URL
+    that does not parse."""
+    parsed = _parse_quietly(url)
+    return "(an unparseable database URL)" if parsed is None else parsed.render_as_string(hide_password=True)
+
+
+def scrub(text: str, url: str) -> str:
+    """``text`` (a driver's error, say) with ``url`` and its password masked."""
+    parsed = _parse_quietly(url)
+    for secret in (url, parsed.password if parsed is not None else None):
+        if secret:
+            text = text.replace(str(secret), "***")
+    return text
 
 
 def _set_wal(cur, wait_s: float = 30.0) -> None:
@@ -100,8 +131,8 @@ def migrate(url: str) -> None:
             command.upgrade(cfg, "head")
     except Exception as exc:
         raise DatabaseUnavailable(
-            f"cannot migrate catalog database {make_url(url).render_as_string(hide_password=True)}: "
-            f"{exc.__class__.__name__}: {str(exc).splitlines()[0]}"
+            f"cannot migrate catalog database {redacted(url)}: "
+            f"{exc.__class__.__name__}: {scrub((str(exc).splitlines() or [''])[0], url)}"
         ) from exc
 
 

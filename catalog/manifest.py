@@ -4,7 +4,10 @@ of images (the SKU is the file stem) or a ZIP holding either.
 
 Problems with the manifest as a whole raise ``ManifestError`` (the batch cannot run).
 Problems with one row become a ``ManifestEntry`` with ``problem`` set, so that SKU ends
-``failed`` with the reason while the rest of the batch goes on.
+``failed`` with the reason while the rest of the batch goes on: among them an image that
+resolves outside the manifest's folder (CSV rows and folder files alike, symlinks
+followed) and two SKUs whose folder names would meet (``catalog.paths.folder_key``).
+A ZIP is unpacked by ``catalog.unzip`` into a folder of its own (``Manifest.unpacked``).
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from catalog.paths import UnsafeName, contained_path, validate_sku
+from catalog.paths import UnsafeName, contained_path, folder_key, sku_dirname, validate_sku
+from catalog.unzip import ZipRefused, archive_sha256, remove_unpacked, unpack
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif"})
 PRIORITIES = ("urgent", "standard", "backfill")
@@ -27,8 +31,6 @@ OPTIONAL = ("title", "template", "priority", "shopify_product_id")
 SHOPIFY_PRODUCT_ID = re.compile(r"(?:gid://shopify/Product/)?([1-9][0-9]{0,19})")
 MAX_MANIFEST_BYTES = 20 * 2**20
 MAX_ROWS = 100_000
-MAX_ZIP_BYTES = 2 * 2**30
-MAX_ZIP_MEMBERS = 20_000
 
 
 class ManifestError(ValueError):
@@ -54,6 +56,30 @@ class Manifest:
     entries: list[ManifestEntry] = field(default_factory=list)
     encoding: str = "utf-8"
     ignored: list[str] = field(default_factory=list)  # folder files that are not images
+    unpacked: Path | None = None  # the folder a ZIP was unpacked into (catalog.unzip.remove_unpacked)
+
+
+class _Seen:
+    """SKUs met so far, by exact id and by folder name, so a repeat names the first one."""
+
+    def __init__(self) -> None:
+        self.skus: dict[str, str] = {}
+        self.folders: dict[str, tuple[str, str]] = {}
+
+    def clash(self, sku: str, where: str) -> str | None:
+        """Why ``sku`` (at ``where``, e.g. "row 3") cannot be taken, or None (then it is)."""
+        if sku in self.skus:
+            return f"duplicate SKU {sku!r} (first seen in {self.skus[sku]})"
+        key = folder_key(sku)
+        if key in self.folders:
+            first, other = self.folders[key]
+            return (
+                f"SKU {sku!r} and SKU {other!r} ({first}) would share the folder "
+                f"{sku_dirname(sku)!r}: rename one of them"
+            )
+        self.skus[sku] = where
+        self.folders[key] = (where, sku)
+        return None
 
 
 def load_manifest(path: Path, *, unpack_dir: Path | None = None) -> Manifest:
@@ -71,9 +97,14 @@ def load_manifest(path: Path, *, unpack_dir: Path | None = None) -> Manifest:
 
 
 def _from_csv(path: Path) -> Manifest:
-    data = path.read_bytes()
-    if len(data) > MAX_MANIFEST_BYTES:
-        raise ManifestError(f"manifest is {len(data)} bytes (limit {MAX_MANIFEST_BYTES})")
+    with open(path, "rb") as fh:  # the size first: a 5 GB "CSV" is refused, not read
+        size = fh.seek(0, 2)
+        if size > MAX_MANIFEST_BYTES:
+            raise ManifestError(f"manifest is {size} bytes (limit {MAX_MANIFEST_BYTES})")
+        fh.seek(0)
+        data = fh.read(size + 1)  # not MAX + 1: read(n) sets aside n bytes at once
+    if len(data) > size:  # it grew while we looked
+        raise ManifestError(f"manifest is over {MAX_MANIFEST_BYTES} bytes")
     text, encoding = _decode(data, path)
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
@@ -90,7 +121,7 @@ def _from_csv(path: Path) -> Manifest:
             f"(header: {', '.join(columns) or 'none'})"
         )
     manifest = Manifest(source=path, sha256=hashlib.sha256(data).hexdigest(), encoding=encoding)
-    seen: dict[str, int] = {}
+    seen = _Seen()
     try:
         for number, row in enumerate(reader, start=1):
             if number > MAX_ROWS:
@@ -104,7 +135,7 @@ def _from_csv(path: Path) -> Manifest:
     return manifest
 
 
-def _entry(number: int, record: dict[str, str], base: Path, seen: dict[str, int]) -> ManifestEntry:
+def _entry(number: int, record: dict[str, str], base: Path, seen: _Seen) -> ManifestEntry:
     raw_sku = (record.get("sku") or "").strip()
     title = (record.get("title") or "").strip() or None
     template = (record.get("template") or "").strip() or None
@@ -118,9 +149,9 @@ def _entry(number: int, record: dict[str, str], base: Path, seen: dict[str, int]
         sku = validate_sku(raw_sku)
     except UnsafeName as exc:
         return bad(f"row {number}: {exc}")
-    if sku in seen:
-        return bad(f"duplicate SKU {sku!r} (first seen in row {seen[sku]})")
-    seen[sku] = number
+    clash = seen.clash(sku, f"row {number}")
+    if clash is not None:
+        return bad(clash)
     if priority not in PRIORITIES:
         return bad(f"unknown priority {priority!r} (use {', '.join(PRIORITIES)})")
     if product is not None:
@@ -158,7 +189,7 @@ def _from_folder(folder: Path) -> Manifest:
     images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
     digest = hashlib.sha256()
     manifest = Manifest(source=folder, sha256="", ignored=[p.name for p in files if p not in images])
-    seen: dict[str, int] = {}
+    seen = _Seen()
     for number, image in enumerate(images, start=1):
         digest.update(image.name.encode("utf-8", "surrogateescape") + b"\0")
         stem = image.stem
@@ -167,12 +198,16 @@ def _from_folder(folder: Path) -> Manifest:
         except UnsafeName as exc:
             manifest.entries.append(ManifestEntry(number, stem, image, problem=str(exc)))
             continue
-        if sku in seen:
-            problem = f"duplicate SKU {sku!r} (file {images[seen[sku] - 1].name} has the same stem)"
-            manifest.entries.append(ManifestEntry(number, sku, image, problem=problem))
+        try:  # the CSV rows' rule: a symlink may not lead out of the catalog folder
+            contained = contained_path(folder, image.name)
+        except UnsafeName as exc:
+            manifest.entries.append(ManifestEntry(number, sku, None, problem=str(exc)))
             continue
-        seen[sku] = number
-        manifest.entries.append(ManifestEntry(number, sku, image))
+        clash = seen.clash(sku, f"file {image.name!r}")
+        if clash is not None:
+            manifest.entries.append(ManifestEntry(number, sku, None, problem=clash))
+            continue
+        manifest.entries.append(ManifestEntry(number, sku, contained))
     if not manifest.entries:
         raise ManifestError(f"folder {folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     manifest.sha256 = digest.hexdigest()
@@ -180,25 +215,20 @@ def _from_folder(folder: Path) -> Manifest:
 
 
 def _from_zip(path: Path, unpack_dir: Path) -> Manifest:
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    target = unpack_dir / digest[:16]
-    with zipfile.ZipFile(path) as archive:
-        members = [m for m in archive.infolist() if not m.is_dir()]
-        if len(members) > MAX_ZIP_MEMBERS:
-            raise ManifestError(f"ZIP holds {len(members)} files (limit {MAX_ZIP_MEMBERS})")
-        if sum(m.file_size for m in members) > MAX_ZIP_BYTES:
-            raise ManifestError(f"ZIP unpacks to more than {MAX_ZIP_BYTES} bytes")
-        for member in members:
-            try:
-                destination = contained_path(target, member.filename)
-            except UnsafeName as exc:
-                raise ManifestError(f"ZIP member rejected: {exc}") from None
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            with archive.open(member) as src, open(destination, "wb") as dst:
-                dst.write(src.read(member.file_size + 1)[: member.file_size])
-    csvs = sorted(target.rglob("*.csv"))
-    manifest = _from_csv(csvs[0]) if csvs else _from_folder(_single_root(target))
-    manifest.source, manifest.sha256 = path, digest
+    digest = archive_sha256(path)
+    try:
+        target = unpack(path, Path(unpack_dir), digest)
+    except ZipRefused as exc:
+        raise ManifestError(str(exc)) from None
+    except zipfile.BadZipFile as exc:
+        raise ManifestError(f"{path.name} is not a readable ZIP: {exc}") from None
+    try:
+        csvs = sorted(target.rglob("*.csv"))
+        manifest = _from_csv(csvs[0]) if csvs else _from_folder(_single_root(target))
+    except BaseException:
+        remove_unpacked([target])
+        raise
+    manifest.source, manifest.sha256, manifest.unpacked = path, digest, target
     return manifest
 
 

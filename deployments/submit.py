@@ -32,6 +32,7 @@ import yaml
 
 from catalog.manifest import ManifestError, load_manifest
 from catalog.offpeak import OffPeakWindow
+from catalog.unzip import remove_unpacked
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,6 +64,7 @@ def split_urgent(manifest: Path, encoding: str, urgent_rows: set[int]) -> tuple[
 def plan_parts(path: Path, args: argparse.Namespace, window: OffPeakWindow, now: datetime) -> list[dict]:
     """[{manifest, name, skus, plan}] for the batches this submission becomes."""
     manifest = load_manifest(path, unpack_dir=Path(args.unpack_dir))
+    remove_unpacked([manifest.unpacked] if manifest.unpacked else [])  # only counted here; the batch unpacks its own
     urgent_rows = {e.row for e in manifest.entries if e.problem is None and e.priority == "urgent"}
     name = args.name or path.stem
     if args.urgent or args.backfill or not urgent_rows or len(urgent_rows) == len(manifest.entries):

@@ -34,6 +34,7 @@ from tasks.report import publish_summary, start_progress, write_report
 from tasks.results import ShardItem, resolve
 from tasks.review import ReviewPolicy, approved_items
 from tasks.score import score_batch_consistency
+from tasks.unpacked import remove_unpacked_archives
 from tasks.validate import validate_source
 
 
@@ -148,6 +149,7 @@ def catalog_batch(
             review_rounds,
             batch_id,
         )
+        remove_unpacked_archives(jobs, settings)
         return write_report(batch_id, out_dir, settings, consistency)
 
     # exporting: exactly once per destination key and content
@@ -167,6 +169,7 @@ def catalog_batch(
     )
 
     set_batch_state(db, batch_id, BatchState.done)
+    remove_unpacked_archives(jobs, settings)  # ZIP manifests: the photos are in the work store
     report = write_report(batch_id, out_dir, settings, consistency)
     publish_summary(report)
     logger.info("batch %s done: %s", batch_id, report["counts"])

@@ -23,7 +23,8 @@ differs, so a second run reports every line ``unchanged`` and changes nothing.
 Secrets come from the environment only (never flags, which ``ps`` shows):
 ``LIGHTBOX_DATABASE_URL``, ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``,
 ``LIGHTBOX_SHOPIFY_ACCESS_TOKEN``, ``LIGHTBOX_SHOPIFY_WEBHOOK_SECRET``. Output names
-objects and what happened to them, never a value.
+objects and what happened to them, never a value; an error message has the database URL
+shown without its password, and any secret's value masked (``scrub``).
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ from prefect.exceptions import ObjectNotFound
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from catalog.db import redacted
+from catalog.db import scrub as scrub_url
 from infra.desired import block_types, desired_blocks, stack_variables
 
 TEMPLATES = Path(__file__).parent / "job_templates"
@@ -63,6 +66,13 @@ QUEUES = {  # name -> (priority, description)
     "backfill": (3, "Re-shoots of whole catalogs: only when nothing else waits"),
 }
 GPU_SLOTS = "gpu-slots"
+SECRET_VARIABLES = (
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "LIGHTBOX_SHOPIFY_ACCESS_TOKEN",
+    "LIGHTBOX_SHOPIFY_WEBHOOK_SECRET",
+    "PGPASSWORD",
+)
 POOL_TYPES = ("process", "kubernetes", "docker")
 
 
@@ -224,14 +234,14 @@ async def ensure_catalog_schema(database: Any, dry_run: bool) -> Change:
     from catalog.db import alembic_config, get_engine
 
     url = database.get_url()
-    label = make_url(url).render_as_string(hide_password=True)
+    label = redacted(url)
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     try:
         with get_engine(url).connect() as conn:
             current = MigrationContext.configure(conn).get_current_revision()
     except SQLAlchemyError as exc:
         cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        raise RuntimeError(f"catalog database {label} does not answer: {cause}") from exc
+        raise RuntimeError(f"catalog database {label} does not answer: {scrub_url(cause, url)}") from exc
     if current == head:
         return Change("catalog schema", label, "unchanged")
     if not dry_run:
@@ -303,6 +313,24 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def scrub(text: str, env: dict[str, str]) -> str:
+    """``text`` with the catalog URL's password and every secret variable's value masked."""
+    database_url = env.get("LIGHTBOX_DATABASE_URL", "")
+    if database_url:
+        text = scrub_url(text, database_url)
+    for name in SECRET_VARIABLES:
+        if len(env.get(name) or "") >= 4:  # a 1-3 character "secret" would mask ordinary words
+            text = text.replace(env[name], "***")
+    return text
+
+
+def _has_password(database_url: str) -> bool:
+    try:
+        return bool(database_url) and bool(make_url(database_url).password)
+    except Exception:  # not a URL: the CatalogDatabase block says so, without quoting it
+        return False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     from prefect.settings import get_current_settings
@@ -314,8 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"bootstrap: --gpu-slots must be >= 1, got {args.gpu_slots}\n")
         return 2
     env = dict(os.environ)
-    database_url = env.get("LIGHTBOX_DATABASE_URL", "")
-    if database_url and make_url(database_url).password:
+    if _has_password(env.get("LIGHTBOX_DATABASE_URL", "")):
         sys.stderr.write(
             "bootstrap: warning: LIGHTBOX_DATABASE_URL carries a password. prefect deploy "
             "resolves {{ prefect.blocks.* }} into the deployment and flow-run parameters carry "
@@ -324,7 +351,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         changes = asyncio.run(bootstrap(args, env))
     except (ValueError, RuntimeError) as exc:
-        sys.stderr.write(f"bootstrap: {exc}\n")
+        sys.stderr.write(f"bootstrap: {scrub(str(exc), env)}\n")
         return 2
     for change in changes:
         sys.stdout.write(change.line() + "\n")

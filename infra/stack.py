@@ -22,6 +22,11 @@ Settings (environment): ``LIGHTBOX_STACK_HOME`` (default ``.lightbox/stack``),
 stack's data folder), ``LIGHTBOX_SHOPIFY_WEBHOOK_SECRET`` (else one is generated into
 ``<home>/webhook-secret``, mode 0600), ``LIGHTBOX_GPU_SLOTS`` (1), ``LIGHTBOX_CPU_RUNS``
 (flow runs at once on the CPU worker, 2). Only the standard library is imported here.
+
+Secrets: the home and its folders are mode 0700; the secret file is created 0600 by
+``os.open`` (never widened, never through a symlink). The receiver, the one process that
+faces the internet, gets the catalog URL in its environment (not on its command line,
+which ``ps`` shows) and none of the other secrets (``RECEIVER_WITHHELD``).
 """
 
 from __future__ import annotations
@@ -29,9 +34,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import secrets
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -39,10 +41,24 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from infra.processes import PortInUse, alive, ours, require_free, stop_group
+from infra.secret_file import SecretFileError, ensure_secret_file
+
 ROOT = Path(__file__).resolve().parents[1]
 STOP_ORDER = ("worker-cpu", "worker-gpu", "webhook", "server")
 RECONCILE = "reconcile-shopify/hourly"
-STOP_TIMEOUT_S = 30.0
+# What the receiver must not hold: S3 and MinIO keys, the Shopify Admin token, the Prefect
+# server's database URL, PostgreSQL's superuser settings; its webhook secret comes by file.
+RECEIVER_WITHHELD = (
+    "AWS_",
+    "MINIO_",
+    "POSTGRES_",
+    "LIGHTBOX_S3_",
+    "LIGHTBOX_SHOPIFY_ACCESS_TOKEN",
+    "LIGHTBOX_SHOPIFY_WEBHOOK_SECRET",
+    "PREFECT_API_DATABASE_",
+    "PREFECT_SERVER_DATABASE_",
+)
 START_TIMEOUT_S = 180.0
 
 
@@ -90,15 +106,40 @@ class Stack:
         if not path.is_file():
             return None
         pid = int(path.read_text().strip())
-        return pid if _alive(pid) else None
+        return pid if alive(pid) else None
 
-    def start(self, name: str, argv: list[str]) -> int:
+    def receiver_env(self) -> dict[str, str]:
+        return {k: v for k, v in self.child_env().items() if not k.startswith(RECEIVER_WITHHELD)}
+
+    def receiver_argv(self) -> list[str]:
+        """The catalog URL reaches the receiver as LIGHTBOX_DATABASE_URL (receiver_env)."""
+        return [
+            sys.executable,
+            "-m",
+            "deployments.webhook",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.webhook_port),
+            "--secret-file",
+            str(self.secret_file),
+            "--migrate",
+        ]
+
+    def make_folders(self) -> None:
+        """The home and its folders, mode 0700: logs, pids, the catalog and the secret."""
+        self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for folder in (self.home, self.logs, self.pids, self.data, self.home / "prefect"):
+            folder.mkdir(mode=0o700, exist_ok=True)
+            os.chmod(folder, 0o700)  # mkdir leaves an existing folder's mode as it was
+
+    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> int:
         log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 (the child keeps it open)
         try:
             process = subprocess.Popen(
                 argv,
                 cwd=ROOT,
-                env=self.child_env(),
+                env=self.child_env() if env is None else env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -149,16 +190,18 @@ class Stack:
             if len(running) == len(STOP_ORDER):
                 return [f"already up: {', '.join(running)}", *self.addresses()]
             raise StackError(f"partly up ({', '.join(running)} running): run `make down` first")
-        for port in (self.port, self.webhook_port):
-            _require_free(port)
+        try:
+            for port in (self.port, self.webhook_port):
+                require_free(port)
+        except PortInUse as exc:
+            raise StackError(str(exc)) from None
         server_db = self.base_env.get("PREFECT_API_DATABASE_CONNECTION_URL", "")
         if server_db.startswith("postgresql") and importlib.util.find_spec("asyncpg") is None:
             raise StackError(
                 "PREFECT_API_DATABASE_CONNECTION_URL names PostgreSQL, which the "
                 "Prefect server reaches through asyncpg: pip install asyncpg"
             )
-        for folder in (self.logs, self.pids, self.data, self.home / "prefect"):
-            folder.mkdir(parents=True, exist_ok=True)
+        self.make_folders()
         secret_note = self.ensure_secret()
         try:
             self.start(
@@ -209,23 +252,7 @@ class Stack:
                     str(self.gpu_slots),
                 ],
             )
-            self.start(
-                "webhook",
-                [
-                    sys.executable,
-                    "-m",
-                    "deployments.webhook",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.webhook_port),
-                    "--database-url",
-                    self.database_url,
-                    "--secret-file",
-                    str(self.secret_file),
-                    "--migrate",
-                ],
-            )
+            self.start("webhook", self.receiver_argv(), self.receiver_env())
             self.wait_http("webhook", f"http://127.0.0.1:{self.webhook_port}/healthz")
         except BaseException:
             self.down()
@@ -247,13 +274,13 @@ class Stack:
         return f"{RECONCILE}: schedule paused (no LIGHTBOX_SHOPIFY_SHOP, so no ShopifyStore block to reconcile with)"
 
     def ensure_secret(self) -> str:
-        """The receiver's secret file: from the environment, else generated once."""
+        """The receiver's secret file: from the environment, else generated once
+        (``infra.secret_file``: mode 0600 from the start, never through a symlink)."""
         given = self.base_env.get("LIGHTBOX_SHOPIFY_WEBHOOK_SECRET")
-        if given or not self.secret_file.is_file():
-            fd = os.open(self.secret_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(given or secrets.token_urlsafe(32))
-        os.chmod(self.secret_file, 0o600)
+        try:
+            ensure_secret_file(self.secret_file, given)
+        except SecretFileError as exc:
+            raise StackError(str(exc)) from None
         source = "from LIGHTBOX_SHOPIFY_WEBHOOK_SECRET" if given else "generated"
         return f"webhook secret: {self.secret_file} ({source}; give Shopify the same value)"
 
@@ -267,8 +294,8 @@ class Stack:
                     lines.append(f"flow runs left as they were: {exc}")
             pid_file = self.pids / f"{name}.pid"
             pid = self.pid_of(name)
-            if pid is not None and _ours(pid):
-                lines.append(f"{name}: {_stop(pid)} (pid {pid})")
+            if pid is not None and ours(pid):
+                lines.append(f"{name}: {stop_group(pid)} (pid {pid})")
             elif pid_file.is_file():
                 lines.append(f"{name}: was not running")
             pid_file.unlink(missing_ok=True)
@@ -310,67 +337,6 @@ def _api(url: str, method: str = "GET", body: dict | None = None) -> dict:
     except urllib.error.HTTPError as exc:
         raise StackError(f"{method} {url} answered {exc.code}: {exc.read()[:300]!r}") from exc
     return json.loads(text) if text else {}
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return Path(f"/proc/{pid}").exists() and "zombie" not in _state(pid)
-
-
-def _state(pid: int) -> str:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return ""
-    return next((line for line in status.splitlines() if line.startswith("State:")), "").lower()
-
-
-def _ours(pid: int) -> bool:
-    """The pid still belongs to a process this stack started (not a recycled pid)."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
-    except OSError:
-        return True  # no /proc here: trust the pid file
-    return any(word in cmdline for word in (b"prefect", b"deployments.webhook"))
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def _stop(pid: int) -> str:
-    """SIGTERM the process group (the leader's pid is its id), wait, SIGKILL what is left."""
-    os.killpg(pid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if not _group_alive(pid):
-            return "stopped"
-        time.sleep(0.2)
-    os.killpg(pid, signal.SIGKILL)
-    return f"killed after {STOP_TIMEOUT_S:.0f} s"
-
-
-def _require_free(port: int) -> None:
-    """Nothing listens on the port. SO_REUSEADDR as uvicorn sets it: connections of a stack
-    stopped just now (TIME_WAIT) do not count."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError as exc:
-            raise StackError(
-                f"port {port} on 127.0.0.1 is in use ({exc.strerror}); set "
-                "LIGHTBOX_PREFECT_PORT / LIGHTBOX_WEBHOOK_PORT"
-            ) from exc
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,8 +1,15 @@
+import hashlib
+import re
+import tracemalloc
+import warnings
 import zipfile
 
 import pytest
 
-from catalog.manifest import ManifestError, load_manifest
+from catalog.manifest import MAX_MANIFEST_BYTES, ManifestError, load_manifest
+from catalog.paths import folder_key, sku_dirname
+from catalog.unzip import remove_unpacked, unpacked_folders
+from tests.catalog.test_paths import DIGEST_TWINS
 
 
 def _images(folder, *names):
@@ -99,3 +106,179 @@ def test_zip_manifest_and_zip_slip(tmp_path):
         z.writestr("../../evil.png", b"x")
     with pytest.raises(ManifestError, match="outside"):
         load_manifest(evil, unpack_dir=tmp_path / "unpacked")
+
+
+# --- hostile ZIPs, built here; memory is measured with tracemalloc -------------------------
+
+
+def _peak_mib(call):
+    """Run ``call``; return (its exception or None, the peak traced allocation in MiB)."""
+    tracemalloc.start()
+    try:
+        call()
+    except Exception as exc:  # the caller asserts which
+        error = exc
+    else:
+        error = None
+    finally:
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    return error, peak / 2**20
+
+
+def _catalog_zip(path, extra=(), compression=zipfile.ZIP_DEFLATED):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # duplicate names are what some tests build
+        with zipfile.ZipFile(path, "w", compression) as z:
+            z.writestr("cat/m.csv", "sku,image\nZ1,z.png\n")
+            z.writestr("cat/z.png", b"\x89PNG fake")
+            for name, data in extra:
+                z.writestr(name, data)
+    return path
+
+
+def test_zip_bomb_is_refused_without_inflating_it(tmp_path):
+    """A 100 MiB member of zeros deflates to ~100 kB (ratio ~1000:1); it was read whole into
+    memory (the audit saw 825 MiB for a 400 kB ZIP)."""
+    archive = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("cat/m.csv", "sku,image\nZ1,bomb.png\n")
+        with z.open("cat/bomb.png", "w", force_zip64=True) as member:
+            for _ in range(100):
+                member.write(bytes(2**20))
+    assert archive.stat().st_size < 400_000
+    error, peak = _peak_mib(lambda: load_manifest(archive, unpack_dir=tmp_path / "unpacked"))
+    assert isinstance(error, ManifestError) and "cat/bomb.png" in str(error) and "ratio" in str(error)
+    assert peak < 8, f"peak {peak:.1f} MiB"
+    assert list((tmp_path / "unpacked").iterdir()) == []  # nothing left behind
+
+
+def test_a_large_member_is_streamed_with_flat_memory(tmp_path):
+    archive = tmp_path / "big.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as z:
+        z.writestr("cat/m.csv", "sku,image\nBIG,big.bmp\n")
+        with z.open("cat/big.bmp", "w") as member:
+            for _ in range(48):
+                member.write(b"BM" + bytes(2**20 - 2))
+    error, peak = _peak_mib(lambda: load_manifest(archive, unpack_dir=tmp_path / "unpacked"))
+    assert error is None
+    assert peak < 8, f"peak {peak:.1f} MiB"
+    (entry,) = load_manifest(archive, unpack_dir=tmp_path / "unpacked").entries
+    assert entry.problem is None and entry.image.stat().st_size == 48 * 2**20
+
+
+def test_too_many_members_are_refused_before_unpacking(tmp_path):
+    """Folder entries count too: 20,001 of them used to pass the file-only count."""
+    archive = tmp_path / "many.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("cat/m.csv", "sku,image\nZ1,z.png\n")
+        z.writestr("cat/z.png", b"\x89PNG fake")
+        for i in range(20_001):
+            z.writestr(zipfile.ZipInfo(f"d{i}/"), b"")
+    with pytest.raises(ManifestError, match=r"20003 entries \(limit 20000\)"):
+        load_manifest(archive, unpack_dir=tmp_path / "unpacked")
+    assert not (tmp_path / "unpacked").exists()  # refused from the end record alone
+
+
+@pytest.mark.parametrize(
+    "names,named",
+    [
+        (["a", "a/b.png"], "'a/b.png' needs a folder where member 'a' is a file"),
+        (["a/b.png", "a"], "'a' clashes with member 'a/b.png'"),
+        (["a/", "a"], "'a' clashes with member 'a/'"),
+        (["sub/.."], "'sub/..' points outside"),
+        (["sub/./x.png"], "'sub/./x.png' is not a plain relative path"),
+        (["x.png", "x.png"], "'x.png' clashes with member 'x.png'"),
+        (["IMG.png", "img.png"], "'img.png' clashes with member 'IMG.png'"),
+    ],
+)
+def test_clashing_member_names_give_a_manifest_error_naming_the_member(tmp_path, names, named):
+    archive = _catalog_zip(tmp_path / "clash.zip", [(n, b"x") for n in names])
+    with pytest.raises(ManifestError, match=re.escape(named)):
+        load_manifest(archive, unpack_dir=tmp_path / "unpacked")
+    assert list((tmp_path / "unpacked").iterdir()) == []
+
+
+def test_a_corrupt_member_gives_a_manifest_error(tmp_path):
+    archive = _catalog_zip(tmp_path / "crc.zip", [("cat/y.png", b"PAYLOAD-" * 8)], zipfile.ZIP_STORED)
+    data = bytearray(archive.read_bytes())
+    data[data.index(b"PAYLOAD-")] ^= 0xFF  # the stored bytes no longer match their CRC
+    archive.write_bytes(bytes(data))
+    with pytest.raises(ManifestError, match="'cat/y.png' cannot be read"):
+        load_manifest(archive, unpack_dir=tmp_path / "unpacked")
+
+
+def test_each_load_unpacks_into_its_own_folder_which_can_be_removed(tmp_path):
+    archive = _catalog_zip(tmp_path / "cat.zip")
+    first = load_manifest(archive, unpack_dir=tmp_path / "unpacked")
+    second = load_manifest(archive, unpack_dir=tmp_path / "unpacked")
+    assert first.sha256 == second.sha256 == hashlib.sha256(archive.read_bytes()).hexdigest()
+    assert first.unpacked != second.unpacked and first.unpacked.name.startswith(first.sha256[:16])
+    folders = unpacked_folders([e.image for e in first.entries], tmp_path / "unpacked")
+    assert folders == {first.unpacked}
+    assert remove_unpacked(folders) == [first.unpacked]
+    assert not first.unpacked.exists() and second.entries[0].image.is_file()
+
+
+def test_a_zip_with_no_usable_manifest_leaves_nothing_unpacked(tmp_path):
+    archive = tmp_path / "empty.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("notes.txt", "no images")
+    with pytest.raises(ManifestError, match="no images"):
+        load_manifest(archive, unpack_dir=tmp_path / "unpacked")
+    assert list((tmp_path / "unpacked").iterdir()) == []
+
+
+# --- folders, sizes, colliding SKUs ----------------------------------------------------------
+
+
+def test_folder_manifest_refuses_symlinks_out_of_the_folder(tmp_path):
+    outside = tmp_path / "secret.png"
+    outside.write_bytes(b"\x89PNG private")
+    folder = tmp_path / "catalog"
+    folder.mkdir()
+    _images(folder, "IN-1.png")
+    (folder / "OUT-1.png").symlink_to(outside)
+    (folder / "IN-2.png").symlink_to(folder / "IN-1.png")  # inside: allowed, as for CSV rows
+    entries = {e.sku: e for e in load_manifest(folder).entries}
+    assert entries["IN-1"].problem is None and entries["IN-2"].problem is None
+    assert entries["IN-2"].image == (folder / "IN-1.png").resolve()
+    assert "outside the catalog folder" in entries["OUT-1"].problem
+    assert entries["OUT-1"].image is None
+
+
+def test_csv_size_is_checked_before_reading(tmp_path):
+    huge = tmp_path / "m.csv"
+    with open(huge, "wb") as fh:
+        fh.truncate(MAX_MANIFEST_BYTES + 1)  # sparse: costs no disk
+    error, peak = _peak_mib(lambda: load_manifest(huge))
+    assert isinstance(error, ManifestError) and f"{MAX_MANIFEST_BYTES + 1} bytes" in str(error)
+    assert peak < 1, f"peak {peak:.1f} MiB"
+
+
+@pytest.mark.parametrize("form", ["csv", "folder"])
+def test_skus_that_would_share_a_folder_fail_naming_both(tmp_path, form):
+    first, second = DIGEST_TWINS
+    if form == "csv":
+        _images(tmp_path, "a.png")
+        (tmp_path / "m.csv").write_text(f'sku,image\n"{first}",a.png\nOK-1,a.png\n"{second}",a.png\n')
+        entries = load_manifest(tmp_path / "m.csv").entries
+        where = "row 1"
+    else:
+        _images(tmp_path, f"{first}.png", f"{second}.png")
+        entries = sorted(load_manifest(tmp_path).entries, key=lambda e: e.problem or "")
+        first, second = entries[0].sku, entries[1].sku
+        where = f"file '{first}.png'"
+    problems = [e.problem for e in entries if e.problem]
+    assert problems == [
+        f"SKU {second!r} and SKU {first!r} ({where}) would share the folder {sku_dirname(first)!r}: rename one of them"
+    ]
+
+
+def test_an_id_equal_to_another_ids_folder_name_is_a_distinct_sku(tmp_path):
+    _images(tmp_path, "a.png")
+    slugged = sku_dirname("x y")
+    (tmp_path / "m.csv").write_text(f"sku,image\nx y,a.png\n{slugged},a.png\nMUG-1,a.png\nmug-1,a.png\n")
+    entries = load_manifest(tmp_path / "m.csv").entries
+    assert all(e.problem is None for e in entries)
+    assert len({folder_key(e.sku) for e in entries}) == 4

@@ -27,6 +27,7 @@ import httpx
 import pytest
 from PIL import Image
 
+from catalog.paths import sku_dirname
 from tests.conftest import EXAMPLES
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
@@ -80,6 +81,7 @@ def stack(tmp_path_factory, model_dir):
         LIGHTBOX_WEBHOOK_PORT=str(free_port()),
         LIGHTBOX_MODEL_DIR=str(model_dir),
         LIGHTBOX_SHOPIFY_WEBHOOK_SECRET=SECRET,
+        LIGHTBOX_SHOPIFY_SHOPS=SHOP,  # the receiver refuses deliveries from any other shop
         PREFECT_UI_ENABLED="false",
     )
     started = time.monotonic()
@@ -192,7 +194,7 @@ def test_signed_webhook_becomes_an_exported_image(stack, image_url):
         assert run.work_queue_name == "standard"
         assert run.parameters["shop"] == SHOP and run.parameters["image_urls"] == [image_url]
 
-        sku_dir = stack["home"] / "data" / "exports" / "lightbox-demo-4242"
+        sku_dir = stack["home"] / "data" / "exports" / sku_dirname("lightbox-demo-4242")
         image = sku_dir / "shopify.jpg"
         assert image.is_file() and image.read_bytes()[:3] == b"\xff\xd8\xff"
         shards = [r for r in api.read_flow_runs() if r.name.startswith("render-")]

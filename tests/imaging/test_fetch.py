@@ -1,7 +1,11 @@
 """fetch_image against a real HTTP server on loopback (allow_private=True) and fake resolvers."""
 
+import gzip
+import socket
 import threading
 import time
+import tracemalloc
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
@@ -10,6 +14,8 @@ import pytest
 from imaging.fetch import check_address, fetch_image
 
 PAYLOAD = bytes(range(256)) * 4  # 1 KiB
+BOMB_MIB = 64
+GZIP_BOMB = zlib.compress(bytes(BOMB_MIB * 2**20), 9, wbits=31)  # gzip, ~64 kB for 64 MiB of zeros
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -58,6 +64,16 @@ class Handler(BaseHTTPRequestHandler):
             self._send(302, headers=[("Location", target)])
         elif path == "/to-ftp":
             self._send(301, headers=[("Location", "ftp://example.com/x.png")])
+        elif path == "/gzip-bomb":
+            self._send(200, GZIP_BOMB, [("Content-Encoding", "gzip")])
+        elif path == "/gzip-image":
+            self._send(200, gzip.compress(PAYLOAD), [("Content-Encoding", "gzip")])
+        elif path == "/deflate-image":
+            self._send(200, zlib.compress(PAYLOAD), [("Content-Encoding", "deflate")])
+        elif path == "/brotli":
+            self._send(200, b"\x0b\x02\x80", [("Content-Encoding", "br")])
+        elif path == "/gzip-truncated":
+            self._send(200, gzip.compress(PAYLOAD)[:-12], [("Content-Encoding", "gzip")])
         elif path == "/to-b":
             self._send(302, headers=[("Location", f"http://b.test:{self.server.server_port}/host")])
         else:
@@ -188,3 +204,157 @@ def test_total_time_is_capped(server):
     """A server that drips bytes under every per-read timeout still hits the total budget."""
     with pytest.raises(TimeoutError, match="ran out of time"):
         fetch_image(f"{server}/drip", max_bytes=100, allow_private=True, timeout=0.5)
+
+
+@pytest.mark.parametrize(
+    "address,reason,inner",
+    [
+        ("2002:7f00:1::1", "loopback", "127.0.0.1"),  # 6to4
+        ("2002:a00:1::", "private", "10.0.0.1"),
+        ("2002:c0a8:101::", "private", "192.168.1.1"),
+        ("2002:a9fe:a9fe::", "link-local", "169.254.169.254"),
+        ("64:ff9b::a00:1", "private", "10.0.0.1"),  # NAT64
+        ("64:ff9b::a9fe:a9fe", "link-local", "169.254.169.254"),
+        ("::7f00:1", "loopback", "127.0.0.1"),  # IPv4-compatible
+        ("::ffff:10.0.0.1", "private", "10.0.0.1"),  # IPv4-mapped
+    ],
+)
+def test_ipv4_inside_ipv6_is_checked_as_ipv4(address, reason, inner):
+    with pytest.raises(ValueError, match=f"refusing {reason} address {inner} \\(inside "):
+        check_address(address)
+    with pytest.raises(ValueError, match=f"refusing {reason} address {inner} .*cdn.example"):
+        fetch_image("https://cdn.example/p.png", max_bytes=10, timeout=5, resolve=lambda h, p: [address])
+
+
+@pytest.mark.parametrize("address", ["64:ff9b:1::a00:1", "64:ff9b:1::808:808"])
+def test_local_use_nat64_is_refused(address):
+    with pytest.raises(ValueError, match="refusing"):
+        check_address(address)
+
+
+def test_6to4_of_a_public_address_passes():
+    check_address("2002:5db8:d822::1")  # 93.184.216.34
+
+
+def _trickle_server(header_bytes: int, gap_s: float):
+    """A raw socket server that answers each request with a status line and then sends its
+    headers one byte every ``gap_s`` seconds (``header_bytes`` of them) and never a body."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve():
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.recv(65536)
+                try:
+                    conn.sendall(b"HTTP/1.1 200 OK\r\n")
+                    for _ in range(header_bytes):
+                        if stop.is_set():
+                            break
+                        conn.sendall(b"X")
+                        time.sleep(gap_s)
+                except OSError:  # the client gave up: what the test wants
+                    pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return listener, stop, thread
+
+
+def test_deadline_holds_while_headers_trickle():
+    """Each byte arrives well inside the read timeout, so httpx's per-read timeout never
+    fired: the fetch waited as long as the server kept trickling (here 10 s)."""
+    listener, stop, thread = _trickle_server(header_bytes=100, gap_s=0.1)
+    try:
+        port = listener.getsockname()[1]
+        started = time.monotonic()
+        with pytest.raises(TimeoutError, match="ran out of time"):
+            fetch_image(f"http://127.0.0.1:{port}/x.png", max_bytes=1000, allow_private=True, timeout=0.6)
+        elapsed = time.monotonic() - started
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        listener.close()
+    assert elapsed < 1.5, f"took {elapsed:.2f} s with a 0.6 s budget"
+
+
+def test_gzip_bomb_stops_at_the_cap_without_inflating(server):
+    """64 MiB of zeros in ~64 kB of gzip: httpx inflated each network read whole before the
+    cap was looked at."""
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match="over the 1048576-byte cap"):
+            fetch_image(f"{server}/gzip-bomb", max_bytes=2**20, allow_private=True, timeout=10)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 6 * 2**20, f"peak {peak / 2**20:.1f} MiB for a 1 MiB cap"
+
+
+@pytest.mark.parametrize("path", ["/gzip-image", "/deflate-image"])
+def test_compressed_bodies_are_decoded(server, path):
+    assert fetch_image(f"{server}{path}", max_bytes=len(PAYLOAD), allow_private=True, timeout=5) == PAYLOAD
+
+
+@pytest.mark.parametrize(
+    "path,reason", [("/brotli", "content coding 'br'"), ("/gzip-truncated", "compressed body ends early")]
+)
+def test_other_or_broken_codings_are_refused(server, path, reason):
+    with pytest.raises(ValueError, match=reason):
+        fetch_image(f"{server}{path}", max_bytes=len(PAYLOAD), allow_private=True, timeout=5)
+
+
+def _self_signed(tmp_path, host: str):
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_file, key_file
+
+
+def test_tls_goes_through_the_deadline_backend_and_verifies_the_host(tmp_path):
+    """The TLS handshake runs on the deadline-bounded socket with the URL's host as server
+    name: a certificate no authority signed is refused."""
+    import ssl
+
+    cert_file, key_file = _self_signed(tmp_path, "cdn.test")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"https://cdn.test:{httpd.server_port}/image"
+        with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+            fetch_image(url, max_bytes=len(PAYLOAD), allow_private=True, timeout=5, resolve=lambda h, p: ["127.0.0.1"])
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

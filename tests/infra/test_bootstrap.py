@@ -204,3 +204,22 @@ def test_a_store_without_its_secrets_is_refused(tmp_path):
         desired_blocks(args, {"LIGHTBOX_SHOPIFY_SHOP": "acme.myshopify.com"})
     with pytest.raises(ValueError, match="AWS_SECRET_ACCESS_KEY"):
         desired_blocks(args, {"LIGHTBOX_S3_BUCKET": "b", "AWS_ACCESS_KEY_ID": "k"})
+
+
+@pytest.mark.parametrize(
+    "url,secret",
+    [
+        ("postgresql+psycopg://lightbox:pw-p@rt:w0rd-9@db:5432/lightbox", "w0rd-9"),  # '@' left unencoded
+        ("postgresql+psycopg://lightbox:s3cr3t-pw@db:notaport/lightbox", "s3cr3t-pw"),
+        ("lightbox:s3cr3t-pw@db/lightbox", "s3cr3t-pw"),
+    ],
+)
+def test_an_unparseable_database_url_is_refused_without_quoting_it(tmp_path, url, secret):
+    """The first URL crashed bootstrap with a traceback quoting a piece of the password
+    (SQLAlchemy's "invalid literal for int(): 'w0rd-9@db'"); a URL that reached the block
+    had its whole text in pydantic's error (input_value=...)."""
+    env = prefect_env(tmp_path / "home", 9)  # no server: the configuration fails first
+    result = bootstrap(env, tmp_path, "--dry-run", LIGHTBOX_DATABASE_URL=url)
+    assert result.returncode == 2, result.stderr
+    assert "not a database URL" in result.stderr and "Traceback" not in result.stderr
+    assert secret not in result.stdout + result.stderr

@@ -3,6 +3,7 @@ files parse, every file they reference exists, services depend on services that 
 secrets come only from infra/.env interpolation, and the names the Docker work-pool
 templates rely on (network, volumes) are the ones compose creates."""
 
+import os
 import re
 from pathlib import Path
 
@@ -107,3 +108,85 @@ def test_gpu_override_reserves_a_gpu():
     (device,) = override["worker-gpu"]["deploy"]["resources"]["reservations"]["devices"]
     assert device == {"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}
     assert override["bootstrap"]["environment"]["LIGHTBOX_GPU_DEVICE"] == "cuda"
+
+
+RECEIVER_NEEDS = {
+    "PREFECT_API_URL",
+    "LIGHTBOX_DATABASE_URL",
+    "PGPASSWORD",
+    "LIGHTBOX_SHOPIFY_SHOP",
+    "LIGHTBOX_SHOPIFY_WEBHOOK_SECRET",
+}
+RECEIVER_MUST_NOT_SEE = ("MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD", "POSTGRES_PASSWORD", "LIGHTBOX_SHOPIFY_ACCESS_TOKEN")
+
+
+def _assert_receiver_env(env: dict) -> None:
+    assert set(env) <= RECEIVER_NEEDS, f"the receiver does not need {set(env) - RECEIVER_NEEDS}"
+    for key, value in env.items():
+        for secret in RECEIVER_MUST_NOT_SEE:
+            assert secret not in str(value), (key, secret)
+    user = env["LIGHTBOX_DATABASE_URL"].split("://", 1)[1].split("@", 1)[0]
+    assert user == "lightbox_receiver" and ":" not in user  # its own role, no password in the URL
+    assert env["PGPASSWORD"] == "${LIGHTBOX_RECEIVER_DB_PASSWORD:?set LIGHTBOX_RECEIVER_DB_PASSWORD in infra/.env}"
+
+
+def test_the_receiver_env_anchor_holds_only_what_the_receiver_needs(compose):
+    _assert_receiver_env(compose["x-receiver-env"])
+    superuser = compose["services"]["postgres"]["environment"]["POSTGRES_USER"]
+    assert superuser != "lightbox_receiver"
+
+
+def test_the_internet_facing_receiver_gets_only_its_env(compose):
+    """The receiver had the whole worker environment: the MinIO root keys, the Shopify
+    Admin token and the database superuser's password."""
+    service = compose["services"]["webhook"]
+    assert "env_file" not in service
+    _assert_receiver_env(service["environment"])
+
+
+@pytest.mark.postgres
+def test_receiver_role_reads_and_writes_rows_but_cannot_change_the_schema(pg_server_url):
+    """infra/postgres-receiver.sh run by psql against the real server, as the postgres
+    image runs it; then the owner creates a table (as bootstrap's migrations do)."""
+    import shutil
+    import subprocess
+    import uuid
+
+    import psycopg
+
+    if shutil.which("psql") is None:
+        pytest.fail("psql is needed to run infra/postgres-receiver.sh (apt-get install postgresql-client)")
+    tag = uuid.uuid4().hex[:8]
+    owner, receiver, database = f"lb_owner_{tag}", f"lb_receiver_{tag}", f"lb_catalog_{tag}"
+    admin_dsn = "postgresql://postgres@127.0.0.1:5432/test"
+    with psycopg.connect(admin_dsn, autocommit=True) as admin:
+        admin.execute(f'CREATE ROLE "{owner}" LOGIN')
+        admin.execute(f'CREATE DATABASE "{database}" OWNER "{owner}"')
+    try:
+        env = {
+            "PATH": os.environ["PATH"],
+            "PGHOST": "127.0.0.1",
+            "POSTGRES_USER": "postgres",
+            "LIGHTBOX_RECEIVER_DB_PASSWORD": "receiver-pw",
+            "LIGHTBOX_RECEIVER_ROLE": receiver,
+            "LIGHTBOX_CATALOG_OWNER": owner,
+            "LIGHTBOX_CATALOG_DB": database,
+        }
+        for _ in range(2):  # idempotent: a second run (by hand, on an older volume) succeeds
+            done = subprocess.run(["sh", str(INFRA / "postgres-receiver.sh")], env=env, capture_output=True, text=True)
+            assert done.returncode == 0, done.stderr
+        with psycopg.connect(f"postgresql://{owner}@127.0.0.1:5432/{database}", autocommit=True) as conn:
+            conn.execute("CREATE TABLE deliveries (id serial PRIMARY KEY, body text)")
+        with psycopg.connect(f"postgresql://{receiver}@127.0.0.1:5432/{database}", autocommit=True) as conn:
+            conn.execute("INSERT INTO deliveries (body) VALUES ('x')")
+            conn.execute("UPDATE deliveries SET body = 'y'")
+            assert conn.execute("SELECT body FROM deliveries").fetchall() == [("y",)]
+            for statement in ("CREATE TABLE evil (id int)", "DROP TABLE deliveries", "DELETE FROM deliveries"):
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    conn.execute(statement)
+            assert conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone() == (False,)
+    finally:
+        with psycopg.connect(admin_dsn, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+            for role in (receiver, owner):
+                admin.execute(f'DROP ROLE IF EXISTS "{role}"')
