@@ -148,7 +148,8 @@ class Export(Base):
     """One image delivered (or being delivered) to one destination.
 
     The unique key makes exports exactly-once: the same bytes to the same destination key
-    are recorded once, and a re-run finds the row instead of uploading again.
+    are recorded once, and a re-run finds the row instead of uploading again. Who may write
+    the key meanwhile is ``ExportLease``'s to say.
     """
 
     __tablename__ = "exports"
@@ -170,8 +171,37 @@ class Export(Base):
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
+class ExportLease(Base):
+    """Who may write one destination key now: one row per (destination, key), whatever bytes.
+
+    A worker takes the lease by compare-and-set (``catalog.exports.claim_export``) before
+    it uploads, renews it while it works and clears it when it completes or gives up. Only an
+    expired lease may be taken over, so two runs never write one key (or one Shopify media
+    slot, whose key names the SKU and profile) at once (docs/ARCHITECTURE.md#storage).
+    """
+
+    __tablename__ = "export_leases"
+    __table_args__ = (UniqueConstraint("destination", "destination_key", name="uq_export_leases_slot"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    destination: Mapped[str] = mapped_column(String(200))
+    destination_key: Mapped[str] = mapped_column(Text)
+    owner: Mapped[str | None] = mapped_column(String(120), nullable=True)  # host:pid:random
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    export_id: Mapped[int | None] = mapped_column(ForeignKey("exports.id", ondelete="SET NULL"), nullable=True)
+
+
 class WebhookDelivery(Base):
+    """One Shopify delivery (or reconciliation replay), recorded once: unique on the
+    webhook id, on the content (``content_key``: shop, product, ``updated_at`` and body
+    hash) and on Shopify's event id where the delivery had one. Rows from before
+    migration 0003 have no content key or event id (NULLs never collide)."""
+
     __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("content_key", name="uq_webhook_deliveries_content_key"),
+        UniqueConstraint("shop", "shopify_event_id", name="uq_webhook_deliveries_event"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     webhook_id: Mapped[str] = mapped_column(String(200), unique=True)
@@ -184,3 +214,23 @@ class WebhookDelivery(Base):
     payload_sha256: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16))  # accepted | stale
     event_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    content_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    shopify_event_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+class OutboxEvent(Base):
+    """A Prefect event written in its delivery's transaction and sent by the relay
+    (docs/ARCHITECTURE.md#intake). ``sent_at`` is set once the Prefect API accepted it;
+    ``claimed_until`` is a relay's short lease while it sends."""
+
+    __tablename__ = "event_outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(64), unique=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), index=True)
+    event: Mapped[dict] = mapped_column(JSON)  # the Prefect event, as the API takes it
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, index=True)
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)

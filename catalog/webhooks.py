@@ -1,36 +1,61 @@
-"""Shopify webhook deliveries: payload parsing, exactly-once recording, staleness, reads.
+"""Shopify webhook deliveries: payload parsing, exactly-once recording, staleness, the
+event outbox, reads.
 
-``parse_product`` reads the fields we use from a products/create|update body. The other
-functions take an open ``Session`` (see ``catalog.db.session_scope``) and never commit
-themselves: the caller's transaction decides. All timestamps must be timezone-aware;
-they are stored in UTC (SQLite keeps no offset, so anything else would be misread).
+``parse_product`` reads the fields we use from a products/create|update body; a hostile
+body (deep nesting, huge numbers, malformed URLs) is an ``InvalidDelivery``, never another
+exception. The other functions take an open ``Session`` (``catalog.db.session_scope``) or
+``Connection`` and never commit themselves: the caller's transaction decides. All timestamps must be
+timezone-aware; they are stored in UTC (SQLite keeps no offset, so anything else would be
+misread).
 
-A delivery's *version* is the product's ``updated_at`` from the payload, or Shopify's
-``X-Shopify-Triggered-At`` when the payload has none. A delivery is **stale** when an
-accepted delivery for the same shop and product already carries a strictly newer
-version: Shopify does not deliver in order, and re-shooting an old state of the product
-would overwrite a newer one. Equal versions are accepted (Shopify's ``updated_at`` has
-one-second resolution, so two real edits can share one); downstream work is idempotent.
-The stale check is a read before the insert, so two deliveries of different versions
-that race each other can both be accepted; the webhook id dedupe cannot be raced.
+A delivery's *version* is the product's ``updated_at`` from the signed payload, never an
+unsigned header. A delivery is **stale** when an accepted delivery for the same shop and
+product already carries a strictly newer version: Shopify does not deliver in order, and
+re-shooting an old state of the product would overwrite a newer one. Equal versions are
+accepted (Shopify's ``updated_at`` has one-second resolution, so two real edits can share
+one); downstream work is idempotent. The stale check is a read before the insert, so two
+deliveries of different versions that race each other can both be accepted; the dedupe
+(webhook id, content, Shopify event id: unique constraints) cannot be raced.
+
+**Outbox** (docs/ARCHITECTURE.md#intake): an accepted delivery's Prefect event is written
+to ``event_outbox`` in the same transaction. A relay claims pending events for a short
+lease, sends them and stamps them ``sent_at`` (``claim_pending``, ``mark_sent``,
+``mark_failed``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from sqlalchemy import func, select, update
+from sqlalchemy import (
+    JSON,
+    Connection,
+    DateTime,
+    String,
+    and_,
+    bindparam,
+    case,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from catalog.models import WebhookDelivery
+from catalog.models import OutboxEvent, WebhookDelivery
 
 DeliveryStatus = Literal["accepted", "duplicate", "stale"]
 MAX_URL_LENGTH = 2048
+MAX_ERROR_LENGTH = 500
 
 
 class InvalidDelivery(ValueError):
@@ -63,8 +88,12 @@ def parse_timestamp(name: str, value: Any) -> datetime | None:
 def is_http_url(value: Any) -> bool:
     if not isinstance(value, str) or len(value) > MAX_URL_LENGTH or not value.isprintable():
         return False
-    parts = urlsplit(value)
-    return parts.scheme in ("http", "https") and bool(parts.hostname) and " " not in value
+    try:  # urlsplit and .hostname raise ValueError on e.g. "http://[::1" or a bad port
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(host) and " " not in value
 
 
 def image_urls(product: dict[str, Any]) -> tuple[list[str], int]:
@@ -91,11 +120,17 @@ def parse_product(body: bytes) -> ProductPayload:
         product = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidDelivery(f"body is not JSON: {exc}") from exc
+    except RecursionError as exc:  # nesting deeper than the interpreter's stack
+        raise InvalidDelivery("body is nested too deeply") from exc
+    except ValueError as exc:  # an integer over sys.get_int_max_str_digits() digits
+        raise InvalidDelivery("body holds a number too large to read") from exc
     if not isinstance(product, dict):
         raise InvalidDelivery("body is not a JSON object")
     product_id = product.get("id")
     if isinstance(product_id, bool) or not isinstance(product_id, int | str) or product_id == "":
         raise InvalidDelivery("product id missing or not an integer/string")
+    if isinstance(product_id, int) and not 0 < product_id < 10**20:
+        raise InvalidDelivery("product id is out of range")
     product_id = str(product_id)
     if len(product_id) > 64 or not product_id.isprintable():
         raise InvalidDelivery("product id is too long or not printable")
@@ -123,8 +158,15 @@ def _require_aware(name: str, value: datetime | None) -> datetime | None:
     return as_utc(value)
 
 
-def _insert(session: Session):
-    dialect = session.get_bind().dialect.name
+Executor = Session | Connection  # a Session's transaction, or a Connection's (cheaper)
+
+
+def _conn(db: Executor) -> Connection:
+    return db.connection() if isinstance(db, Session) else db
+
+
+def _insert(db: Executor):
+    dialect = _conn(db).dialect.name
     if dialect == "postgresql":
         return postgresql.insert
     if dialect == "sqlite":
@@ -132,24 +174,72 @@ def _insert(session: Session):
     raise ValueError(f"unsupported database dialect {dialect!r}")
 
 
-def _version():
-    return func.coalesce(WebhookDelivery.product_updated_at, WebhookDelivery.triggered_at)
+@lru_cache(maxsize=4)
+def _recording_statements(dialect: str):
+    """The two INSERTs of ``record_delivery``, built once per dialect with bound
+    parameters (building a statement costs more than running it)."""
+    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
+    deliveries = WebhookDelivery.__table__
 
+    def param(name: str, **kw):  # not a column's own name: SQLAlchemy reserves those
+        return bindparam(f"p_{name}", **kw)
 
-def newest_accepted_version(session: Session, shop: str, product_id: str) -> datetime | None:
-    """The newest version among accepted deliveries for one product, or None."""
-    newest = session.scalar(
-        select(func.max(_version())).where(
-            WebhookDelivery.shop == shop,
-            WebhookDelivery.product_id == product_id,
-            WebhookDelivery.status == "accepted",
+    version = param("product_updated_at", type_=DateTime(timezone=True))
+    newest = (
+        select(func.max(deliveries.c.product_updated_at))
+        .where(
+            deliveries.c.shop == param("shop"),
+            deliveries.c.product_id == param("product_id"),
+            deliveries.c.status == "accepted",
         )
+        .scalar_subquery()
     )
-    return as_utc(newest)
+    stale = version < newest  # NULL (so not stale) without a version or an accepted one
+    plain = ("webhook_id", "shop", "topic", "product_id", "received_at", "payload_sha256", "content_key")
+    values = {name: param(name) for name in (*plain, "shopify_event_id")}
+    values["triggered_at"] = param("triggered_at", type_=DateTime(timezone=True))
+    values["product_updated_at"] = version
+    values["status"] = case((stale, literal("stale")), else_=literal("accepted"))
+    values["event_id"] = case((stale, null()), else_=param("event_id", type_=String()))
+    delivery = insert(deliveries).values(values).on_conflict_do_nothing()
+    if dialect == "sqlite":  # two statements in the caller's transaction
+        return delivery.returning(deliveries.c.id, deliveries.c.status), insert(OutboxEvent.__table__)
+    # PostgreSQL: one statement (its own transaction under autocommit), one round trip
+    inserted = delivery.returning(deliveries.c.id, deliveries.c.status, deliveries.c.event_id).cte("delivery")
+    queued = select(
+        inserted.c.event_id,
+        inserted.c.id,
+        param("event", type_=JSON()),
+        param("received_at", type_=DateTime(timezone=True)),
+        literal(0),
+    ).where(inserted.c.event_id.is_not(None))
+    columns = ["event_id", "delivery_id", "event", "created_at", "attempts"]  # no Python defaults in a CTE
+    outbox = insert(OutboxEvent.__table__).from_select(columns, queued)
+    return select(inserted.c.id, inserted.c.status).add_cte(outbox.cte("outbox")), None
+
+
+def content_key(shop: str, product_id: str, updated_at: datetime | None, payload_sha256: str) -> str:
+    """What makes two deliveries the same content, whatever their webhook ids."""
+    version = updated_at.astimezone(UTC).isoformat() if updated_at is not None else ""
+    return hashlib.sha256(f"{shop}\n{product_id}\n{version}\n{payload_sha256}".encode()).hexdigest()
+
+
+def _newest_accepted(shop: str, product_id: str):
+    deliveries = WebhookDelivery.__table__.c
+    return (
+        select(func.max(deliveries.product_updated_at))
+        .where(deliveries.shop == shop, deliveries.product_id == product_id, deliveries.status == "accepted")
+        .scalar_subquery()
+    )
+
+
+def newest_accepted_version(db: Executor, shop: str, product_id: str) -> datetime | None:
+    """The newest version among accepted deliveries for one product, or None."""
+    return as_utc(_conn(db).scalar(select(_newest_accepted(shop, product_id))))
 
 
 def record_delivery(
-    session: Session,
+    db: Executor,
     *,
     webhook_id: str,
     shop: str,
@@ -159,70 +249,115 @@ def record_delivery(
     product_updated_at: datetime | None,
     payload_sha256: str,
     now: datetime,
+    shopify_event_id: str | None = None,
+    event: dict[str, Any] | None = None,
 ) -> DeliveryStatus:
     """Record one delivery once; say whether it is new, a replay, or older than one we took.
 
-    ``duplicate``: a delivery with this webhook id exists (nothing is written). ``stale``:
-    stored with status ``stale``. ``accepted``: stored with status ``accepted``.
+    ``duplicate``: a delivery with this webhook id, this content or this Shopify event id
+    exists (nothing is written). ``stale``: stored with status ``stale``. ``accepted``:
+    stored with status ``accepted`` and, when ``event`` is given (a JSON-ready Prefect
+    event with an ``id``), the event is put in the outbox in the same transaction.
 
-    The insert is ``INSERT .. ON CONFLICT (webhook_id) DO NOTHING``: a concurrent insert
-    of the same webhook id waits for the other transaction and then ends as
-    ``duplicate``, and the caller's transaction stays usable. (Not a savepoint: with
-    pysqlite's default transaction handling a savepoint opened before any other write
-    starts the transaction, and releasing it commits everything, so a later rollback by
-    the caller would keep the row.)
+    One ``INSERT .. ON CONFLICT DO NOTHING RETURNING`` (any unique constraint) decides the
+    status in SQL (a subquery for the newest accepted version): a concurrent insert of
+    the same delivery waits for the other transaction and then ends as ``duplicate``, and
+    the caller's transaction stays usable. (Not a savepoint: with pysqlite's default
+    transaction handling a savepoint opened before any other write starts the
+    transaction, and releasing it commits everything, so a later rollback by the caller
+    would keep the row.) ``triggered_at`` is stored for the record only. Core statements,
+    not the ORM: this is the receiver's hot path.
     """
     triggered_at = _require_aware("triggered_at", triggered_at)
     product_updated_at = _require_aware("product_updated_at", product_updated_at)
     now = _require_aware("now", now)
-    version = product_updated_at or triggered_at
-    newest = newest_accepted_version(session, shop, product_id)
-    status: DeliveryStatus = "stale" if version is not None and newest is not None and version < newest else "accepted"
-    inserted = session.scalar(
-        _insert(session)(WebhookDelivery)
-        .values(
-            webhook_id=webhook_id,
-            shop=shop,
-            topic=topic,
-            product_id=product_id,
-            triggered_at=triggered_at,
-            product_updated_at=product_updated_at,
-            received_at=now,
-            payload_sha256=payload_sha256,
-            status=status,
-        )
-        .on_conflict_do_nothing(index_elements=["webhook_id"])
-        .returning(WebhookDelivery.id)
-    )
-    if inserted is None:  # this webhook id is recorded already (or concurrently, just now)
+    conn = _conn(db)
+    delivery, outbox = _recording_statements(conn.dialect.name)
+    event_id = str(event["id"]) if event is not None else None
+    params = {
+        "webhook_id": webhook_id,
+        "shop": shop,
+        "topic": topic,
+        "product_id": product_id,
+        "triggered_at": triggered_at,
+        "product_updated_at": product_updated_at,
+        "received_at": now,
+        "payload_sha256": payload_sha256,
+        "event_id": event_id,
+        "content_key": content_key(shop, product_id, product_updated_at, payload_sha256),
+        "shopify_event_id": shopify_event_id,
+    }
+    row = conn.execute(delivery, {f"p_{name}": value for name, value in {**params, "event": event}.items()}).first()
+    if row is None:  # recorded already (or concurrently, just now)
         return "duplicate"
-    return status
+    delivery_id, recorded = row
+    if outbox is not None and recorded == "accepted" and event_id is not None:
+        conn.execute(outbox, {"event_id": event_id, "delivery_id": delivery_id, "event": event, "created_at": now})
+    return recorded
 
 
-def set_event_id(session: Session, webhook_id: str, event_id: str) -> None:
-    """Store the id of the Prefect event emitted for an accepted delivery."""
-    updated = session.execute(
-        update(WebhookDelivery)
-        .where(WebhookDelivery.webhook_id == webhook_id, WebhookDelivery.status == "accepted")
-        .values(event_id=event_id)
+@lru_cache(maxsize=1)
+def _relay_statements():
+    """The relay's claim and mark-sent UPDATEs, built once with bound parameters."""
+    outbox = OutboxEvent.__table__.c
+    now = bindparam("now_", type_=DateTime(timezone=True))
+    free = and_(outbox.sent_at.is_(None), or_(outbox.claimed_until.is_(None), outbox.claimed_until < now))
+    oldest = select(outbox.id).where(free).order_by(outbox.id).limit(bindparam("limit_")).scalar_subquery()
+    claim = (
+        update(OutboxEvent.__table__)
+        .where(outbox.id.in_(oldest), free)  # `free` again: re-checked on a row another relay just took
+        .values(claimed_until=bindparam("lease_until_", type_=DateTime(timezone=True)))
+        .returning(outbox.id, outbox.event)
+    )
+    sent = (
+        update(OutboxEvent.__table__)
+        .where(outbox.id.in_(bindparam("ids_", expanding=True)))
+        .values(sent_at=now, claimed_until=null(), attempts=outbox.attempts + 1)
+    )
+    return claim, sent
+
+
+def claim_pending(db: Executor, *, now: datetime, lease_until: datetime, limit: int) -> list[tuple[int, dict]]:
+    """Claim up to ``limit`` unsent events nobody holds a lease on, oldest first, until
+    ``lease_until``: (outbox id, event). Commit before sending, so other relays skip them."""
+    params = {"now_": _require_aware("now", now), "lease_until_": _require_aware("lease_until", lease_until)}
+    rows = _conn(db).execute(_relay_statements()[0], {**params, "limit_": limit}).all()
+    return sorted((row_id, event) for row_id, event in rows)
+
+
+def mark_sent(db: Executor, ids: list[int], now: datetime) -> None:
+    """The Prefect API accepted these events."""
+    _conn(db).execute(_relay_statements()[1], {"ids_": ids, "now_": _require_aware("now", now)})
+
+
+def mark_failed(db: Executor, ids: list[int], *, error: str, retry_at: datetime) -> None:
+    """Sending failed: keep them pending, not before ``retry_at``, with the reason."""
+    _conn(db).execute(
+        update(OutboxEvent)
+        .where(OutboxEvent.id.in_(ids), OutboxEvent.sent_at.is_(None))
+        .values(
+            claimed_until=_require_aware("retry_at", retry_at),
+            attempts=OutboxEvent.attempts + 1,
+            last_error=error[:MAX_ERROR_LENGTH],
+        )
         .execution_options(synchronize_session=False)
-    ).rowcount
-    if updated == 1:
-        return
-    status = session.scalar(select(WebhookDelivery.status).where(WebhookDelivery.webhook_id == webhook_id))
-    if status is None:
-        raise LookupError(f"no webhook delivery {webhook_id!r}")
-    raise ValueError(f"webhook delivery {webhook_id!r} is {status}, not accepted")
+    )
+
+
+def unsent_count(db: Executor) -> int:
+    return _conn(db).scalar(select(func.count()).select_from(OutboxEvent).where(OutboxEvent.sent_at.is_(None))) or 0
 
 
 def products_seen_since(session: Session, shop: str, since: datetime) -> dict[str, datetime]:
     """Product id → newest accepted version, for products whose version is ``>= since``.
 
     The reconciliation flow lists products Shopify says changed since ``since`` and
-    re-shoots those missing here or seen here only at an older ``updated_at``.
+    re-shoots those missing here or seen here only at an older ``updated_at``. An accepted
+    delivery whose event is still in the outbox counts as seen: the relay (or the
+    reconciliation's own relay pass) sends it.
     """
     since = _require_aware("since", since)
-    version = _version()
+    version = WebhookDelivery.product_updated_at
     rows = session.execute(
         select(WebhookDelivery.product_id, func.max(version))
         .where(

@@ -1,12 +1,14 @@
 """reconcile-shopify: catch the products whose webhooks were lost.
 
     the store's recently updated products -> minus the deliveries the catalog recorded ->
-    replay each missed one through the receiver's path (record + event -> shopify-refresh)
+    replay each missed one through the receiver's path (record + outbox event) -> send
+    every event still in the outbox (-> shopify-refresh)
 
 Shopify retries a failed delivery for a while and then drops it (and removes a
 subscription that keeps failing), so a receiver that was down loses updates. This runs on
 a schedule (prefect.yaml) and closes the gap; the replayed deliveries are recorded, so
-the next run does not replay them again.
+the next run does not replay them again. Events accepted but never sent (the Prefect API
+was down, the receiver was killed) are sent here too (docs/ARCHITECTURE.md#intake).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
-from tasks.reconcile import find_missed_products, list_store_changes, replay_missed_products
+from tasks.reconcile import find_missed_products, list_store_changes, replay_missed_products, send_pending_events
 
 
 @flow(name="reconcile-shopify", flow_run_name="reconcile-{store_block}", log_prints=False)
@@ -33,6 +35,7 @@ def reconcile_shopify(
         )
     missed = find_missed_products(database_url, changes)
     statuses = replay_missed_products(database_url, changes.shop, missed)
+    outbox = send_pending_events(database_url)
     rows = [
         {
             "product": p.product_id,
@@ -51,11 +54,12 @@ def reconcile_shopify(
         "delivery and were replayed",
     )
     logger.info(
-        "%s: %s changed, %s missed, %s replayed",
+        "%s: %s changed, %s missed, %s replayed, %s events sent",
         changes.shop,
         len(changes.products),
         len(missed),
         sum(s == "accepted" for s in statuses.values()),
+        outbox["sent"],
     )
     return {
         "shop": changes.shop,
@@ -63,4 +67,5 @@ def reconcile_shopify(
         "truncated": changes.truncated,
         "missed": [p.product_id for p in missed],
         "replayed": statuses,
+        "events_sent": outbox["sent"],
     }

@@ -1,20 +1,43 @@
-"""The Prefect event a Shopify product delivery becomes, and its emission.
+"""The Prefect event a Shopify product delivery becomes, its outbox, and the relay.
 
 Shared by the webhook receiver (deployments/webhook.py, an edge) and the reconciliation
 task (tasks/reconcile.py), so tasks/ imports nothing from deployments/
-(docs/ARCHITECTURE.md, "Layers"). ``emit_event`` only queues in memory: see
-docs/ARCHITECTURE.md, "Intake".
+(docs/ARCHITECTURE.md, "Layers").
+
+Intake is an outbox (docs/ARCHITECTURE.md#intake): ``record_product_delivery`` writes the
+delivery and its event in the caller's transaction; ``relay_pending`` sends pending
+events to the Prefect API (``POST /api/events``, answered 204 once the server has taken
+them) and stamps them sent. ``Relay`` runs it in the receiver's background: at start-up,
+after each accepted delivery, and every ``poll_s``. An event's id is ``uuid5`` of shop and
+webhook id, and its ``occurred`` the delivery's arrival, so a resend is the same event:
+Prefect's event store and its triggers drop an id they have seen.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from prefect.events import emit_event as prefect_emit_event
-from prefect.events.worker import EventsWorker
+from prefect.events import Event
+from sqlalchemy import Connection, Engine
+from sqlalchemy.orm import Session
+
+from catalog.db import get_engine
+from catalog.webhooks import DeliveryStatus, claim_pending, mark_failed, mark_sent, record_delivery
 
 EVENT_NAME = "lightbox.shopify.product.updated"
+RELAY_BATCH = 100
+RELAY_LEASE = timedelta(seconds=60)  # longer than one POST with the client's timeout
+REFUSED_HOLD = timedelta(seconds=60)  # an event the API refused is tried again after this
+log = logging.getLogger("tasks.events")
+
+SendEvents = Callable[[list[dict[str, Any]]], None]
 
 
 def event_uuid(shop: str, webhook_id: str) -> UUID:
@@ -23,7 +46,8 @@ def event_uuid(shop: str, webhook_id: str) -> UUID:
 
 
 def product_event_fields(payload: dict[str, Any]) -> dict[str, Any]:
-    """The keyword arguments of ``prefect.events.emit_event`` for one product delivery."""
+    """The fields of the Prefect event for one product delivery (the trigger in
+    prefect.yaml matches ``prefect.resource.id`` and reads ``event.payload``)."""
     shop, product_id = payload["shop"], payload["product_id"]
     return {
         "event": EVENT_NAME,
@@ -38,17 +62,203 @@ def product_event_fields(payload: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def emit_product_event(payload: dict[str, Any]) -> str:
-    """Emit ``lightbox.shopify.product.updated`` for one product; return the event id."""
-    event = prefect_emit_event(**product_event_fields(payload))
-    if event is None:  # prefect returns None when events are off or the emit failed
-        raise RuntimeError(
-            f"Prefect did not emit {EVENT_NAME} for webhook {payload['webhook_id']!r}: events "
-            "are disabled or failed (is PREFECT_API_URL set to the Prefect server?)"
-        )
-    return str(event.id)
+def product_event(payload: dict[str, Any], occurred: datetime) -> dict[str, Any]:
+    """The event as the API takes it (JSON-ready), validated by Prefect's own model."""
+    return Event(occurred=occurred, **product_event_fields(payload)).model_dump(mode="json")
 
 
-def drain_prefect_events(timeout: float = 10.0) -> None:
-    """Send the events still queued in this process (call once the server has stopped)."""
-    EventsWorker.drain_all(timeout=timeout)
+def record_product_delivery(
+    db: Session | Connection,
+    payload: dict[str, Any],
+    *,
+    product_updated_at: datetime | None,
+    triggered_at: datetime | None,
+    payload_sha256: str,
+    now: datetime,
+    shopify_event_id: str | None = None,
+) -> DeliveryStatus:
+    """Record one delivery and, when accepted, its pending event, in ``db``'s transaction
+    (a Session or a Connection): the receiver's path and the reconciliation's."""
+    return record_delivery(
+        db,
+        webhook_id=payload["webhook_id"],
+        shop=payload["shop"],
+        topic=payload["topic"],
+        product_id=payload["product_id"],
+        triggered_at=triggered_at,
+        product_updated_at=product_updated_at,
+        payload_sha256=payload_sha256,
+        now=now,
+        shopify_event_id=shopify_event_id,
+        event=product_event(payload, now),
+    )
+
+
+@lru_cache(maxsize=8)
+def statement_engine(database_url: str) -> Engine:
+    """The catalog's engine for work done in one statement per transaction: on PostgreSQL
+    in autocommit (no BEGIN and COMMIT round trips), on SQLite as it is (BEGIN IMMEDIATE)."""
+    engine = get_engine(database_url)
+    return engine.execution_options(isolation_level="AUTOCOMMIT") if engine.dialect.name == "postgresql" else engine
+
+
+class PrefectEventSender:
+    """Sends events with the Prefect client (PREFECT_API_URL and its auth settings) and
+    returns only once the API accepted them; raises otherwise. One client is kept open
+    between calls and dropped after a failure: Prefect's client retries a refused
+    connection for minutes once it has connected, and the relay has its own back-off."""
+
+    def __init__(self) -> None:
+        self._client = None
+
+    def __call__(self, events: list[dict[str, Any]]) -> None:
+        from prefect.client.orchestration import get_client
+        from prefect.settings import PREFECT_API_URL
+
+        if not PREFECT_API_URL.value():
+            raise RuntimeError("PREFECT_API_URL is not set: the relay sends events to a Prefect server")
+        if self._client is None:
+            self._client = get_client(sync_client=True)
+            self._client.__enter__()
+        try:
+            self._client.request("POST", "/events", json=events)  # raises unless 2xx
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            client.__exit__(None, None, None)
+
+
+def error_text(exc: BaseException) -> str:
+    """What is stored and logged about a failed send: the class and HTTP status only (an
+    exception's text can carry URLs)."""
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    return exc.__class__.__name__ + (f" (HTTP {status})" if status else "")
+
+
+def refused(exc: BaseException) -> bool:
+    """The API answered and refused these events (4xx other than 408/429): sending the same
+    again will not help, unlike a connection error, a timeout or a 5xx."""
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    return status is not None and 400 <= status < 500 and status not in (408, 429)
+
+
+def relay_pending(
+    database_url: str,
+    send: SendEvents,
+    *,
+    retry_after: timedelta = timedelta(seconds=5),
+    batch: int = RELAY_BATCH,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> int:
+    """Send the pending events, ``batch`` at a time, until a claim comes back short; return
+    how many were sent. A failed send leaves its events pending (not before
+    ``retry_after``), records why, and raises. A batch the API refuses is sent again one
+    event at a time, so one event it will not take (kept pending, with the reason, for at
+    least ``REFUSED_HOLD``) does not hold back the others."""
+    sent, engine = 0, statement_engine(database_url)
+    while True:
+        now = clock()
+        with engine.begin() as conn:
+            claimed = claim_pending(conn, now=now, lease_until=now + RELAY_LEASE, limit=batch)
+        if not claimed:
+            return sent
+        try:
+            send([event for _, event in claimed])
+            done = [row_id for row_id, _ in claimed]
+        except Exception as exc:
+            if not (refused(exc) and len(claimed) > 1):
+                with engine.begin() as conn:
+                    mark_failed(conn, [i for i, _ in claimed], error=error_text(exc), retry_at=clock() + retry_after)
+                raise
+            now = clock()
+            done = _send_one_by_one(
+                engine, send, claimed, retry_at=now + retry_after, hold=now + max(retry_after, REFUSED_HOLD)
+            )
+        with engine.begin() as conn:
+            mark_sent(conn, done, clock())
+        sent += len(done)
+        if len(claimed) < batch:  # all there was; what arrives meanwhile wakes the relay again
+            return sent
+
+
+def _send_one_by_one(
+    engine: Engine, send: SendEvents, claimed: list[tuple[int, dict]], *, retry_at: datetime, hold: datetime
+) -> list[int]:
+    """Send each event alone; the refused ones stay pending until ``hold``; return the ids
+    sent. Any other failure marks what is left failed (until ``retry_at``) and raises."""
+    done = []
+    for position, (row_id, event) in enumerate(claimed):
+        try:
+            send([event])
+        except Exception as exc:
+            if not refused(exc):
+                with engine.begin() as conn:
+                    mark_sent(conn, done, datetime.now(UTC))
+                    left = [i for i, _ in claimed[position:]]
+                    mark_failed(conn, left, error=error_text(exc), retry_at=retry_at)
+                raise
+            log.warning("event relay: the Prefect API refused event %s (%s)", event.get("id"), error_text(exc))
+            with engine.begin() as conn:
+                mark_failed(conn, [row_id], error=error_text(exc), retry_at=hold)
+            continue
+        done.append(row_id)
+    return done
+
+
+class Relay:
+    """``relay_pending`` in a background thread: a first pass at once, then after each
+    ``wake()`` (an accepted delivery) and every ``poll_s``; after a failure it waits
+    1, 2, 4 ... up to ``max_backoff_s`` seconds, whatever wakes it."""
+
+    def __init__(
+        self,
+        database_url: str,
+        send: SendEvents | None = None,
+        *,
+        poll_s: float = 5.0,
+        linger_s: float = 0.1,
+        max_backoff_s: float = 30.0,
+    ) -> None:
+        self.database_url = database_url
+        self.poll_s, self.linger_s, self.max_backoff_s = poll_s, linger_s, max_backoff_s
+        self.send = send if send is not None else PrefectEventSender()
+        self.sent = 0
+        self._wake, self._stop = threading.Event(), threading.Event()
+        self._thread = threading.Thread(target=self._run, name="event-relay", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout)
+        if isinstance(self.send, PrefectEventSender):
+            self.send.close()
+
+    def _run(self) -> None:
+        backoff = 0.0
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                # its own back-off times the retry: the events are free again at once
+                sent = relay_pending(self.database_url, self.send, retry_after=timedelta(0))
+            except Exception as exc:  # the events stay pending: retried after the back-off
+                backoff = min(max(1.0, 2 * backoff), self.max_backoff_s)
+                log.warning("event relay: send failed (%s); pending events retried in %.0f s", error_text(exc), backoff)
+                self._stop.wait(backoff)
+                continue
+            if sent:
+                self.sent += sent
+                log.info("event relay: %d events accepted by the Prefect API", sent)
+            backoff = 0.0
+            self._wake.wait(self.poll_s)
+            if self.linger_s:
+                time.sleep(self.linger_s)  # let a burst of deliveries share one POST

@@ -1,6 +1,7 @@
 """Tasks of the Shopify reconciliation: what the store says changed, what our webhook
-deliveries say, and replaying what was lost through the receiver's own path (a recorded
-delivery plus the ``lightbox.shopify.product.updated`` event the refresh trigger takes)."""
+deliveries say, replaying what was lost through the receiver's own path (a recorded
+delivery plus its ``lightbox.shopify.product.updated`` event in the outbox), and sending
+every event still in the outbox (docs/ARCHITECTURE.md#intake)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ from prefect import get_run_logger, task
 
 from blocks.shopify import ShopifyStore
 from catalog.db import session_scope
-from catalog.webhooks import products_seen_since, record_delivery, set_event_id
+from catalog.webhooks import products_seen_since, unsent_count
 from tasks.bookkeeping import DB_RETRIES
-from tasks.events import emit_product_event
+from tasks.events import PrefectEventSender, record_product_delivery, relay_pending
 from tasks.records import Record
 
 PAGE = 25
@@ -101,8 +102,8 @@ def find_missed_products(database_url: str, changes: StoreChanges) -> list[Store
 
 @task(name="replay_missed_products", **DB_RETRIES)
 def replay_missed_products(database_url: str, shop: str, missed: list[StoreProduct]) -> dict[str, str]:
-    """Record each missed product as a delivery and emit its event, in one transaction per
-    product, as the receiver does. Product id -> accepted | duplicate | stale."""
+    """Record each missed product as a delivery with its pending event, in one transaction
+    per product, as the receiver does. Product id -> accepted | duplicate | stale."""
     logger = get_run_logger()
     statuses: dict[str, str] = {}
     for product in missed:
@@ -118,19 +119,30 @@ def replay_missed_products(database_url: str, shop: str, missed: list[StoreProdu
         }
         body = json.dumps(payload, sort_keys=True).encode()
         with session_scope(database_url) as session:
-            status = record_delivery(
+            status = record_product_delivery(
                 session,
-                webhook_id=webhook_id,
-                shop=shop,
-                topic=REPLAY_TOPIC,
-                product_id=product.product_id,
-                triggered_at=None,
+                payload,
                 product_updated_at=product.updated_at,
+                triggered_at=None,
                 payload_sha256=hashlib.sha256(body).hexdigest(),
                 now=datetime.now(UTC),
             )
-            if status == "accepted":
-                set_event_id(session, webhook_id, emit_product_event(payload))
         statuses[product.product_id] = status
         logger.info("product %s (updated %s): %s", product.product_id, _iso(product.updated_at), status)
     return statuses
+
+
+@task(name="send_pending_events", retries=2, retry_delay_seconds=[10, 60])
+def send_pending_events(database_url: str) -> dict[str, int]:
+    """Send every event still in the outbox (accepted deliveries the receiver's relay has
+    not sent: the API was down, the receiver was killed, or this run's replays) and wait
+    for the API to accept them. A failure leaves them pending and fails the task."""
+    sender = PrefectEventSender()
+    try:
+        sent = relay_pending(database_url, sender)
+    finally:
+        sender.close()
+    with session_scope(database_url) as session:
+        left = unsent_count(session)
+    get_run_logger().info("outbox: %d events sent, %d left (leased by a receiver's relay)", sent, left)
+    return {"sent": sent, "unsent": left}

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BLOCK = re.compile(r"{{\s*prefect\.blocks\.([\w-]+)\.([\w-]+)\.(\w+)\s*}}")
 VARIABLE = re.compile(r"{{\s*prefect\.variables\.(\w+)\s*}}")
 EVENT = re.compile(r"{{\s*event\.payload\.(\w+)\s*}}")
-# The payload the receiver emits for one delivery (deployments/webhook.py record_and_emit).
+# The payload of the event the receiver queues for one delivery (deployments/webhook.py shopify).
 RECEIVER_PAYLOAD = {"shop", "product_id", "topic", "webhook_id", "image_urls", "updated_at", "triggered_at"}
 
 

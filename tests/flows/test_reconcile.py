@@ -1,14 +1,19 @@
 """reconcile-shopify against the loopback fake Admin API (tests/fakes/shopify_admin.py):
-products the store changed without a recorded delivery are replayed, once."""
+products the store changed without a recorded delivery are replayed, once, through the
+outbox; events accepted but never sent are sent. The events land in the session
+harness's real Prefect server (its event store is read back)."""
 
+import time
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
 
 from catalog.db import session_scope
-from catalog.models import WebhookDelivery
+from catalog.models import OutboxEvent, WebhookDelivery
 from catalog.webhooks import record_delivery
+from tasks.events import record_product_delivery
 from tests.fakes.shopify_admin import (  # noqa: F401  (shopify_admin is a fixture)
     SHOP_DOMAIN,
     shopify_admin,
@@ -41,20 +46,30 @@ def deliver(database_url: str, product_id: str, version: datetime, webhook_id: s
         )
 
 
-@pytest.fixture
-def emitted(monkeypatch):
-    """The events the flow emits, in place of Prefect's events client."""
-    events = []
+def stored_events(database_url: str) -> list[dict]:
+    """The events of this catalog's outbox that are in the harness server's event store
+    (the persister writes in batches: poll until all are there, or 30 s)."""
+    from prefect.client.orchestration import get_client
 
-    def emit(payload):
-        events.append(payload)
-        return f"00000000-0000-4000-8000-{len(events):012d}"
+    with session_scope(database_url) as session:
+        ids = [r.event_id for r in session.scalars(select(OutboxEvent))]
+    deadline = time.monotonic() + 30
+    while True:
+        with get_client(sync_client=True) as client:
+            page = client.request("POST", "/events/filter", json={"filter": {"id": {"id": ids}}, "limit": 50})
+        found = page.json()["events"]
+        if len(found) >= len(ids) or time.monotonic() > deadline:
+            return found
+        time.sleep(0.5)
 
-    monkeypatch.setattr("tasks.reconcile.emit_product_event", emit)
-    return events
+
+def outbox(database_url: str) -> dict[str, bool]:
+    """Outbox event payloads' product id -> sent."""
+    with session_scope(database_url) as session:
+        return {r.event["payload"]["product_id"]: r.sent_at is not None for r in session.scalars(select(OutboxEvent))}
 
 
-def test_lost_deliveries_are_replayed_once(shopify_admin, database_url, emitted):  # noqa: F811
+def test_lost_deliveries_are_replayed_once(shopify_admin, database_url):  # noqa: F811
     from flows.reconcile import reconcile_shopify
 
     fake = shopify_admin
@@ -76,7 +91,10 @@ def test_lost_deliveries_are_replayed_once(shopify_admin, database_url, emitted)
     assert result["shop"] == SHOP_DOMAIN and result["checked"] == 3 and not result["truncated"]
     assert result["missed"] == [legacy(lost), legacy(outdated)]  # oldest change first
     assert result["replayed"] == {legacy(lost): "accepted", legacy(outdated): "accepted"}
-    by_product = {e["product_id"]: e for e in emitted}
+    assert result["events_sent"] == 2 and outbox(database_url) == {legacy(lost): True, legacy(outdated): True}
+    events = stored_events(database_url)
+    by_product = {e["payload"]["product_id"]: e["payload"] for e in events}
+    assert len(events) == 2
     assert by_product[legacy(lost)]["image_urls"] == ["https://cdn.example/l1.png", "https://cdn.example/l2.png"]
     assert by_product[legacy(lost)]["shop"] == SHOP_DOMAIN
     assert by_product[legacy(lost)]["webhook_id"].startswith(f"reconcile:{legacy(lost)}:")
@@ -90,15 +108,44 @@ def test_lost_deliveries_are_replayed_once(shopify_admin, database_url, emitted)
     again = reconcile_shopify(
         database_url=database_url, store_block="reconcile-test", lookback_hours=26, grace_minutes=15
     )
-    assert again["missed"] == [] and again["replayed"] == {}
-    assert len(emitted) == 2
+    assert again["missed"] == [] and again["replayed"] == {} and again["events_sent"] == 0
+    assert len(stored_events(database_url)) == 2
 
 
-def test_pages_through_many_products_and_says_when_it_stops(
-    shopify_admin,
-    database_url,  # noqa: F811
-    emitted,
-):
+def test_accepted_but_unsent_events_are_sent(shopify_admin, database_url):  # noqa: F811
+    """A delivery the receiver acknowledged while the Prefect API was down (its event still
+    in the outbox) counts as seen, and the reconciliation sends its event."""
+    from flows.reconcile import reconcile_shopify
+
+    fake = shopify_admin
+    now = datetime.now(UTC).replace(microsecond=0)
+    changed_at = now - timedelta(minutes=45)
+    gid = fake.add_product("Acknowledged, never sent", stamp(changed_at))
+    payload = {
+        "shop": SHOP_DOMAIN,
+        "product_id": legacy(gid),
+        "topic": "products/update",
+        "webhook_id": f"wh-unsent-{uuid.uuid4()}",  # the harness server outlives this test
+        "image_urls": [],
+        "updated_at": changed_at.isoformat(),
+        "triggered_at": None,
+    }
+    with session_scope(database_url) as session:
+        status = record_product_delivery(
+            session, payload, product_updated_at=changed_at, triggered_at=None, payload_sha256="1" * 64, now=now
+        )
+    assert status == "accepted" and outbox(database_url) == {legacy(gid): False}
+    shopify_store(fake).save("reconcile-unsent", overwrite=True)
+
+    result = reconcile_shopify(database_url=database_url, store_block="reconcile-unsent")
+
+    assert result["missed"] == [] and result["events_sent"] == 1
+    assert outbox(database_url) == {legacy(gid): True}
+    (event,) = stored_events(database_url)
+    assert event["payload"] == payload
+
+
+def test_pages_through_many_products_and_says_when_it_stops(shopify_admin, database_url):  # noqa: F811
     from tasks.reconcile import PAGE, list_store_changes
 
     fake = shopify_admin
