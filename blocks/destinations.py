@@ -1,13 +1,16 @@
 """Export destinations as Prefect blocks: a local folder and an S3 bucket.
 
-Every destination offers the same small surface to the export task (see
-``catalog.repository.claim_export`` / ``complete_export`` for the bookkeeping around it):
+Every destination offers the same small surface to the export protocol,
+``catalog.delivery.deliver`` (a lease per destination key, then put, then complete):
 
 - ``destination_id``: a stable id stored as ``Export.destination``;
 - ``object_key(dirname, filename)``: the key for one image, relative to the destination;
 - ``put(key, data, *, content_type, sha256, context)``: write the bytes; idempotent, so a
   re-run after a crash for the same key and bytes never creates a duplicate;
-- ``cleanup_partial(key, sha256, context)``: remove what a crash left half-done.
+- ``cleanup_partial(key, sha256, context)``: remove what an unfinished attempt left for the
+  key (temporary files, open multipart uploads, Shopify media that FAILED processing).
+  ``deliver`` calls it before writing again, and only while it holds the key's lease, so
+  it never removes the work of a live writer.
 
 ``blocks.shopify.ShopifyStore`` offers the same surface for a Shopify store.
 """

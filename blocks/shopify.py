@@ -1,14 +1,21 @@
 """A Shopify store as a Prefect block: Admin GraphQL API settings plus the export surface.
 
-Export, through the Admin GraphQL API as documented for 2025-10: (1) ``stagedUploadsCreate``
+Export (``blocks/shopify_media.py``), through the Admin GraphQL API as documented for 2025-10:
+(1) ``stagedUploadsCreate``
 (resource IMAGE, filename, mimeType, httpMethod POST, fileSize) gives a target url, form
 parameters and a resourceUrl; (2) a multipart POST of every parameter, then ``file``, to
 that url (Shopify's storage host: the token is never sent there); (3) ``productUpdate(product:
 {id}, media: [{originalSource, alt, mediaContentType: IMAGE}])`` attaches it
-(``productCreateMedia`` is deprecated: "use productUpdate or productSet"); (4) in "replace"
-mode, after attaching, ``fileUpdate(files: [{id, referencesToRemove: [productId]}])``
-detaches the SKU's previous Lightbox media of that profile (2025-10 names ``fileUpdate`` as
-the replacement of the deprecated ``productDeleteMedia``; the app needs ``write_files``).
+(``productCreateMedia`` is deprecated: "use productUpdate or productSet"); (4) Shopify
+processes the image asynchronously: ``put`` polls its status until READY
+(``blocks/shopify_media.py``); a FAILED one is deleted and uploaded again, up to
+``media_attempts`` uploads, then the export fails naming the SKU and Shopify's reason;
+(5) in "replace" mode, only once the new image is READY,
+``fileUpdate(files: [{id, referencesToRemove: [productId]}])`` detaches the SKU's previous
+Lightbox media of that profile that were on the product before this upload (2025-10 names
+``fileUpdate`` as the replacement of the deprecated ``productDeleteMedia``; the app needs
+``write_files``). The export's lease (``catalog/delivery.py``) keeps a second worker out of
+the same SKU and profile meanwhile.
 
 Exactly once: our alt text ends in ``[lightbox:<sha256[:12]>:<profile>:<sha256(sku)[:8]>]``;
 ``put`` lists the product's media first and returns the marked media's id instead of
@@ -33,51 +40,15 @@ import httpx
 from prefect.blocks.core import Block
 from pydantic import Field, PrivateAttr, SecretStr, field_validator
 
-from blocks.destinations import ExportContext, block_logger, check_bytes, check_key, object_key
+from blocks import shopify_media
+from blocks.destinations import ExportContext, block_logger, object_key
+from blocks.shopify_media import STAGE_MUTATION, ShopifyError, alt_text, media_marker  # noqa: F401  (re-exported)
 
-MAX_ALT = 512  # Shopify's limit on media alt text
-MAX_IMAGE_BYTES = 20 * 1024 * 1024  # Shopify's limit on an image file
 BACKOFF_CAP_S = 60.0
 _DOMAIN = re.compile(r"[a-z0-9][a-z0-9-]*\.myshopify\.com")
 _VERSION = re.compile(r"\d{4}-(01|04|07|10)|unstable")
-_MARKER = re.compile(r"\[lightbox:([0-9a-f]{12}):([A-Za-z0-9._-]{1,64}):([0-9a-f]{8})\]")
 _ROOT_FIELD = re.compile(r"^[^{]*\{\s*(\w+)")  # the first field of the operation
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout)  # the request never reached Shopify
-
-MEDIA_QUERY = """query LightboxProductMedia($id: ID!, $after: String) {
-  product(id: $id) {
-    id
-    media(first: 50, after: $after) { nodes { id alt status } pageInfo { hasNextPage endCursor } }
-  }
-}"""
-STAGE_MUTATION = """mutation LightboxStageUpload($input: [StagedUploadInput!]!) {
-  stagedUploadsCreate(input: $input) {
-    stagedTargets { url resourceUrl parameters { name value } }
-    userErrors { field message }
-  }
-}"""
-ATTACH_MUTATION = """mutation LightboxAttachMedia(
-  $product: ProductUpdateInput!, $media: [CreateMediaInput!]
-) {
-  productUpdate(product: $product, media: $media) { product { id } userErrors { field message } }
-}"""
-DETACH_MUTATION = """mutation LightboxDetachMedia($files: [FileUpdateInput!]!) {
-  fileUpdate(files: $files) { files { id } userErrors { field message code } }
-}"""
-
-
-class ShopifyError(RuntimeError):
-    """Shopify refused or failed a request; the message names the SKU and product."""
-
-
-def media_marker(sha256: str, context: ExportContext) -> str:
-    sku_tag = hashlib.sha256(context.sku.encode("utf-8")).hexdigest()[:8]
-    return f"[lightbox:{sha256[:12]}:{context.profile}:{sku_tag}]"
-
-
-def alt_text(context: ExportContext, marker: str) -> str:
-    text = " ".join((context.alt_text or context.title or context.sku).split())
-    return f"{text[: MAX_ALT - len(marker) - 1]} {marker}"
 
 
 class ShopifyStore(Block):
@@ -113,6 +84,12 @@ class ShopifyStore(Block):
     max_retries: int = Field(default=5, ge=0, le=10, description="Retries per request.")
     backoff_s: float = Field(default=1.0, gt=0, description="First retry delay; doubles each time.")
     timeout_s: float = Field(default=30.0, gt=0, description="HTTP timeout per request, seconds.")
+    media_timeout_s: float = Field(
+        default=300.0, gt=0, description="How long to wait for Shopify to process an uploaded image, seconds."
+    )
+    media_attempts: int = Field(
+        default=2, ge=1, le=5, description="Uploads per image when Shopify's processing of it FAILS."
+    )
 
     _http: httpx.Client | None = PrivateAttr(default=None)
     _sleep: Callable[[float], None] = PrivateAttr(default=time.sleep)
@@ -162,6 +139,9 @@ class ShopifyStore(Block):
         """Replace ``time.sleep`` for backoff and rate-limit waits (tests pass a fake clock)."""
         self._sleep = sleep
 
+    def wait(self, seconds: float) -> None:
+        self._sleep(seconds)
+
     def verify_webhook(self, body: bytes, hmac_header: str) -> bool:
         """True when ``X-Shopify-Hmac-Sha256`` is the base64 HMAC-SHA256 of the raw body."""
         key = self.webhook_secret.get_secret_value().encode("utf-8")
@@ -174,47 +154,16 @@ class ShopifyStore(Block):
             self._http = None
 
     def put(self, key: str, data: bytes, *, content_type: str, sha256: str, context: ExportContext) -> str:
-        """Attach the image to ``context.product_id``; returns the media id. Exactly once."""
-        check_key(key)
-        check_bytes(data, sha256)
-        product_id, what = _product(context)
-        if not content_type.startswith("image/") or len(data) > MAX_IMAGE_BYTES:
-            raise ValueError(f"{what}: Shopify takes images ({content_type}) up to 20 MB")
-        marker = media_marker(sha256, context)
-        media = self._media(product_id, what)
-        ours = [m for m in media if marker in (m["alt"] or "") and m["status"] != "FAILED"]
-        log = block_logger(__name__)
-        if ours:
-            log.info("%s: already has this image as %s; not uploading again", what, ours[0]["id"])
-        else:
-            filename = key.replace("/", "-")
-            target = self._stage(filename, data, content_type, what)
-            self._upload(target, filename, data, content_type, what)
-            self._attach(product_id, target["resourceUrl"], alt_text(context, marker), what)
-            media = self._media(product_id, what)
-            ours = [m for m in media if marker in (m["alt"] or "")][-1:]
-            if not ours or ours[0]["status"] == "FAILED":
-                raise ShopifyError(f"{what}: the attached image is missing or FAILED processing")
-            log.info("%s: attached %s as %s", what, key, ours[0]["id"])
-        media_id = ours[0]["id"]
-        if self.media_mode == "replace":
-            old = [m["id"] for m in media if m["id"] != media_id and _same_slot(m, marker)]
-            self._detach(product_id, old, what)
-        return media_id
+        """Attach the image to ``context.product_id`` once Shopify has processed it; returns
+        the media id. Exactly once: media carrying our marker are found, not sent again."""
+        return shopify_media.put_image(self, key, data, content_type=content_type, sha256=sha256, context=context)
 
     def cleanup_partial(self, key: str, sha256: str, context: ExportContext) -> list[str]:
-        """Detach our media for these bytes that Shopify FAILED to process; returns their ids.
+        """Delete our media for these bytes that Shopify FAILED to process; returns their ids.
 
         A staged upload that was never attached needs nothing: Shopify expires it.
         """
-        check_key(key)
-        product_id, what = _product(context)
-        marker = media_marker(sha256, context)
-        failed = [
-            m["id"] for m in self._media(product_id, what) if marker in (m["alt"] or "") and m["status"] == "FAILED"
-        ]
-        self._detach(product_id, failed, what)
-        return failed
+        return shopify_media.delete_failed(self, key, sha256, context)
 
     def graphql(self, query: str, variables: dict, *, what: str, idempotent: bool = True) -> dict:
         """Run one Admin API query/mutation and return ``data``; raises ShopifyError.
@@ -250,31 +199,8 @@ class ShopifyStore(Block):
             raise ShopifyError(f"{what}: {operation} failed: {self._redact(messages)}")
         return body["data"]
 
-    def _media(self, product_id: str, what: str) -> list[dict]:
-        nodes, after = [], None
-        while True:
-            data = self.graphql(MEDIA_QUERY, {"id": product_id, "after": after}, what=what)
-            if data["product"] is None:
-                raise ShopifyError(f"{what}: no such product in {self.shop_domain}")
-            page = data["product"]["media"]
-            nodes += page["nodes"]
-            if not page["pageInfo"]["hasNextPage"]:
-                return nodes
-            after = page["pageInfo"]["endCursor"]
-
-    def _stage(self, filename: str, data: bytes, content_type: str, what: str) -> dict:
-        upload = {
-            "resource": "IMAGE",
-            "filename": filename,
-            "mimeType": content_type,
-            "httpMethod": "POST",
-            "fileSize": str(len(data)),
-        }
-        payload = self.graphql(STAGE_MUTATION, {"input": [upload]}, what=what)
-        self._user_errors(payload["stagedUploadsCreate"], "stagedUploadsCreate", what)
-        return payload["stagedUploadsCreate"]["stagedTargets"][0]
-
-    def _upload(self, target: dict, filename: str, data: bytes, content_type: str, what: str):
+    def post_staged(self, target: dict, filename: str, data: bytes, content_type: str, what: str) -> None:
+        """The multipart POST of a staged upload to Shopify's storage host (no token sent)."""
         fields = {p["name"]: p["value"] for p in target["parameters"]}
         response = self._with_retries(
             lambda: self._client().post(target["url"], data=fields, files={"file": (filename, data, content_type)}),
@@ -286,21 +212,7 @@ class ShopifyStore(Block):
                 f"{what}: staged upload got HTTP {response.status_code}: {self._redact(response.text[:300])}"
             )
 
-    def _attach(self, product_id: str, resource_url: str, alt: str, what: str) -> None:
-        media = [{"originalSource": resource_url, "alt": alt, "mediaContentType": "IMAGE"}]
-        variables = {"product": {"id": product_id}, "media": media}
-        payload = self.graphql(ATTACH_MUTATION, variables, what=what, idempotent=False)
-        self._user_errors(payload["productUpdate"], "productUpdate", what)
-
-    def _detach(self, product_id: str, media_ids: list[str], what: str) -> None:
-        if not media_ids:
-            return
-        files = [{"id": media_id, "referencesToRemove": [product_id]} for media_id in media_ids]
-        payload = self.graphql(DETACH_MUTATION, {"files": files}, what=what)["fileUpdate"]
-        self._user_errors(payload, "fileUpdate", what)
-        block_logger(__name__).info("%s: detached previous media %s", what, ", ".join(media_ids))
-
-    def _user_errors(self, payload: dict, operation: str, what: str) -> None:
+    def check_user_errors(self, payload: dict, operation: str, what: str) -> None:
         errors = payload.get("userErrors") or []
         if errors:
             text = "; ".join(f"{'.'.join(e.get('field') or []) or '-'}: {e['message']}" for e in errors)
@@ -387,19 +299,6 @@ class ShopifyStore(Block):
             self._sleep(wait)
             self._throttle = {**self._throttle, "currentlyAvailable": need}
             self._throttle_at = time.monotonic()
-
-
-def _product(context: ExportContext) -> tuple[str, str]:
-    """The product id and how errors name this export."""
-    if not context.product_id:
-        raise ValueError(f"SKU {context.sku!r}: no Shopify product_id in the export context")
-    return context.product_id, f"SKU {context.sku!r} (product {context.product_id})"
-
-
-def _same_slot(media: dict, marker: str) -> bool:
-    """Lightbox media of the same SKU and profile as ``marker`` (any bytes)."""
-    found, ours = _MARKER.search(media["alt"] or ""), _MARKER.search(marker)
-    return bool(found) and found.group(2, 3) == ours.group(2, 3)
 
 
 def _json(response: httpx.Response) -> dict | None:

@@ -7,14 +7,21 @@ themselves: the caller's transaction decides. State changes go through the state
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from catalog.exports import (  # noqa: F401  (the export claims live in catalog/exports.py)
+    ExportClaim,
+    ExportLeaseLost,
+    claim_export,
+    complete_export,
+    release_export_lease,
+    renew_export_lease,
+)
 from catalog.manifest import ManifestEntry
-from catalog.models import Batch, Export, QcResult, Render, ReviewDecision, Sku, SourceImage
+from catalog.models import Batch, QcResult, Render, ReviewDecision, Sku, SourceImage
 from catalog.paths import UnsafeName, sku_dirname
 from catalog.states import (
     SKU_TERMINAL,
@@ -252,55 +259,6 @@ def skus_in_states(session: Session, batch_id: str, states: Iterable[SkuState]) 
     return list(
         session.scalars(select(Sku).where(Sku.batch_id == batch_id, Sku.state.in_(wanted)).order_by(Sku.position))
     )
-
-
-def claim_export(
-    session: Session,
-    *,
-    sku_id: int,
-    render_id: int | None,
-    profile: str,
-    destination: str,
-    key: str,
-    content_sha256: str,
-    size: int,
-) -> tuple[Export, bool]:
-    """Find or create the export row for these bytes at this destination key.
-
-    Returns ``(row, already_done)``. A ``pending`` row found here is an upload a crash
-    interrupted: the caller finishes it (writes are idempotent for the same key+bytes).
-    """
-    query = select(Export).where(
-        Export.destination == destination,
-        Export.destination_key == key,
-        Export.content_sha256 == content_sha256,
-    )
-    row = session.scalar(query)
-    if row is None:
-        row = Export(
-            sku_id=sku_id,
-            render_id=render_id,
-            profile=profile,
-            destination=destination,
-            destination_key=key,
-            content_sha256=content_sha256,
-            size_bytes=size,
-            status="pending",
-        )
-        try:
-            with session.begin_nested():
-                session.add(row)
-        except IntegrityError:  # a concurrent batch claimed it first
-            row = session.scalars(query).one()
-    return row, row.status == "done"
-
-
-def complete_export(session: Session, export_id: int, external_id: str | None = None) -> Export:
-    row = session.get(Export, export_id, with_for_update=True)
-    row.status = "done"
-    row.external_id = external_id
-    row.completed_at = datetime.now(UTC)
-    return row
 
 
 def batch_skus(session: Session, batch_id: str) -> list[Sku]:

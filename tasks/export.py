@@ -1,6 +1,6 @@
 """export_sku: deliver each approved SKU's images to every configured destination, exactly
-once (claim -> put -> complete; a crash between put and complete is finished by the next
-run, and every destination's ``put`` is idempotent for the same key and bytes).
+once. The protocol (a lease per destination key, taken by compare-and-set; clean-up after
+an unfinished attempt; put; complete) is ``catalog.delivery``; this module wires it.
 
 Destinations are ``DestinationSpec`` records: the run's ``out_dir`` as a local folder, or a
 saved block (``LocalFolderDestination``, ``S3Destination``, ``ShopifyStore``) by its slug.
@@ -9,7 +9,6 @@ credentials, and task results are persisted)."""
 
 from __future__ import annotations
 
-import hashlib
 import time
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from prefect.blocks.core import Block
 
 from blocks.destinations import ExportContext, LocalFolderDestination, S3Destination
 from blocks.shopify import ShopifyStore
+from catalog import delivery
 from catalog import repository as repo
 from catalog.db import session_scope
 from catalog.states import SkuState
@@ -45,33 +45,26 @@ def deliver(
     content_type: str,
     context: ExportContext,
 ) -> ExportInfo:
-    """Claim -> put -> complete. A claim that is already done skips the upload; a pending one
-    (a crash between put and complete) is finished: puts are idempotent per key and bytes."""
+    """``catalog.delivery.deliver`` (claim under a lease, clean up, put, complete), timed."""
     started = time.perf_counter()
-    sha = hashlib.sha256(data).hexdigest()
-    with session_scope(database_url) as s:
-        row, done = repo.claim_export(
-            s,
-            sku_id=sku_id,
-            render_id=render_id,
-            profile=profile,
-            destination=destination.destination_id,
-            key=key,
-            content_sha256=sha,
-            size=len(data),
-        )
-        export_id = row.id
-    if not done:
-        external_id = destination.put(key, data, content_type=content_type, sha256=sha, context=context)
-        with session_scope(database_url) as s:
-            repo.complete_export(s, export_id, external_id)
+    done = delivery.deliver(
+        destination,
+        database_url,
+        sku_id=sku_id,
+        render_id=render_id,
+        profile=profile,
+        key=key,
+        data=data,
+        content_type=content_type,
+        context=context,
+    )
     return ExportInfo(
         profile=profile,
         key=key,
         destination=destination.destination_id,
-        sha256=sha,
+        sha256=done.sha256,
         size=len(data),
-        skipped=done,
+        skipped=done.skipped,
         seconds=round(time.perf_counter() - started, 4),
     )
 

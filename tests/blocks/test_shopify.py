@@ -28,7 +28,7 @@ from tests.fakes.shopify_admin import (  # noqa: F401  (shopify_admin is a fixtu
 DATA = b"\x89PNG\r\n\x1a\n studio render of a blue mug"
 SHA = hashlib.sha256(DATA).hexdigest()
 KEY = "MUG-001/shopify.png"
-ATTACH_FLOW = ["product", "stagedUploadsCreate", "productUpdate", "product"]
+ATTACH_FLOW = ["product", "stagedUploadsCreate", "productUpdate", "product", "node"]  # node: processing
 
 
 @pytest.fixture(autouse=True)
@@ -146,7 +146,7 @@ def test_replace_mode_detaches_only_the_previous_image_after_attaching(shopify_a
     ids = [m["id"] for m in fake.product_media(ctx.product_id)]
     assert ids == [merchant, other_profile, other_sku, new] and old not in ids
     ops = fake.operations()
-    assert ops.index("fileUpdate") > len(ops) - 3 and ops[-2] == "product"  # after the attach
+    assert ops[-2:] == ["node", "fileUpdate"]  # only after the new image was READY
     detach = next(c for c in fake.calls if c.operation == "fileUpdate").variables
     assert detach == {"files": [{"id": old, "referencesToRemove": [ctx.product_id]}]}
 

@@ -77,12 +77,12 @@ def test_exports_are_claimed_once_across_batches(database_url):
         size=10,
     )
     with session_scope(database_url) as s:
-        row, done = repo.claim_export(s, sku_id=a, **kw)
-        assert not done
-        repo.complete_export(s, row.id)
+        claim = repo.claim_export(s, sku_id=a, owner="w1", lease_s=60, **kw)
+        assert claim.state == "claimed"
+        repo.complete_export(s, claim.export_id, None, owner="w1")
     with session_scope(database_url) as s:
-        row2, done2 = repo.claim_export(s, sku_id=b, **kw)
-        assert done2 and row2.id == row.id
+        again = repo.claim_export(s, sku_id=b, owner="w2", lease_s=60, **kw)
+        assert again.state == "done" and again.export_id == claim.export_id
         assert s.scalar(select(func.count()).select_from(Export)) == 1
 
 

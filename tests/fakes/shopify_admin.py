@@ -19,89 +19,48 @@ Shopify's calculated cost), charged to a leaky bucket (``bucket_size``, ``restor
 reported in ``extensions.cost``; a query the bucket cannot pay gets THROTTLED. Time is
 ``fake.clock``: give the client ``fake.clock.advance`` as its sleep and waits are instant.
 
+Media processing: an attached image starts PROCESSING, as on Shopify, and the fake answers
+PROCESSING to the first ``processing_polls`` reads of its status (the product's media list
+or ``node``); the next read shows how it ended: READY, or FAILED with ``mediaErrors`` when
+``fake.fail_processing()`` queued that for the next attached image. A file that is not READY
+cannot be changed by ``fileUpdate`` (``INVALID_FAILED_MEDIA_STATE`` / ``NON_READY_STATE``);
+``fileDelete`` removes a file and its product references, but not while it is processing.
+``fake.timeline`` records each product's media ids after every change.
+
 Faults: ``fake.fail(step, how)`` makes the next call of ``step`` (a root field such as
 ``productUpdate``, or ``"staged_upload"``) answer ``http_500``, ``http_429``, ``throttled``,
 ``user_error``, ``drop_before`` (close the connection, nothing applied) or ``drop_after``
-(apply it, then close the connection: a crash before the caller records the result).
-Every request is recorded in ``fake.calls``.
+(apply it, then close the connection: a crash before the caller records the result);
+``fake.slow(step, seconds)`` holds every answer of ``step`` for that long (real time: a race
+window). Every request is recorded in ``fake.calls``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-import operator
-import re
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
 from email.parser import BytesParser
 from email.policy import HTTP
 
 import pytest
 import uvicorn
-from graphql import GraphQLError, OperationDefinitionNode, build_schema, execute, parse, validate
+from graphql import GraphQLError, OperationDefinitionNode, execute, parse, validate
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tests.fakes.shopify_schema import SCHEMA, Root, media_errors
+
 ACCESS_TOKEN = "shpat_fake_0123456789abcdef"
 SHOP_DOMAIN = "lightbox-test.myshopify.com"
 INVALID_TOKEN = "[API] Invalid API key or access token (unrecognized login or wrong password)"
-# The part of Shopify's Admin schema (2025-10 reference) Lightbox uses, names and types as
-# documented. Fields Lightbox never asks for are left out, so asking for one fails validation.
-SCHEMA = build_schema("""
-schema { query: QueryRoot mutation: Mutation }
-scalar URL
-scalar UnsignedInt64
-scalar DateTime
-enum StagedUploadTargetGenerateUploadResource { BULK_MUTATION_VARIABLES COLLECTION_IMAGE
-  FILE IMAGE MODEL_3D PRODUCT_IMAGE RETURN_LABEL SHOP_IMAGE URL_REDIRECT_IMPORT VIDEO }
-enum StagedUploadHttpMethodType { POST PUT }
-enum MediaContentType { EXTERNAL_VIDEO IMAGE MODEL_3D VIDEO }
-enum MediaStatus { FAILED PROCESSING READY UPLOADED }
-enum FileStatus { FAILED PROCESSING READY UPLOADED }
-enum FilesErrorCode { FILE_DOES_NOT_EXIST INVALID ALT_VALUE_LIMIT_EXCEEDED }
-type UserError { field: [String!] message: String! }
-type FilesUserError { code: FilesErrorCode field: [String!] message: String! }
-type PageInfo { endCursor: String hasNextPage: Boolean! }
-interface Media { alt: String id: ID! mediaContentType: MediaContentType! status: MediaStatus! }
-interface File { alt: String id: ID! fileStatus: FileStatus! }
-type Image { url: URL! }
-type MediaImage implements Media & File { alt: String id: ID! fileStatus: FileStatus! image: Image
-  mediaContentType: MediaContentType! status: MediaStatus! }
-type MediaConnection { nodes: [Media!]! pageInfo: PageInfo! }
-type Product { id: ID! legacyResourceId: UnsignedInt64! title: String! updatedAt: DateTime!
-  media(first: Int, after: String): MediaConnection! }
-type ProductConnection { nodes: [Product!]! pageInfo: PageInfo! }
-enum ProductSortKeys { CREATED_AT ID INVENTORY_TOTAL PRODUCT_TYPE PUBLISHED_AT RELEVANCE TITLE
-  UPDATED_AT VENDOR }
-type StagedUploadParameter { name: String! value: String! }
-type StagedMediaUploadTarget { parameters: [StagedUploadParameter!]! resourceUrl: URL url: URL }
-type StagedUploadsCreatePayload { stagedTargets: [StagedMediaUploadTarget!]
-  userErrors: [UserError!]! }
-input StagedUploadInput { fileSize: UnsignedInt64 filename: String!
-  httpMethod: StagedUploadHttpMethodType = PUT mimeType: String!
-  resource: StagedUploadTargetGenerateUploadResource! }
-input CreateMediaInput { alt: String mediaContentType: MediaContentType! originalSource: String! }
-input ProductUpdateInput { id: ID title: String }
-type ProductUpdatePayload { product: Product userErrors: [UserError!]! }
-input FileUpdateInput { alt: String filename: String id: ID! originalSource: String
-  previewImageSource: String referencesToAdd: [ID!] referencesToRemove: [ID!] }
-type FileUpdatePayload { files: [File!] userErrors: [FilesUserError!]! }
-type QueryRoot { product(id: ID!): Product
-  products(first: Int, after: String, last: Int, before: String, query: String,
-           sortKey: ProductSortKeys = ID, reverse: Boolean = false): ProductConnection! }
-type Mutation {
-  stagedUploadsCreate(input: [StagedUploadInput!]!): StagedUploadsCreatePayload
-  productUpdate(product: ProductUpdateInput, media: [CreateMediaInput!]): ProductUpdatePayload
-  fileUpdate(files: [FileUpdateInput!]!): FileUpdatePayload
-}
-""")
 MUTATION_COST = 10
 
 
@@ -146,6 +105,7 @@ class ShopifyAdminFake:
         access_token: str = ACCESS_TOKEN,
         bucket_size: float = 1000.0,
         restore_rate: float = 50.0,
+        processing_polls: int = 1,
     ) -> None:
         self.api_version, self.access_token = api_version, access_token
         self.bucket_size, self.restore_rate = bucket_size, restore_rate
@@ -157,6 +117,10 @@ class ShopifyAdminFake:
         self.uploads: dict[str, dict] = {}
         self.calls: list[Call] = []
         self.faults: dict[str, list[str]] = {}
+        self.delays: dict[str, float] = {}
+        self.processing_polls = processing_polls
+        self.processing_outcomes: list[str] = []  # how the next attached images end
+        self.timeline: list[tuple[str, tuple[str, ...]]] = []  # (product, its media ids) per change
         self._ids = iter(range(1001, 10**9))
         self.app = Starlette(
             routes=[
@@ -183,8 +147,18 @@ class ShopifyAdminFake:
         return gid
 
     def add_media(
-        self, product_id: str, alt: str, status: str = "READY", data: bytes = b"", url: str | None = None
+        self,
+        product_id: str,
+        alt: str,
+        status: str = "READY",
+        data: bytes = b"",
+        url: str | None = None,
+        *,
+        polls: int = 0,
+        outcome: str = "READY",
     ) -> str:
+        """A media file on the product; ``status="PROCESSING"`` ends as ``outcome`` once its
+        status has been read ``polls`` times."""
         gid = f"gid://shopify/MediaImage/{next(self._ids)}"
         self.files[gid] = {
             "__typename": "MediaImage",
@@ -193,11 +167,40 @@ class ShopifyAdminFake:
             "status": status,
             "fileStatus": status,
             "mediaContentType": "IMAGE",
+            "mediaErrors": media_errors(status),
             "data": data,
             "image": {"url": url or f"{self.base_url}/cdn/{gid.rsplit('/', 1)[1]}.png"},
+            "polls_left": polls,
+            "outcome": outcome,
         }
         self.products[product_id]["media"].append(gid)
+        self._changed(product_id)
         return gid
+
+    def fail_processing(self, times: int = 1) -> None:
+        """The next ``times`` attached images end FAILED after processing."""
+        self.processing_outcomes.extend(["FAILED"] * times)
+
+    def slow(self, step: str, seconds: float) -> None:
+        self.delays[step] = seconds
+
+    def media_counts(self, product_id: str) -> list[int]:
+        """How many media the product held after each change (its timeline)."""
+        return [len(ids) for pid, ids in self.timeline if pid == product_id]
+
+    def _changed(self, product_id: str) -> None:
+        self.timeline.append((product_id, tuple(self.products[product_id]["media"])))
+
+    def read_status(self, gid: str) -> dict:
+        """One read of a file's status through the API: processing moves on by one poll."""
+        file = self.files[gid]
+        if file["status"] in {"UPLOADED", "PROCESSING"}:
+            if file["polls_left"] > 0:
+                file["polls_left"] -= 1
+            else:
+                file["status"] = file["fileStatus"] = file["outcome"]
+                file["mediaErrors"] = media_errors(file["outcome"])
+        return file
 
     def product_media(self, product_id: str) -> list[dict]:
         return [self.files[m] for m in self.products[product_id]["media"]]
@@ -238,6 +241,8 @@ class ShopifyAdminFake:
             return JSONResponse({"errors": [e.formatted for e in errors]})
         operation = next(d for d in document.definitions if isinstance(d, OperationDefinitionNode))
         call.operation = operation.selection_set.selections[0].name.value
+        if self.delays.get(call.operation):
+            await asyncio.sleep(self.delays[call.operation])
         cost = self._cost(operation, call.variables)
         fault = call.fault = self._take_fault(call.operation)
         if fault in {"http_500", "http_429", "throttled"}:
@@ -263,7 +268,7 @@ class ShopifyAdminFake:
             call.fault = "throttled"  # not injected: the bucket really is short
             return self._injected(call, "throttled", cost)
         self.available -= cost
-        result = execute(SCHEMA, document, root_value=_Root(self), variable_values=call.variables)
+        result = execute(SCHEMA, document, root_value=Root(self), variable_values=call.variables)
         if fault == "drop_after":
             return DropConnection()
         payload = {"data": result.data, "extensions": {"cost": self._cost_extension(cost, cost)}}
@@ -395,136 +400,6 @@ def _form_parts(content_type: str, body: bytes) -> list[tuple[str, str | None, b
         (part.get_param("name", header="content-disposition"), part.get_filename(), part.get_payload(decode=True))
         for part in message.iter_parts()
     ]
-
-
-class _Root:
-    """Resolvers for the root fields; graphql-core calls them with (info, **arguments)."""
-
-    def __init__(self, fake: ShopifyAdminFake) -> None:
-        self.fake = fake
-
-    def product(self, info, id: str) -> dict | None:
-        if id not in self.fake.products:
-            return None
-        view = dict(self.fake.products[id])
-        view["media"] = lambda info, **args: self._media_page(id, **args)
-        return view
-
-    def products(
-        self,
-        info,
-        first: int | None = None,
-        after: str | None = None,
-        query: str | None = None,
-        sortKey: str = "ID",
-        reverse: bool = False,  # noqa: N803
-        **unsupported,
-    ) -> dict:
-        """Products matching ``query`` (only ``updated_at:<op><timestamp>`` terms joined by
-        AND, as Shopify's search syntax writes them), sorted by ``sortKey``, paginated."""
-        if unsupported or first is None or not 0 <= first <= 250:
-            raise GraphQLError("this fake pages forward only: give first (0..250) and after")
-        tests = [_updated_at_test(term) for term in (query or "").split(" AND ") if term.strip()]
-        rows = [
-            self.product(info, gid)
-            for gid, p in self.fake.products.items()
-            if all(test(_timestamp(p["updatedAt"])) for test in tests)
-        ]
-        order = {
-            "ID": lambda p: int(p["legacyResourceId"]),
-            "UPDATED_AT": lambda p: (_timestamp(p["updatedAt"]), int(p["legacyResourceId"])),
-            "TITLE": lambda p: p["title"],
-        }
-        if sortKey not in order:
-            raise GraphQLError(f"this fake sorts products by {', '.join(order)} only")
-        rows.sort(key=order[sortKey], reverse=reverse)
-        start = int(after.removeprefix("pcursor:")) + 1 if after else 0
-        page = rows[start : start + first]
-        end = start + len(page)
-        return {
-            "nodes": page,
-            "pageInfo": {"hasNextPage": end < len(rows), "endCursor": f"pcursor:{end - 1}" if page else None},
-        }
-
-    def _media_page(self, product_id: str, first: int | None = None, after: str | None = None):
-        if first is None or not 0 <= first <= 250:
-            raise GraphQLError("you must provide first, between 0 and 250")
-        nodes = self.fake.product_media(product_id)
-        start = int(after.removeprefix("cursor:")) + 1 if after else 0
-        page = nodes[start : start + first]
-        end = start + len(page)
-        return {
-            "nodes": page,
-            "pageInfo": {"hasNextPage": end < len(nodes), "endCursor": f"cursor:{end - 1}" if page else None},
-        }
-
-    def stagedUploadsCreate(self, info, input: list[dict]) -> dict:  # noqa: N802 (schema name)
-        errors = []
-        for i, item in enumerate(input):
-            where = ["input", str(i)]
-            if item["resource"] != "IMAGE" or item.get("httpMethod") != "POST":
-                errors.append({"field": where, "message": "this fake serves IMAGE by POST only"})
-            elif not str(item.get("fileSize") or "").isdigit():
-                errors.append({"field": [*where, "fileSize"], "message": "fileSize is required"})
-            elif not item["mimeType"].startswith("image/"):
-                errors.append({"field": [*where, "mimeType"], "message": "not an image"})
-        if errors:
-            return {"stagedTargets": None, "userErrors": errors}
-        return {"stagedTargets": [self.fake.new_upload(item) for item in input], "userErrors": []}
-
-    def productUpdate(self, info, product=None, media=None) -> dict:  # noqa: N802
-        product_id = (product or {}).get("id")
-        if product_id not in self.fake.products:
-            error = {"field": ["id"], "message": "Product does not exist"}
-            return {"product": None, "userErrors": [error]}
-        for i, item in enumerate(media or []):
-            if len(item.get("alt") or "") > 512:
-                error = {"field": ["media", str(i), "alt"], "message": "Alt is too long (max 512)"}
-                return {"product": None, "userErrors": [error]}
-        for item in media or []:
-            prefix = f"{self.fake.base_url}/staged-uploads/"
-            upload = self.fake.uploads.get(item["originalSource"].removeprefix(prefix))
-            ok = upload is not None and upload["data"] is not None
-            status = "READY" if ok and item["mediaContentType"] == "IMAGE" else "FAILED"
-            self.fake.add_media(product_id, item.get("alt"), status, upload["data"] if ok else b"")
-        return {"product": self.product(info, product_id), "userErrors": []}
-
-    def fileUpdate(self, info, files: list[dict]) -> dict:  # noqa: N802
-        errors = [
-            {
-                "field": ["files", str(i), "id"],
-                "code": "FILE_DOES_NOT_EXIST",
-                "message": f"File id {f['id']} does not exist.",
-            }
-            for i, f in enumerate(files)
-            if f["id"] not in self.fake.files
-        ]
-        if errors:
-            return {"files": None, "userErrors": errors}
-        for f in files:
-            for product_id in f.get("referencesToRemove") or []:
-                media = self.fake.products.get(product_id, {}).get("media", [])
-                if f["id"] in media:
-                    media.remove(f["id"])
-            if f.get("alt") is not None:
-                self.fake.files[f["id"]]["alt"] = f["alt"]
-        return {"files": [self.fake.files[f["id"]] for f in files], "userErrors": []}
-
-
-def _timestamp(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-_SEARCH_TERM = re.compile(r"\s*updated_at:(>=|<=|>|<)'?([0-9T:.+\-Z]+)'?\s*")
-_COMPARE = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
-
-
-def _updated_at_test(term: str):
-    found = _SEARCH_TERM.fullmatch(term)
-    if found is None:
-        raise GraphQLError(f"this fake's product search understands updated_at:<op><time> only, not {term!r}")
-    bound = _timestamp(found.group(2))
-    return lambda value: _COMPARE[found.group(1)](value, bound)
 
 
 @contextmanager
