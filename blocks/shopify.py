@@ -268,8 +268,8 @@ class ShopifyStore(Block):
         ceiling = min(BACKOFF_CAP_S, self.backoff_s * 2 ** (attempt - 1))
         delay = ceiling / 2 + self._rng.uniform(0, ceiling / 2)
         retry_after = response.headers.get("Retry-After", "") if response is not None else ""
-        if retry_after.replace(".", "", 1).isdigit():
-            delay = max(delay, float(retry_after))
+        if retry_after.replace(".", "", 1).isdigit():  # honoured up to the backoff cap: a header
+            delay = max(delay, min(float(retry_after), BACKOFF_CAP_S))  # asking for hours stalls no worker
         return delay
 
     def _note_cost(self, operation: str, response: httpx.Response) -> str | None:

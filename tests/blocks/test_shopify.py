@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from blocks.destinations import ExportContext
-from blocks.shopify import STAGE_MUTATION, ShopifyError, ShopifyStore, media_marker
+from blocks.shopify import BACKOFF_CAP_S, STAGE_MUTATION, ShopifyError, ShopifyStore, media_marker
 from tests.fakes.shopify_admin import (  # noqa: F401  (shopify_admin is a fixture)
     ACCESS_TOKEN,
     SHOP_DOMAIN,
@@ -197,6 +197,15 @@ def test_persistent_throttling_gives_up_after_max_retries(shopify_admin):  # noq
     with pytest.raises(ShopifyError, match="gave up after 4 attempts \\(THROTTLED\\)"):
         put(store, context(fake))
     assert len(sleeps) >= 3 and fake.operations() == ["product"] * 4
+
+
+def test_retry_after_is_honoured_up_to_the_backoff_cap(shopify_admin):  # noqa: F811
+    fake, store = shopify_admin, shopify_store(shopify_admin)
+    sleeps = recording_sleep(fake, store)
+    fake.retry_after = "86400"  # a day
+    fake.fail("stagedUploadsCreate", "http_429")
+    put(store, context(fake))
+    assert sleeps and max(sleeps) == BACKOFF_CAP_S
 
 
 def test_429_and_5xx_are_retried_where_repeating_is_safe(shopify_admin):  # noqa: F811

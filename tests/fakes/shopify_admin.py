@@ -205,6 +205,8 @@ class ShopifyAdminFake:
     def product_media(self, product_id: str) -> list[dict]:
         return [self.files[m] for m in self.products[product_id]["media"]]
 
+    retry_after = "1.0"  # what a 429 asks for; a hostile or broken proxy may ask for hours
+
     def fail(self, step: str, how: str, times: int = 1) -> None:
         self.faults.setdefault(step, []).extend([how] * times)
 
@@ -320,7 +322,7 @@ class ShopifyAdminFake:
             return self._refuse(call, 500, {"errors": "Internal Server Error"})
         if fault == "http_429":
             call.status = 429
-            return JSONResponse({"errors": "Too many requests"}, 429, {"Retry-After": "1.0"})
+            return JSONResponse({"errors": "Too many requests"}, 429, {"Retry-After": self.retry_after})
         self._refill()
         return JSONResponse(
             {
