@@ -43,7 +43,7 @@ from quality.thresholds import MARKETPLACE_PROFILES, QcThresholds  # noqa: E402
 # The checks meant to catch each defect class: "named right" means one of them failed.
 TARGETS: dict[str, tuple[str, ...]] = {
     "filled_hole": ("cut.background_inside",),
-    "lost_part": ("cut.lost_part",),
+    "lost_part": ("cut.lost_part", "cut.split"),
     "fragment": ("cut.fragments", "cut.background_attached"),
     "halo": ("edge.halo",),
     "fringe": ("edge.fringe", "edge.halo"),
@@ -57,7 +57,7 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "touches_edge": ("framing.cut_off", "market.border_purity"),
     "source_small": ("source.resolution",),
     "source_cut_off": ("source.cut_off",),
-    "model_cut": ("cut.background_inside", "cut.background_attached", "cut.fragments", "cut.lost_part"),
+    "model_cut": ("cut.background_inside", "cut.background_attached", "cut.fragments", "cut.lost_part", "cut.split"),
 }
 PROFILE = "amazon-main"
 
@@ -164,6 +164,7 @@ _FIELD_OF = {
     "cut.background_attached": "cut_background_attached",
     "cut.fragments": "cut_fragments",
     "cut.lost_part": "cut_lost_part",
+    "cut.split": "cut_split",
     "source.cut_off": "source_cut_off",
     "source.resolution": "source_enlargement",
     "framing.cut_off": "framing_cut_off",

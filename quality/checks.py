@@ -21,6 +21,7 @@ from quality.exposure import product_exposure
 from quality.fidelity import product_colour_fidelity
 from quality.marketplace import background_purity, product_fill
 from quality.shadow import ShadowGeometry, estimate_light_direction, shadow_geometry
+from quality.split import split_share
 from quality.thresholds import Limit, MarketplaceRules, QcThresholds, Status
 
 if TYPE_CHECKING:
@@ -114,6 +115,14 @@ def cut_checks(ev: QcEvidence, th: QcThresholds) -> list[CheckResult]:
             else "no backdrop in the photo",
         ),
     ]
+    checks.append(
+        graded(
+            "cut.split",
+            split_share(ev.source_rgb, ev.source_mask, validate=False),
+            th.cut_split,
+            "share of the gap between the cut's pieces that the photo fills with product",
+        )
+    )
     if ev.old_background_known:
         checks.append(
             graded("source.cut_off", q.cut_off, th.source_cut_off, "share of the product outline on the photo's border")
@@ -220,6 +229,7 @@ def edge_checks(ev: QcEvidence, th: QcThresholds) -> tuple[list[CheckResult], di
         "edge.n_profiles": e.n_profiles,
         "edge.halo_excursion": e.halo_excursion,
         "edge.halo_width_px": e.halo_width_px,
+        "edge.halo_product_side": e.halo_product_side_share,
         "edge.fringe_weight": e.fringe_weight,
         "edge.fringe_width_px": e.fringe_width_px,
     }

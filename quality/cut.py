@@ -51,6 +51,9 @@ _REACH = 4  # px the colour smoothing (Gaussian 1.5) and texture window (5x5) re
 MIN_REGION = 0.0025  # smallest region inside the product counted, share of the product
 SLIVER = 0.4  # a region whose inscribed circle is under this share of its equal-area circle's is a sliver
 STEP = 0.75  # a hole's edge is a step: the difference next to it is most of that farther out
+CONVEX_FILL = 0.9  # share of the hull a region adds that it must fill to carry the outline on
+LARGE_PART = 0.03  # a region beside the cut this large (share of the product) that continues it is
+# a part left out whatever its shape (a mug's handle); of a smaller one only what lies in a bay of the cut counts
 
 
 @dataclass(frozen=True)
@@ -226,6 +229,10 @@ def cut_quality(
         if not k or x == 0 or y == 0 or x + bw == ww or y + bh == hh:
             continue
         region = (labels == k).astype(np.uint8)
+        if stats[k, cv2.CC_STAT_AREA] < LARGE_PART * area and not _continues_outline(region, product, stats[k]):
+            region = _in_bay(region, product, stats[k])  # a small region counts where the cut bends round it
+            if region.sum() < MIN_REGION * area:
+                continue
         if _continues(region, product, inner, lab, contrast * tol):
             lost += int(((cv2.dilate(region, disk(_REACH - 1)) > 0) & (product == 0)).sum())  # + the band it spans
     if share > 0.5:
@@ -367,6 +374,45 @@ def _continues(region: np.ndarray, product: np.ndarray, inner: np.ndarray, lab: 
         return False
     diff = lab[near_cut].mean(axis=0) - lab[facing].mean(axis=0)
     return float(np.sqrt((diff * diff).sum())) < contrast
+
+
+def _in_bay(region: np.ndarray, product: np.ndarray, stat: np.ndarray) -> np.ndarray:
+    """The part of ``region`` in a bay of the cut: inside the convex hull of the product's
+    pixels around it (a window its own size again on each side), as uint8. A bite taken
+    out of the outline is such a bay (the outline's shoulders on either side span it); a
+    backdrop crevice or a drawn line meeting a straight or convex edge is not."""
+    x, y, bw, bh, _ = (int(v) for v in stat)
+    pad = max(bw, bh) + 2
+    h, w = product.shape
+    sl = np.s_[max(0, y - pad) : min(h, y + bh + pad), max(0, x - pad) : min(w, x + bw + pad)]
+    out = np.zeros_like(region)
+    points = cv2.findNonZero(product[sl])
+    if points is not None:
+        hull = np.zeros(product[sl].shape, np.uint8)
+        cv2.fillConvexPoly(hull, cv2.convexHull(points), 1)
+        out[sl] = region[sl] & hull
+    return out
+
+
+def _hull_area(binary: np.ndarray) -> float:
+    points = cv2.findNonZero(binary)
+    return 0.0 if points is None else float(cv2.contourArea(cv2.convexHull(points)))
+
+
+def _continues_outline(region: np.ndarray, product: np.ndarray, stat: np.ndarray) -> bool:
+    """Whether ``region`` carries the product's outline on convexly (a cap sliced off a
+    round body): what it adds to the cut (with the band between them) fills at least
+    ``CONVEX_FILL`` of what it adds to the cut's convex hull, locally. A crevice or a drawn
+    line sticking out of the outline adds far more hull than pixels."""
+    x, y, bw, bh, _ = (int(v) for v in stat)
+    pad = max(bw, bh) + 2
+    h, w = product.shape
+    sl = np.s_[max(0, y - pad) : min(h, y + bh + pad), max(0, x - pad) : min(w, x + bw + pad)]
+    alone = product[sl]
+    reach = disk(_REACH + 1)  # the band left out next to the cut, between the two
+    union = alone | region[sl] | (cv2.dilate(region[sl], reach) & cv2.dilate(alone, reach))
+    added = float(union.sum() - alone.sum())
+    return added >= CONVEX_FILL * max(1.0, _hull_area(union) - _hull_area(alone))
 
 
 def _detached(product: np.ndarray, bg_like: np.ndarray) -> float:

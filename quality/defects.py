@@ -33,6 +33,7 @@ DEFECTS: dict[str, Defect] = {
     "cut.background_attached": Defect("background stuck to the product's edge", _KEEP_LESS),
     "cut.fragments": Defect("stray background fragments", _KEEP_LESS),
     "cut.lost_part": Defect("part of the product missing", _KEEP_MORE),
+    "cut.split": Defect("part of the product missing", _KEEP_MORE),  # a thin part cut through
     "source.cut_off": Defect("product cut off in the photo", None),
     "source.resolution": Defect("source too small", None),
     "segment.confidence": Defect("uncertain cut", {"refine_strength": "+1"}),

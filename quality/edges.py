@@ -14,8 +14,14 @@ them). A profile runs from ``-profile_px`` (inside the product) to ``+profile_px
   them; using the full range of the samples keeps product texture from counting); a rim
   sample already clear of the product (alpha <= 0.02), where the backdrop band is even
   (no drawn shadow falling off across it), must stay within the band's range or its
-  straight-line trend carried inwards, give or take the band's scatter (a dark rim round a
-  dark product on white lies between the two sides and is still a halo).
+  straight-line trend carried inwards, give or take the band's scatter; a rim sample on
+  the backdrop side of the edge (0.02 < alpha < 0.5) must stay within what the
+  compositor's "over" can make of alpha x product (its band, with up to 1 - alpha of the
+  photo's old backdrop) + (1 - alpha) x backdrop (a dark rim round a dark product on
+  white lies between the two sides and is still a halo). Only the backdrop side
+  (alpha < 0.5) counts for ``halo_share``: a rim there is painted, never the product's
+  own; an excursion on the product side (a saucer's dark lip, a bottle's bright
+  shoulder) is reported as ``halo_product_side_share`` and judged by nothing.
 * fringe: each rim colour is written as backdrop + u (product - backdrop) +
   v (old backdrop - backdrop) in sRGB values (the space compositors blend in); v is the
   weight of the *source photo's* background that leaked into the edge. Profiles where
@@ -46,7 +52,7 @@ class EdgeQuality:
     """Edge statistics over the product boundary (see ``edge_quality``)."""
 
     n_profiles: int
-    halo_share: float  # share of boundary profiles with a halo
+    halo_share: float  # share of boundary profiles with a halo on the backdrop side (alpha < 0.5)
     halo_excursion: float  # signed mean L* excursion of flagged profiles (+ bright, - dark); 0 if none
     halo_width_px: float  # median equivalent width (px) of the excursion, flagged profiles
     fringe_share: float | None  # None when the old background cannot be told from product/backdrop
@@ -56,6 +62,8 @@ class EdgeQuality:
     # anti-aliased 1-px edge reads ~1.5 px, a binary one ~0.8 px: bilinear samples of pixels)
     roughness_px: float  # robust sigma (1.4826 MAD) of the sub-pixel boundary about its smoothed
     # course; corners count as roughness, which the median tolerates while they are few
+    halo_product_side_share: float = 0.0  # ... with an excursion on the product side only
+    # (alpha >= 0.5: a physical rim or a painted one; not judged)
 
 
 def estimate_old_background(
@@ -135,6 +143,42 @@ def _crossing(a: np.ndarray, t: np.ndarray, level: float, centre: np.ndarray, in
     a0, a1 = np.take_along_axis(a, j[:, None], 1)[:, 0], np.take_along_axis(a, j[:, None] + 1, 1)[:, 0]
     frac = np.clip((a0 - level) / np.where(a0 != a1, a0 - a1, 1.0), 0.0, 1.0)
     return np.where(ok, t[j] + frac, np.nan)
+
+
+def _gray_to_l(gray: np.ndarray) -> np.ndarray:
+    """L* of a neutral sRGB code value (0..255)."""
+    y = srgb_to_linear(np.clip(gray, 0.0, 255.0).astype(np.float64) / 255.0)
+    return np.where(y > 216 / 24389, 116.0 * np.cbrt(y) - 16.0, y * 24389 / 27)
+
+
+def _composite_range(prof, a_rim, rim, inner, outer, expect_l, scatter_l, old_rgb):
+    """(lo, hi) L* a rim sample of coverage ``a_rim`` may take under sRGB "over": the
+    product side ranges over its reference band and its own opaque rim samples, mixed with
+    up to ``1 - alpha`` of the photo's old backdrop (an edge pixel of the photo is partly
+    backdrop; the fringe check judges how much), the backdrop over its band's trend (the
+    L* trend mapped back to code values) give or take its scatter. Gray = Rec. 709 weights
+    on code values, which "over" mixes linearly."""
+    weights = np.array([0.2126, 0.7152, 0.0722])
+    gray = prof @ weights
+    opaque = np.where(a_rim >= 0.9, gray[:, rim], np.nan)
+    f = np.concatenate([gray[:, inner], opaque], axis=1)
+    f_lo, f_hi = np.nanmin(f, axis=1)[:, None], np.nanmax(f, axis=1)[:, None]
+    if old_rgb is not None:
+        old = float(np.asarray(old_rgb, np.float64) @ weights)
+        spill = (1 - a_rim) * old
+        f_lo, f_hi = np.minimum(f_lo, a_rim * f_lo + spill), np.maximum(f_hi, a_rim * f_hi + spill)
+    b_lo = np.minimum(_l_to_gray(expect_l - scatter_l[:, None]), gray[:, outer].min(axis=1)[:, None])
+    b_hi = np.maximum(_l_to_gray(expect_l + scatter_l[:, None]), gray[:, outer].max(axis=1)[:, None])
+    a = a_rim
+    return _gray_to_l(a * f_lo + (1 - a) * b_lo), _gray_to_l(a * f_hi + (1 - a) * b_hi)
+
+
+def _l_to_gray(lum: np.ndarray) -> np.ndarray:
+    """The neutral sRGB code value (0..255) of L*."""
+    lum = np.clip(lum, 0.0, 100.0)
+    y = np.where(lum > 8.0, ((lum + 16.0) / 116.0) ** 3, lum * 27 / 24389)
+    v = np.where(y <= 0.0031308, 12.92 * y, 1.055 * np.power(y, 1 / 2.4) - 0.055)
+    return 255.0 * v
 
 
 def _median_along(values: np.ndarray, ids: np.ndarray, width: int = 5) -> np.ndarray:
@@ -252,10 +296,25 @@ def edge_quality(
     out_of_product = (a_rim <= 0.02) & even
     lo = np.where(out_of_product, np.minimum(expect - scatter[:, None], band_lo), lo)
     hi = np.where(out_of_product, np.maximum(expect + scatter[:, None], band_hi), hi)
+    # On the backdrop side of the edge (0.02 < alpha < 0.5) the compositor's "over" in sRGB
+    # code values says what a sample may be: alpha x product + (1 - alpha) x backdrop. A rim
+    # painted there (a matting or resampling halo) leaves that range even when it lies
+    # between the two sides (a dark rim round a black product on white); a physical rim
+    # (a saucer's lip) is product, alpha ~ 1, and keeps the both-sides range above.
+    mixed = (a_rim > 0.02) & (a_rim < 0.5) & even
+    if mixed.any():
+        lo_m, hi_m = _composite_range(prof, a_rim, rim, inner, outer, expect, scatter, old_background_rgb)
+        lo = np.where(mixed, lo_m, lo)
+        hi = np.where(mixed, hi_m, hi)
     exc = lum[:, rim] - np.clip(lum[:, rim], lo, hi)
+    backdrop_side = a_rim < 0.5
+    exc_in = np.where(backdrop_side, 0.0, exc)
+    exc = np.where(backdrop_side, exc, 0.0)
     peak = np.take_along_axis(exc, np.abs(exc).argmax(axis=1)[:, None], 1)[:, 0]
     peak = _median_along(peak, ids)
     halo = np.abs(peak) > halo_delta_l
+    peak_in = _median_along(np.take_along_axis(exc_in, np.abs(exc_in).argmax(axis=1)[:, None], 1)[:, 0], ids)
+    halo_in = (np.abs(peak_in) > halo_delta_l) & ~halo
     # Equivalent width: area of the excursion over its peak, so partly blended rim pixels
     # count by their share (a box halo of w px reads ~w).
     halo_width = np.abs(exc).sum(axis=1) / np.maximum(np.abs(exc).max(axis=1), 1e-9)
@@ -299,4 +358,5 @@ def edge_quality(
         fringe_width_px=f_width,
         transition_width_px=float(np.median(width)),
         roughness_px=roughness,
+        halo_product_side_share=float(halo_in.mean()),
     )

@@ -75,6 +75,33 @@ def test_large_missing_chunk_is_found(scene):
     assert cut_quality(s.source_rgb, s.source_mask).lost_part <= CLEAN
 
 
+def test_small_bite_out_of_the_outline_is_a_lost_part(scene):
+    # A chunk (~1 % of the product) bitten out of the outline: the cut bends round it (a bay).
+    body = scene.ellipse(H, W, 200, 200, 120, 120)
+    bite = scene.ellipse(H, W, 320, 200, 22, 22)
+    cut = np.clip(body - bite, 0, 1)
+    img = _photo(body, _product(scene), _backdrop("plain", scene))
+    expected = (body - cut).sum() / cut.sum()
+    lost = cut_quality(img, cut).lost_part
+    assert expected / 2 <= lost <= expected * 1.5, (lost, expected)
+
+
+@pytest.mark.parametrize("backdrop", ["plain", "wood"])
+def test_dark_crevices_and_lines_meeting_a_straight_edge_are_not_lost_parts(scene, backdrop):
+    # A dark product on a backdrop with dark marks touching its straight edges (gravel's gaps,
+    # pen lines on paper): product-coloured, next to the cut, but the cut does not bend round
+    # them and they do not carry its outline on.
+    box = np.zeros((H, W), np.float32)
+    box[100:300, 120:280] = 1
+    marks = np.zeros((H, W), np.float32)
+    marks[150:156, 280:340] = 1  # a line leaving the right edge
+    marks[300:330, 180:186] = 1  # and one leaving the bottom
+    marks[200:230, 280:284] = 1  # a thin crevice along the right edge
+    back = _backdrop(backdrop, scene) * (1 - 0.8 * marks)[..., None]
+    img = _photo(box, _product(scene, (40, 35, 30)), back)
+    assert cut_quality(img, box).lost_part <= CLEAN
+
+
 @pytest.mark.parametrize("strength", [0.3, 0.6])
 def test_contact_shadow_is_not_a_lost_part(scene, strength):
     body = scene.ellipse(H, W, 200, 180, 100, 100)

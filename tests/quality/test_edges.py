@@ -128,3 +128,43 @@ def test_clear_errors(scene):
         tiny = np.zeros_like(s.output_alpha)
         tiny[10:12, 10:12] = 1.0
         edge_quality(s.output_rgb, tiny, old_background_rgb=None, **KW)
+
+
+def _soft_disk(dark_rim: float, size: int = 160, radius: float = 50.0, soft: float = 4.0):
+    """A black disk on white with a soft (enlarged-looking) edge, composited by "over" in
+    sRGB; ``dark_rim`` L*-ish darkening painted on the backdrop side (alpha 0.1..0.45)."""
+    yy, xx = np.mgrid[:size, :size]
+    alpha = np.clip((radius - np.hypot(xx - size / 2, yy - size / 2)) / soft + 0.5, 0, 1).astype(np.float32)
+    product, backdrop = 30.0, 255.0
+    out = alpha * product + (1 - alpha) * backdrop
+    rim = (alpha > 0.1) & (alpha < 0.45)
+    out[rim] -= dark_rim
+    rgb = np.repeat(np.clip(out.round(), 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+    return rgb, alpha
+
+
+def test_dark_rim_between_a_black_product_and_white_is_a_halo():
+    """The rim lies between the two sides' colours, so only the compositing equation
+    (alpha x product + (1 - alpha) x backdrop) shows it: the old both-sides range read 0."""
+    rgb, alpha = _soft_disk(dark_rim=80.0)
+    q = edge_quality(rgb, alpha, old_background_rgb=None, **KW)
+    assert q.halo_share > 0.9 and q.halo_excursion < -8.0
+
+
+def test_a_soft_clean_edge_of_a_black_product_is_no_halo():
+    rgb, alpha = _soft_disk(dark_rim=0.0)
+    q = edge_quality(rgb, alpha, old_background_rgb=None, **KW)
+    assert q.halo_share == 0.0
+
+
+def test_a_dark_lip_on_the_product_side_is_reported_not_judged():
+    """A saucer's dark lip is product (alpha ~ 1): halo_share stays 0, the product-side
+    figure says it is there."""
+    yy, xx = np.mgrid[:160, :160]
+    r = np.hypot(xx - 80, yy - 80)
+    alpha = np.clip(50.5 - r, 0, 1).astype(np.float32)
+    colour = np.where((r > 46) & (r < 50), 60.0, 200.0)  # a dark lip 4 px wide inside the outline
+    out = alpha * colour + (1 - alpha) * 255.0
+    rgb = np.repeat(np.clip(out.round(), 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+    q = edge_quality(rgb, alpha, old_background_rgb=None, **KW)
+    assert q.halo_share == 0.0 and q.halo_product_side_share > 0.9

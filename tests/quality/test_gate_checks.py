@@ -106,6 +106,15 @@ def lost_part(scene):
     return _rendered(s.source_rgb, mask), GENERIC
 
 
+def split(scene):
+    src = np.full((440, 300, 3), 235, np.uint8)  # a dark lamp on pale grey: shade, 4 px stem, base
+    mask = np.zeros((440, 300), np.float32)
+    mask[40:140, 70:230] = mask[140:360, 148:152] = mask[360:400, 90:210] = 1
+    src[mask > 0] = (50, 45, 40)
+    mask[240:262] = 0  # the stem cut through: the cut is in two pieces, the photo is not
+    return _rendered(src, mask), GENERIC
+
+
 def fragments(scene):
     s = scene.make(**CLEAN)
     mask = np.clip(s.source_mask + scene.ellipse(560, 440, 30, 30, 15, 15), 0, 1)  # a piece of backdrop
@@ -147,6 +156,7 @@ CASES = {
     "sharpness.vs_source": sharpness,
     "cut.background_inside": background_inside,
     "cut.lost_part": lost_part,
+    "cut.split": split,
     "cut.fragments": fragments,
     "source.resolution": resolution,
     "source.cut_off": source_cut_off,
