@@ -376,15 +376,21 @@ def _continues(region: np.ndarray, product: np.ndarray, inner: np.ndarray, lab: 
     return float(np.sqrt((diff * diff).sum())) < contrast
 
 
+def _around(stat: np.ndarray, shape: tuple[int, int]) -> tuple[slice, slice]:
+    """A component's bounding box (``connectedComponentsWithStats`` row) grown by its own
+    size again on each side, clipped to ``shape``: the neighbourhood the bay tests judge."""
+    x, y, bw, bh, _ = (int(v) for v in stat)
+    pad = max(bw, bh) + 2
+    h, w = shape
+    return np.s_[max(0, y - pad) : min(h, y + bh + pad), max(0, x - pad) : min(w, x + bw + pad)]
+
+
 def _in_bay(region: np.ndarray, product: np.ndarray, stat: np.ndarray) -> np.ndarray:
     """The part of ``region`` in a bay of the cut: inside the convex hull of the product's
     pixels around it (a window its own size again on each side), as uint8. A bite taken
     out of the outline is such a bay (the outline's shoulders on either side span it); a
     backdrop crevice or a drawn line meeting a straight or convex edge is not."""
-    x, y, bw, bh, _ = (int(v) for v in stat)
-    pad = max(bw, bh) + 2
-    h, w = product.shape
-    sl = np.s_[max(0, y - pad) : min(h, y + bh + pad), max(0, x - pad) : min(w, x + bw + pad)]
+    sl = _around(stat, product.shape)
     out = np.zeros_like(region)
     points = cv2.findNonZero(product[sl])
     if points is not None:
@@ -404,10 +410,7 @@ def _continues_outline(region: np.ndarray, product: np.ndarray, stat: np.ndarray
     round body): what it adds to the cut (with the band between them) fills at least
     ``CONVEX_FILL`` of what it adds to the cut's convex hull, locally. A crevice or a drawn
     line sticking out of the outline adds far more hull than pixels."""
-    x, y, bw, bh, _ = (int(v) for v in stat)
-    pad = max(bw, bh) + 2
-    h, w = product.shape
-    sl = np.s_[max(0, y - pad) : min(h, y + bh + pad), max(0, x - pad) : min(w, x + bw + pad)]
+    sl = _around(stat, product.shape)
     alone = product[sl]
     reach = disk(_REACH + 1)  # the band left out next to the cut, between the two
     union = alone | region[sl] | (cv2.dilate(region[sl], reach) & cv2.dilate(alone, reach))

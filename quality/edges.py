@@ -44,6 +44,7 @@ from quality.delta_e import srgb_to_linear
 
 __all__ = ["EdgeQuality", "edge_quality", "estimate_old_background"]
 
+_REC709 = np.array([0.2126, 0.7152, 0.0722])  # luminance weights (of linear light, or of code values for "over")
 _MIN_CONTOUR = 16  # boundary pieces shorter than this (specks, dust) are ignored
 
 
@@ -145,10 +146,14 @@ def _crossing(a: np.ndarray, t: np.ndarray, level: float, centre: np.ndarray, in
     return np.where(ok, t[j] + frac, np.nan)
 
 
+def _l_star(y: np.ndarray) -> np.ndarray:
+    """CIE L* of relative luminance ``y`` in [0, 1]."""
+    return np.where(y > 216 / 24389, 116.0 * np.cbrt(y) - 16.0, y * 24389 / 27)
+
+
 def _gray_to_l(gray: np.ndarray) -> np.ndarray:
     """L* of a neutral sRGB code value (0..255)."""
-    y = srgb_to_linear(np.clip(gray, 0.0, 255.0).astype(np.float64) / 255.0)
-    return np.where(y > 216 / 24389, 116.0 * np.cbrt(y) - 16.0, y * 24389 / 27)
+    return _l_star(srgb_to_linear(np.clip(gray, 0.0, 255.0).astype(np.float64) / 255.0))
 
 
 def _composite_range(prof, a_rim, rim, inner, outer, expect_l, scatter_l, old_rgb):
@@ -158,13 +163,12 @@ def _composite_range(prof, a_rim, rim, inner, outer, expect_l, scatter_l, old_rg
     backdrop; the fringe check judges how much), the backdrop over its band's trend (the
     L* trend mapped back to code values) give or take its scatter. Gray = Rec. 709 weights
     on code values, which "over" mixes linearly."""
-    weights = np.array([0.2126, 0.7152, 0.0722])
-    gray = prof @ weights
+    gray = prof @ _REC709
     opaque = np.where(a_rim >= 0.9, gray[:, rim], np.nan)
     f = np.concatenate([gray[:, inner], opaque], axis=1)
     f_lo, f_hi = np.nanmin(f, axis=1)[:, None], np.nanmax(f, axis=1)[:, None]
     if old_rgb is not None:
-        old = float(np.asarray(old_rgb, np.float64) @ weights)
+        old = float(np.asarray(old_rgb, np.float64) @ _REC709)
         spill = (1 - a_rim) * old
         f_lo, f_hi = np.minimum(f_lo, a_rim * f_lo + spill), np.maximum(f_hi, a_rim * f_hi + spill)
     b_lo = np.minimum(_l_to_gray(expect_l - scatter_l[:, None]), gray[:, outer].min(axis=1)[:, None])
@@ -274,9 +278,7 @@ def edge_quality(
     inner = tr <= -ref_px[0]
     outer = tr >= ref_px[0]
 
-    lin = srgb_to_linear(prof8)
-    y = 0.2126 * lin[..., 0] + 0.7152 * lin[..., 1] + 0.0722 * lin[..., 2]
-    lum = np.where(y > 216 / 24389, 116.0 * np.cbrt(y) - 16.0, y * 24389 / 27)
+    lum = _l_star(srgb_to_linear(prof8) @ _REC709)
     # A rim sample may range over the reference samples of the side(s) it belongs to: the
     # mixed edge over both (texture and blending are not a halo), pure backdrop (alpha ~ 0)
     # over the backdrop's band only, where that band is even (no contact shadow), so a
