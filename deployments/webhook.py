@@ -33,7 +33,6 @@ front anyway (README, "Webhook receiver").
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
 import contextlib
 import hashlib
@@ -46,7 +45,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import h11
 import uvicorn
 from anyio import CapacityLimiter, to_thread
 from sqlalchemy.exc import SQLAlchemyError
@@ -55,11 +53,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from catalog.db import check_url, migrate, session_scope
 from catalog.webhooks import InvalidDelivery, ProductPayload, parse_product, parse_timestamp, unsent_count
-from tasks.events import Relay, record_product_delivery, statement_engine
+from deployments.webhook_http import uvicorn_config
+from tasks.events import Relay, in_transaction, record_product_delivery, statement_engine
 
 DEFAULT_TOPICS = ("products/create", "products/update")
 SHOP_DOMAIN = re.compile(r"^[a-z0-9][a-z0-9-]{0,200}\.myshopify\.com$")
@@ -148,8 +146,9 @@ def create_app(
     def record(payload: dict, product: ProductPayload, triggered_at, body_sha256: str, event_id: str | None) -> str:
         # One transaction: the delivery and its outbox event. On PostgreSQL that is one
         # statement (catalog.webhooks), so autocommit saves the BEGIN and COMMIT round trips.
-        with statement_engine(database_url).begin() as conn:
-            return record_product_delivery(
+        return in_transaction(
+            statement_engine(database_url),
+            lambda conn: record_product_delivery(
                 conn,
                 payload,
                 product_updated_at=product.updated_at,
@@ -157,7 +156,8 @@ def create_app(
                 payload_sha256=body_sha256,
                 now=clock(),
                 shopify_event_id=event_id,
-            )
+            ),
+        )
 
     async def shopify(request: Request) -> JSONResponse:
         declared = request.headers.get("content-length")
@@ -260,62 +260,6 @@ def create_app(
             Route("/healthz", healthz, methods=["GET"]),
         ],
         lifespan=lifespan,
-    )
-
-
-class ReadTimeoutProtocol(H11Protocol):
-    """uvicorn's h11 protocol with a read deadline: a connection's request (headers and
-    body) must arrive within ``read_timeout_s`` of its first byte, or of the connection,
-    else the connection is closed. uvicorn itself has no such limit (its keep-alive timeout
-    only covers the idle time after a response)."""
-
-    read_timeout_s: float = 10.0
-    _deadline: asyncio.TimerHandle | None = None
-
-    def connection_made(self, transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._arm()
-
-    def data_received(self, data: bytes) -> None:
-        if self._deadline is None and self.conn.their_state is h11.IDLE:
-            self._arm()
-        super().data_received(data)
-        if self.conn.their_state is not h11.IDLE and self.conn.their_state is not h11.SEND_BODY:
-            self._disarm()  # the whole request is in (or the connection is over)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
-        super().connection_lost(exc)
-
-    def _arm(self) -> None:
-        self._disarm()
-        self._deadline = self.loop.call_later(self.read_timeout_s, self._timed_out)
-
-    def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
-
-    def _timed_out(self) -> None:
-        self._deadline = None
-        if not self.transport.is_closing():
-            log.info("closing a connection that sent no complete request in %.0f s", self.read_timeout_s)
-            self.transport.close()
-
-
-def read_timeout_protocol(read_timeout_s: float) -> type[ReadTimeoutProtocol]:
-    return type("ReadTimeoutProtocol", (ReadTimeoutProtocol,), {"read_timeout_s": read_timeout_s})
-
-
-def uvicorn_config(app: Starlette, **kwargs: Any) -> uvicorn.Config:
-    """The receiver's uvicorn settings: read deadline, short keep-alive, no server header."""
-    read_timeout_s = kwargs.pop("read_timeout_s", 10.0)
-    return uvicorn.Config(
-        app,
-        http=read_timeout_protocol(read_timeout_s),
-        timeout_keep_alive=5,
-        server_header=False,
-        **kwargs,
     )
 
 

@@ -119,3 +119,27 @@ def test_a_stalled_request_cannot_hold_a_connection(live_server, database_url):
     for sock in socks:
         with sock:
             assert _closed_within(sock, 5.0) < 3.0
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_a_connection_the_database_dropped_costs_no_delivery(live_server, database_url):
+    """The intake's pooled connections are not pinged before use (a round trip and a tenth
+    of its CPU): when PostgreSQL has cut them (a restart, an idle timeout), the delivery
+    runs once more on a fresh connection and is answered 200, not 503."""
+    from sqlalchemy import text
+
+    from catalog.db import get_engine
+    from tasks.events import INTAKE_APPLICATION
+
+    first, second = product(pid=1), product(pid=2)
+    with httpx.Client(base_url=live_server, timeout=10) as client:
+        assert client.post("/webhooks/shopify", content=first, headers=headers(first, "wh-a")).status_code == 200
+        with get_engine(database_url).begin() as conn:  # the server ends the pooled connection
+            cut = conn.execute(
+                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = :name"),
+                {"name": INTAKE_APPLICATION},
+            ).all()
+        assert cut, "the intake's connection was not found in pg_stat_activity"
+        r = client.post("/webhooks/shopify", content=second, headers=headers(second, "wh-b"))
+        assert (r.status_code, r.json()) == (200, {"status": "accepted"})
+    assert len(rows(database_url)) == 2 and len(outbox(database_url)) == 2
