@@ -1,9 +1,7 @@
-"""report.json and the self-contained HTML QC report, built from the database (the truth)."""
+"""report.json, built from the database (the truth); catalog/report_html.py renders it as report.html."""
 
 from __future__ import annotations
 
-import base64
-import html
 from collections import Counter
 
 from sqlalchemy import select
@@ -24,7 +22,7 @@ def build_report(session: Session, batch_id: str, consistency: dict | None = Non
     for row in repo.batch_skus(session, batch_id):
         qc = {}
         confidence = preview = None
-        for render, result in repo.latest_qc(session, row.id):
+        for render, result in repo.latest_qc(session, row.id, repo.kept_attempt(row)):
             confidence = render.segment_confidence
             preview = preview or render.uri
             if result is not None:
@@ -34,9 +32,12 @@ def build_report(session: Session, batch_id: str, consistency: dict | None = Non
                     "metrics": result.metrics,
                     "checks": result.checks,
                     "thresholds_version": result.thresholds_version,
+                    "provenance": _provenance(render),
                 }
-        exports = session.scalars(
-            select(Export).where(_delivered_for(row), Export.status == "done").order_by(Export.completed_at)
+        exports = list(
+            session.scalars(
+                select(Export).where(_delivered_for(row), Export.status == "done").order_by(Export.completed_at)
+            )
         )
         flags = consistency.get(str(row.id), [])
         skus.append(
@@ -54,6 +55,7 @@ def build_report(session: Session, batch_id: str, consistency: dict | None = Non
                 "consistency_flags": flags,
                 "status": _status(row.state, qc, flags),
                 "outputs": {e.profile: e.destination_key for e in exports},
+                "exports": [_export_entry(e, qc) for e in exports],
                 "preview": preview,
             }
         )
@@ -71,6 +73,28 @@ def build_report(session: Session, batch_id: str, consistency: dict | None = Non
         "counts": {state: counts.get(state, 0) for state in ("exported", "rejected", "failed")}
         | {state: counts[state] for state in ("held", "approved") if counts.get(state)},
         "skus": skus,
+    }
+
+
+def _provenance(render) -> str | None:
+    """The IPTC digital source type written into the render's file (imaging/provenance.py;
+    recorded per profile with the render's model versions), or None (older renders)."""
+    return ((render.model_versions or {}).get("provenance") or {}).get(render.profile)
+
+
+def _export_entry(export: Export, qc: dict) -> dict:
+    """One delivered file: its profile, the marketplace rules the gate checked on it (the
+    ``market.*`` checks and the source-resolution rule) and the provenance it carries."""
+    graded = qc.get(export.profile, {})
+    return {
+        "profile": export.profile,
+        "key": export.destination_key,
+        "rules": [
+            c["name"]
+            for c in graded.get("checks", [])
+            if c["name"].startswith("market.") or c["name"] == "source.resolution"
+        ],
+        "provenance": graded.get("provenance"),
     }
 
 
@@ -104,37 +128,3 @@ def sku_label(entry: dict) -> str:
         if c.get("status") == "warn"
     ]
     return ", ".join(dict.fromkeys(warn + entry["consistency_flags"])) or entry["state"]
-
-
-def render_html(report: dict, thumbnails: dict[str, bytes]) -> str:
-    """A single HTML file (thumbnails inlined as data URIs), failing SKUs first."""
-    order = {"red": 0, "amber": 1, "green": 2}
-    rows = []
-    for entry in sorted(report["skus"], key=lambda e: order[e["status"]]):
-        thumb = thumbnails.get(entry["dir"])
-        img = f'<img src="data:image/jpeg;base64,{base64.b64encode(thumb).decode()}" width="160">' if thumb else "—"
-        figures = "".join(
-            f"<div><b>{html.escape(profile)}</b> {html.escape(q['status'])}"
-            + "".join(
-                f"<br>{html.escape(c['name'])}: {html.escape(str(c.get('value')))} ({html.escape(c.get('status', ''))})"
-                for c in q["checks"]
-            )
-            + "</div>"
-            for profile, q in entry["qc"].items()
-        )
-        rows.append(
-            f'<tr class="{entry["status"]}"><td>{img}</td><td>{html.escape(entry["sku"])}</td>'
-            f"<td>{html.escape(entry['state'])}</td><td>{html.escape(sku_label(entry))}</td>"
-            f"<td>{figures}</td></tr>"
-        )
-    counts = ", ".join(f"{n} {s}" for s, n in report["counts"].items())
-    return f"""<!doctype html><html><head><meta charset="utf-8">
-<title>Lightbox QC report: {html.escape(report["name"])}</title><style>
-body{{font-family:sans-serif;margin:1.5em}} table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:.4em;vertical-align:top;font-size:13px}}
-tr.red td:first-child{{border-left:6px solid #d33}} tr.amber td:first-child{{border-left:6px solid #e90}}
-tr.green td:first-child{{border-left:6px solid #3a3}}</style></head><body>
-<h1>QC report: {html.escape(report["name"])}</h1>
-<p>Batch {html.escape(report["batch_id"])} — {html.escape(counts)} — {report["wall_seconds"]} s</p>
-<table><tr><th>image</th><th>SKU</th><th>state</th><th>why / flags</th><th>QC figures</th></tr>
-{"".join(rows)}</table></body></html>"""

@@ -5,6 +5,10 @@
   (exports are content-hashed and cached).
 * Nothing else travels: images are built from bare arrays, so no EXIF (GPS, camera
   serials, orientation), XMP, comments or text chunks from a source can leak through.
+  The one metadata packet written is the caller's ``xmp`` (the provenance statement of
+  imaging/provenance.py): JPEG APP1 (``http://ns.adobe.com/xap/1.0/``), PNG iTXt
+  ``XML:com.adobe.xmp`` (uncompressed), WebP ``XMP`` chunk; constant bytes, so equal
+  pixels still give equal files.
 * JPEG (libjpeg-turbo through OpenCV, ICC spliced in as an APP2 segment): no alpha
   (passing one is an error - flatten onto a backdrop first), progressive, optimised
   Huffman tables, 4:4:4 chroma at ``quality >= 85`` (crisp coloured product edges),
@@ -23,6 +27,7 @@ from typing import Literal
 import cv2
 import numpy as np
 from PIL import Image, ImageCms
+from PIL.PngImagePlugin import PngInfo
 
 Format = Literal["jpeg", "webp", "png"]
 FORMATS: tuple[str, ...] = ("jpeg", "webp", "png")
@@ -31,6 +36,8 @@ SUBSAMPLING_444_FROM = 85  # JPEG quality from which chroma is kept at full reso
 # time; libwebp method 2 gives method 4's size in half the time.
 PNG_COMPRESS_LEVEL = 4
 WEBP_METHOD = 2
+XMP_JPEG_ID = b"http://ns.adobe.com/xap/1.0/\x00"  # APP1 namespace of an XMP packet (XMP spec part 3)
+MAX_XMP_BYTES = 65_533 - len(XMP_JPEG_ID)  # one APP1 segment; no extended XMP needed here
 _PINNED_DATE = struct.pack(">6H", 1998, 2, 9, 6, 49, 0)  # sRGB IEC61966-2.1's own date
 
 
@@ -51,11 +58,13 @@ def encode_image(
     fmt: Format,
     quality: int = 90,
     icc: bool = True,
+    xmp: bytes | None = None,
 ) -> bytes:
     """Encode (H, W, 3) uint8 sRGB (+ optional (H, W) alpha) as ``fmt``; returns the file bytes.
 
     ``alpha`` is uint8 0..255, or float in [0, 1] (e.g. ``Composite.product_alpha``),
-    rounded to 8 bits. JPEG with an alpha raises ``ValueError``.
+    rounded to 8 bits. JPEG with an alpha raises ``ValueError``. ``xmp``: a UTF-8 XMP
+    packet to embed (``imaging.provenance.xmp_packet``), or None for none.
     """
     _check_rgb(rgb)
     if fmt not in FORMATS:
@@ -64,16 +73,24 @@ def encode_image(
         raise ValueError(f"quality must be an int in 1..100, got {quality!r}")
     if alpha is not None and fmt == "jpeg":
         raise ValueError("JPEG has no alpha channel: flatten onto a backdrop or use png/webp")
+    if xmp is not None and (not isinstance(xmp, bytes) or not 0 < len(xmp) <= MAX_XMP_BYTES):
+        raise ValueError(f"xmp must be 1..{MAX_XMP_BYTES} bytes, got {_describe(xmp)}")
     if fmt == "jpeg":
-        return _encode_jpeg(rgb, quality, icc)
+        return _encode_jpeg(rgb, quality, icc, xmp)
     pixels = rgb if alpha is None else np.dstack([rgb, _alpha_u8(alpha, rgb.shape[:2])])
     img = Image.fromarray(np.ascontiguousarray(pixels), "RGB" if alpha is None else "RGBA")
     kw: dict = {"icc_profile": srgb_icc_bytes()} if icc else {}
     if fmt == "webp":
         kw.update(quality=quality, method=WEBP_METHOD, alpha_quality=100)
+        if xmp is not None:
+            kw["xmp"] = xmp
         pil_format = "WEBP"
     else:
         kw.update(compress_level=PNG_COMPRESS_LEVEL, optimize=False)
+        if xmp is not None:
+            info = PngInfo()
+            info.add_itxt("XML:com.adobe.xmp", xmp.decode("utf-8"), zip=False)
+            kw["pnginfo"] = info
         pil_format = "PNG"
     buf = io.BytesIO()
     img.save(buf, pil_format, **kw)
@@ -89,6 +106,7 @@ def fit_bytes(
     quality: int = 90,
     min_quality: int = 60,
     icc: bool = True,
+    xmp: bytes | None = None,
 ) -> tuple[bytes, int]:
     """Encode at ``quality`` or, if that is over ``max_bytes``, the highest quality in
     ``[min_quality, quality)`` that fits. Returns ``(data, quality_used)``.
@@ -99,7 +117,7 @@ def fit_bytes(
         raise ValueError(f"max_bytes must be positive, got {max_bytes}")
     if not 1 <= min_quality <= quality:
         raise ValueError(f"need 1 <= min_quality <= quality, got {min_quality}, {quality}")
-    data = encode_image(rgb, alpha, fmt=fmt, quality=quality, icc=icc)
+    data = encode_image(rgb, alpha, fmt=fmt, quality=quality, icc=icc, xmp=xmp)
     if len(data) <= max_bytes:
         return data, quality
     if fmt == "png":
@@ -108,7 +126,7 @@ def fit_bytes(
     lo, hi = min_quality, quality - 1
     while lo <= hi:
         mid = (lo + hi) // 2
-        attempt = encode_image(rgb, alpha, fmt=fmt, quality=mid, icc=icc)
+        attempt = encode_image(rgb, alpha, fmt=fmt, quality=mid, icc=icc, xmp=xmp)
         if len(attempt) <= max_bytes:
             best, lo = (attempt, mid), mid + 1
         else:
@@ -118,7 +136,7 @@ def fit_bytes(
     return best
 
 
-def _encode_jpeg(rgb: np.ndarray, quality: int, icc: bool) -> bytes:
+def _encode_jpeg(rgb: np.ndarray, quality: int, icc: bool, xmp: bytes | None = None) -> bytes:
     """libjpeg-turbo via OpenCV: Pillow's progressive/optimised JPEG writer needs the whole
     file to fit a w*h byte buffer and fails ("Suspension not allowed") on detailed images."""
     sampling = (
@@ -140,14 +158,18 @@ def _encode_jpeg(rgb: np.ndarray, quality: int, icc: bool) -> bytes:
     if not ok:
         raise RuntimeError(f"OpenCV could not encode a {rgb.shape} JPEG")
     data = buf.tobytes()
-    if not icc:
+    if not icc and xmp is None:
         return data
     if data[:4] != b"\xff\xd8\xff\xe0":
         raise RuntimeError("OpenCV's JPEG does not start with SOI + JFIF APP0")
     after_app0 = 4 + struct.unpack(">H", data[4:6])[0]
-    profile = srgb_icc_bytes()
-    app2 = b"\xff\xe2" + struct.pack(">H", 2 + 14 + len(profile)) + b"ICC_PROFILE\x00\x01\x01" + profile
-    return data[:after_app0] + app2 + data[after_app0:]
+    segments = b""
+    if xmp is not None:
+        segments += b"\xff\xe1" + struct.pack(">H", 2 + len(XMP_JPEG_ID) + len(xmp)) + XMP_JPEG_ID + xmp
+    if icc:
+        profile = srgb_icc_bytes()
+        segments += b"\xff\xe2" + struct.pack(">H", 2 + 14 + len(profile)) + b"ICC_PROFILE\x00\x01\x01" + profile
+    return data[:after_app0] + segments + data[after_app0:]
 
 
 def _check_rgb(rgb: np.ndarray) -> None:

@@ -63,6 +63,12 @@ DEFECTS: dict[str, Defect] = {
     "market.megapixels": Defect("image over the marketplace's pixel limit", None),
     "market.file_size": Defect("file over the marketplace's size limit", None),
     "market.srgb": Defect("colour profile is not sRGB", None),
+    "market.fill_range": Defect("product too large or small in the frame", {"fill": "target"}),
+    "market.min_short_side": Defect("image too small for the marketplace", None),
+    "market.aspect": Defect("wrong aspect ratio for the marketplace", None),
+    "market.edge_clear": Defect("product or shadow reaches the frame edge", {"fill": "-0.05"}),
+    "market.residue": Defect("grey residue on the backdrop", None),
+    "market.border": Defect("border drawn round the image", None),
 }
 
 

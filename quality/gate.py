@@ -35,6 +35,7 @@ from quality.checks import (
 )
 from quality.consistency import BatchConsistency, ImageFeatures, batch_outliers, image_features
 from quality.fidelity import placement_matrix
+from quality.market_rules import market_rule_checks, strict_enlargement
 from quality.thresholds import MarketplaceRules, QcThresholds, Status
 
 __all__ = ["QcEvidence", "CheckResult", "QcReport", "score_sku", "score_image", "score_batch"]
@@ -139,9 +140,10 @@ def score_sku(
     for profile, ev in evidence.items():
         th = thresholds.for_profile(profile)
         checks = list(shared)
-        checks.append(resolution_check(ev, th, profile))
+        checks.append(resolution_check(ev, strict_enlargement(th, rules[profile]), profile))
         shadows, geo = shadow_checks(ev, th)
         checks += shadows + framing_checks(ev, th) + marketplace_checks(ev, th, rules[profile])
+        checks += market_rule_checks(ev, th, rules[profile])
         metrics = {
             **shared_metrics,
             "shadow.darkening_mass": geo.darkening_mass,

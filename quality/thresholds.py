@@ -71,6 +71,21 @@ class MarketplaceRules(BaseModel):
     max_megapixels: float | None = Field(None, gt=0, description="Largest allowed pixel count, millions.")
     require_srgb: bool = Field(False, description="The encoded file must carry (or imply) an sRGB profile.")
     max_file_bytes: int | None = Field(None, gt=0, description="Largest allowed encoded file, bytes.")
+    fill_range: tuple[float, float] | None = Field(
+        None, description="Allowed product fill (bbox longest side / canvas longest side), inclusive: a hard rule."
+    )
+    min_shortest_side: int | None = Field(None, gt=0, description="Smallest allowed shortest side, px.")
+    aspect_ratios: tuple[tuple[int, int], ...] | None = Field(
+        None, description="Allowed w:h ratios (within 1 %), e.g. ((1, 1), (4, 3))."
+    )
+    max_enlargement: float | None = Field(
+        None, gt=0, description="No upscaled images: canvas px per source px of the product, at most."
+    )
+    edge_clear: bool = Field(
+        False, description="Nothing but backdrop on the frame's outermost ring (no product, shadow)."
+    )
+    residue_free: bool = Field(False, description="No grey or off-white residue on the backdrop away from the product.")
+    frameless: bool = Field(False, description="No border drawn round the image.")
 
 
 MARKETPLACE_PROFILES: dict[str, MarketplaceRules] = {
@@ -104,11 +119,12 @@ class QcThresholds(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     version: str = Field(
-        "2.1.0",
+        "2.2.0",
         description="Bump on any change; recorded in every QcReport and cache key. "
         "2.0.0: every limit recalibrated on the labelled corpus (bench/qc_calibration.py). "
         "2.1.0: halos judged against the compositing equation on the backdrop side (fail 0.05), "
-        "lost parts counted in the cut's bays only, the cut-in-two check (cut.split).",
+        "lost parts counted in the cut's bays only, the cut-in-two check (cut.split). "
+        "2.2.0: marketplace residue and drawn-border checks (market.residue, market.border).",
     )
     # --- analysis resolution (speed; the metrics say where they downsample) ---
     analysis_max_side: int = Field(
@@ -451,6 +467,47 @@ class QcThresholds(BaseModel):
     )
     fill_deviation: Limit = _hi(
         0.05, 0.10, "|fill - fill_target|: 0.80-0.90 for an 85 % target is normal composition latitude."
+    )
+    residue_levels: int = Field(
+        6,
+        ge=0,
+        le=255,
+        description="A far backdrop pixel more than this many levels off the required colour is residue: "
+        "JPEG q90 keeps a white backdrop within 2 levels away from edges; 6 levels is the faintest "
+        "grey a white page shows next to it.",
+    )
+    residue_clearance: float = Field(
+        0.08,
+        ge=0.0,
+        lt=1.0,
+        description="Residue is looked for this far from the product (share of the canvas's longest side): "
+        "imaging.compose's soft and hard shadows darken the white backdrop by more than residue_levels up "
+        "to 0.064 of the canvas from the product (box, ellipse and tall products at fill 0.85, light at "
+        "45/90/135 deg); at fill 0.85 a box product still leaves the corners to check.",
+    )
+    residue_clearance_floating: float = Field(
+        0.16,
+        ge=0.0,
+        lt=1.0,
+        description="The same for a floating shadow, which lies below the product with white between: "
+        "it reaches 0.144 of the canvas in the same measurement.",
+    )
+    background_residue: Limit = _hi(
+        0.0005,
+        0.002,
+        "Share of the far backdrop off white: clean white-backdrop renders read 0 (the compositor fills "
+        "it with the exact colour); a 20 px speck on a 2000 px canvas reads ~0.0002, a leftover backdrop "
+        "fragment or grey corner haze 0.01 and up.",
+    )
+    frame_max_px: int = Field(
+        32, ge=1, description="How deep into the canvas a drawn border is looked for, px from each edge."
+    )
+    frame_step: Limit = _hi(
+        12.0,
+        24.0,
+        "Median step between neighbouring rows/columns round all four sides: studio backdrops and "
+        "generated scenes read under 2 levels (smooth towards the edge); a drawn frame is a step of "
+        "25 levels and up on every side.",
     )
 
     # --- segmentation (read by tasks/score.py with imaging.segment.mask_confidence) ---

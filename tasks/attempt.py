@@ -109,7 +109,7 @@ def render_sku(
     with _stage("render", timings):
         for profile in profiles:
             composite, info = render_profile(job, cutout, profile, settings, params)
-            data = encode_for_profile(specs[profile], composite)
+            data = encode_for_profile(specs[profile], composite, provenance=info["digital_source_type"])
             sha = hashlib.sha256(data).hexdigest()
             path = store.ref(source.sha256, f"{sha[:16]}-{profile}.{specs[profile].extension}")
             if not store.exists(path):
@@ -143,7 +143,11 @@ def render_sku(
         str(work.mask_path),
         renders,
         [graded[p] for p in profiles],
-        {"segment": work.model, "upscale": cutout.upscaler},
+        {
+            "segment": work.model,
+            "upscale": cutout.upscaler,
+            "provenance": {r.profile: r.digital_source_type for r in renders},  # per render row (report.json)
+        },
         timings,
     )
 

@@ -120,6 +120,7 @@ class RenderInfo(Record):
     background: tuple[int, int, int] | None = None
     seed: int | None = None
     seconds: float = 0.0
+    digital_source_type: str | None = None  # IPTC provenance written into the file (imaging/provenance.py)
 
 
 class QcInfo(Record):

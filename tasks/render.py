@@ -15,6 +15,7 @@ from imaging.compose import compose_studio, crop_to_product, overlay_product, pr
 from imaging.decontaminate import decontaminate_edges
 from imaging.errors import WeightsMissing
 from imaging.profiles import ExportProfile, profile_canvas
+from imaging.provenance import digital_source_type
 from imaging.templates import get_template, load_templates
 from imaging.types import Composite, Placement, ShadowSpec
 from imaging.upscale import Upscaler, load_upscaler, upscale_to
@@ -159,8 +160,15 @@ def render_profile(
         shadow = template.to_shadow() if template.kind == "studio" else ShadowSpec("soft")
         if params.shadow_strength is not None:
             shadow = ShadowSpec(shadow.style, shadow.light_direction_deg, params.shadow_strength)
-        spec = profile_canvas(spec_profile, background, shadow, product_size=(x1 - x0, y1 - y0))
-        fill = params.fill or (template.fill if spec_profile.background == "template" else spec.fill)
+        fill = params.fill or (template.fill if spec_profile.background == "template" else spec_profile.fill)
+        spec = profile_canvas(
+            spec_profile,
+            background,
+            shadow,
+            product_size=(x1 - x0, y1 - y0),
+            source_product_px=max(x1 - x0, y1 - y0) / to_source.scale,  # crop px -> working-grid px
+            fill=fill,
+        )
         composite = compose_studio(
             rgb,
             alpha,
@@ -186,6 +194,7 @@ def render_profile(
         light_direction_deg=drawn.light_direction_deg if drawn else composite.meta.get("light_direction_deg"),
         background=tuple(composite.background.colour) if solid else None,
         seed=composite.meta.get("seed", params.seed),
+        digital_source_type=digital_source_type(template.kind, spec_profile.background),
     )
 
 

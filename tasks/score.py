@@ -30,6 +30,15 @@ def marketplace_rules(profile: ExportProfile) -> MarketplaceRules:
         max_megapixels=profile.max_megapixels,
         require_srgb=profile.icc,
         max_file_bytes=profile.max_bytes,
+        fill_range=(profile.min_fill or 0.0, profile.max_fill or 1.0)
+        if profile.min_fill is not None or profile.max_fill is not None
+        else None,
+        min_shortest_side=profile.min_short_side,
+        aspect_ratios=profile.aspect_ratios,
+        max_enlargement=profile.max_enlargement,
+        edge_clear=profile.edge_clear,
+        residue_free=profile.residue_free,
+        frameless=profile.frameless,
     )
 
 

@@ -7,6 +7,8 @@ from sqlalchemy import select
 
 from catalog.db import session_scope
 from catalog.models import Render
+from imaging.provenance import COMPOSITE_WITH_AI, read_digital_source_type
+from tasks.workdir import work_store
 from tests.conftest import EXAMPLES
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -57,7 +59,10 @@ def _manifest(tmp_path):
 def _run(manifest, out, settings):
     from flows.catalog_batch import catalog_batch
 
-    return catalog_batch(manifest=str(manifest), out_dir=str(out), settings=settings, profiles=["tiny-scene"])
+    # one SKU: a test whose SKU fails on purpose still wants the report back
+    return catalog_batch(
+        manifest=str(manifest), out_dir=str(out), settings=settings, profiles=["tiny-scene"], max_failed_share=1.0
+    )
 
 
 def test_lifestyle_template_runs_end_to_end(tmp_path, run_settings, tiny_weights):
@@ -76,8 +81,15 @@ def test_lifestyle_template_runs_end_to_end(tmp_path, run_settings, tiny_weights
         render = s.scalar(select(Render))
         assert render.template == "test_counter" and render.profile == "tiny-scene"
         assert render.seed is not None
+        stored = work_store(settings).get(render.uri)
+    # the generated scene says so in the file (IPTC DigitalSourceType, XMP) and in report.json
+    assert read_digital_source_type(stored) == COMPOSITE_WITH_AI
+    assert entry["qc"]["tiny-scene"]["provenance"] == COMPOSITE_WITH_AI
     if entry["state"] == "exported":
-        assert (tmp_path / "out" / "CUP-1" / "tiny-scene.jpg").stat().st_size > 0
+        shipped = (tmp_path / "out" / "CUP-1" / "tiny-scene.jpg").read_bytes()
+        assert read_digital_source_type(shipped) == COMPOSITE_WITH_AI
+        (export,) = [e for e in entry["exports"] if e["profile"] == "tiny-scene"]
+        assert export["provenance"] == COMPOSITE_WITH_AI and "source.resolution" in export["rules"]
 
 
 def test_lifestyle_without_weights_fails_the_sku_with_the_fix(tmp_path, run_settings):

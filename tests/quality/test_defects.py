@@ -17,6 +17,12 @@ EVERY_RULE = MarketplaceRules(
     max_megapixels=20.0,
     require_srgb=True,
     max_file_bytes=10**7,
+    fill_range=(0.5, 1.0),
+    min_shortest_side=100,
+    aspect_ratios=((1, 1),),
+    edge_clear=True,
+    residue_free=True,
+    frameless=True,
 )
 
 

@@ -47,10 +47,13 @@ def test_grey_border_is_all_impure():
 
 def test_product_fill():
     _, alpha = _canvas()
-    assert product_fill(alpha) == pytest.approx(100 / 300)
+    assert product_fill(alpha) == pytest.approx(100 / 200)  # 100 px of a 200 px high canvas
     tall = np.zeros((1000, 800), np.float32)
     tall[75:925, 300:500] = 1.0
     assert product_fill(tall) == pytest.approx(0.85)
+    wide_on_tall = np.zeros((2600, 1801), np.float32)  # Zalando's canvas, a wide product across it
+    wide_on_tall[1000:1600, 135:1666] = 1.0
+    assert product_fill(wide_on_tall) == pytest.approx(1531 / 1801)
     with pytest.raises(ValueError, match="empty"):
         product_fill(np.zeros((10, 10), np.float32))
 

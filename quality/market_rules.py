@@ -1,0 +1,238 @@
+"""Marketplace rules beyond purity and fill: frame edges, backdrop residue, drawn borders,
+aspect, shortest side, the fill range and "no upscaled images".
+
+Pure functions over the canvas (no I/O, no Prefect). The rule *values* come from
+``quality.thresholds.MarketplaceRules`` (one per export profile, built from
+``imaging.profiles.ExportProfile`` by tasks/score.py); ``market_rule_checks`` grades them
+into ``CheckResult``s for the gate. References: Amazon product image requirements (main
+image: product and shadow inside the frame, pure white backdrop), Google Merchant Center
+image requirements (no borders, product 75-90 % of the image, no upscaled images), eBay
+picture policy (no borders), Etsy listing photo guidance (2000 px shortest side, 4:3 or
+square).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+
+from quality._validate import check_pair
+from quality.checks import CheckResult, graded, rule
+from quality.defects import defect_of
+from quality.marketplace import product_fill
+from quality.thresholds import Limit, MarketplaceRules, QcThresholds
+
+if TYPE_CHECKING:
+    from quality.gate import QcEvidence
+
+__all__ = ["edge_touch", "background_residue", "frame_step", "aspect_error", "strict_enlargement", "market_rule_checks"]
+
+COVERED = 1.0 / 255.0  # product coverage that counts as product (one 8-bit level)
+
+
+def _off_colour(rgb: np.ndarray, colour: tuple[int, int, int], tolerance: int) -> np.ndarray:
+    lo = np.array([max(0, int(c) - tolerance) for c in colour], np.uint8)
+    hi = np.array([min(255, int(c) + tolerance) for c in colour], np.uint8)
+    return cv2.bitwise_not(cv2.inRange(rgb, lo, hi)) > 0
+
+
+def edge_touch(
+    output_rgb: np.ndarray,
+    output_alpha: np.ndarray,
+    colour: tuple[int, int, int],
+    *,
+    tolerance: int = 0,
+    validate: bool = True,
+) -> tuple[int, int]:
+    """Pixels on the canvas's outermost ring that are product, or backdrop off ``colour``
+    (a shadow or anything else reaching the frame edge): ``(product_px, other_px)``.
+
+    Inputs: ``output_rgb`` (H, W, 3) uint8 sRGB; ``output_alpha`` (H, W) float [0, 1];
+    ``colour`` the required backdrop, 8-bit sRGB; ``tolerance`` levels per channel.
+    Reference: Amazon main-image rules (the product and its shadow lie inside the frame).
+
+    >>> rgb = np.full((50, 50, 3), 255, np.uint8); alpha = np.zeros((50, 50), np.float32)
+    >>> rgb[49, 10:20] = 200; alpha[20:30, 0:5] = 1.0
+    >>> edge_touch(rgb, alpha, (255, 255, 255))
+    (10, 10)
+    """
+    output_rgb, output_alpha = check_pair("output_rgb", output_rgb, "output_alpha", output_alpha, validate, False)
+    ring = np.zeros(output_alpha.shape, bool)
+    ring[0, :] = ring[-1, :] = ring[:, 0] = ring[:, -1] = True
+    product = ring & (output_alpha >= COVERED)
+    other = ring & ~product & _off_colour(output_rgb, colour, tolerance)
+    return int(product.sum()), int(other.sum())
+
+
+def background_residue(
+    output_rgb: np.ndarray,
+    output_alpha: np.ndarray,
+    colour: tuple[int, int, int],
+    *,
+    levels: int,
+    clearance: float,
+    validate: bool = True,
+) -> float | None:
+    """Share of the far backdrop that is off ``colour`` by more than ``levels``: grey or
+    off-white residue (specks, leftovers of the old backdrop, a grey haze) away from the
+    product and the shadow the compositor draws next to it.
+
+    The far backdrop is every backdrop pixel (coverage < 1/255) more than ``clearance``
+    times the canvas's longest side away from the product. None when there is none.
+    Inputs as ``edge_touch``. Reference: Amazon main image (pure white background, no
+    props or residue).
+
+    >>> rgb = np.full((100, 100, 3), 255, np.uint8); alpha = np.zeros((100, 100), np.float32)
+    >>> alpha[40:60, 40:60] = 1.0; rgb[40:60, 40:60] = 30; rgb[2:4, 2:7] = 235
+    >>> round(background_residue(rgb, alpha, (255, 255, 255), levels=6, clearance=0.15), 4)
+    0.0013
+    """
+    output_rgb, output_alpha = check_pair("output_rgb", output_rgb, "output_alpha", output_alpha, validate, False)
+    if not 0.0 <= clearance < 1.0 or not 0 <= levels <= 255:
+        raise ValueError(f"need 0 <= clearance < 1 and 0 <= levels <= 255, got {clearance}, {levels}")
+    free = (output_alpha < COVERED).astype(np.uint8)
+    distance = cv2.distanceTransform(free, cv2.DIST_L2, 3)
+    far = distance > clearance * max(output_alpha.shape)
+    n = int(far.sum())
+    if n == 0:
+        return None
+    return int((far & _off_colour(output_rgb, colour, levels)).sum()) / n
+
+
+def frame_step(output_rgb: np.ndarray, output_alpha: np.ndarray, max_px: int, validate: bool = True) -> float:
+    """A border drawn round the image, in grey levels: for each side the largest median
+    step between neighbouring rows (or columns) of backdrop within ``max_px`` of the edge,
+    then the smallest over the four sides. A frame shows on every side; a scene's own
+    edge does not, and the product's outline is left out (steps next to product pixels,
+    coverage >= 1/255, do not count; a depth where under a quarter of the side is
+    backdrop is skipped).
+
+    Inputs: ``output_rgb`` (H, W, 3) uint8 sRGB; ``output_alpha`` (H, W) float [0, 1].
+    Reference: Google Merchant Center and eBay image rules (no borders).
+
+    >>> rgb = np.full((60, 80, 3), 240, np.uint8); alpha = np.zeros((60, 80), np.float32)
+    >>> frame_step(rgb, alpha, 8)
+    0.0
+    >>> rgb[:4], rgb[-4:], rgb[:, :4], rgb[:, -4:] = 90, 90, 90, 90
+    >>> frame_step(rgb, alpha, 8)
+    150.0
+    """
+    output_rgb, output_alpha = check_pair("output_rgb", output_rgb, "output_alpha", output_alpha, validate, False)
+    if min(output_alpha.shape) < 4:
+        raise ValueError(f"output_rgb must be at least 4 px on each side, got {output_alpha.shape}")
+    depth = max(1, min(max_px, min(output_alpha.shape) // 2 - 1))
+    product = output_alpha >= COVERED
+    turns = (lambda a: a, lambda a: a[::-1], lambda a: a.swapaxes(0, 1), lambda a: a.swapaxes(0, 1)[::-1])
+    per_side = []
+    for turn in turns:
+        band = turn(output_rgb)[: depth + 1].astype(np.int16)
+        covered = turn(product)[: depth + 1]
+        steps = np.abs(np.diff(band, axis=0)).max(axis=2)  # (depth, length)
+        free = ~(covered[:-1] | covered[1:])
+        best = 0.0
+        for row, ok in zip(steps, free, strict=True):
+            if ok.sum() >= 0.25 * ok.size:
+                best = max(best, float(np.median(row[ok])))
+        per_side.append(best)
+    return min(per_side)
+
+
+def aspect_error(size: tuple[int, int], ratios: tuple[tuple[int, int], ...]) -> float:
+    """Relative distance of ``size`` (w, h) from the nearest allowed ``w:h`` ratio.
+
+    >>> aspect_error((2000, 2000), ((1, 1), (4, 3))), round(aspect_error((1600, 900), ((4, 3),)), 4)
+    (0.0, 0.3333)
+    """
+    if not ratios or size[0] <= 0 or size[1] <= 0:
+        raise ValueError(f"need a positive size and at least one ratio, got {size}, {ratios}")
+    actual = size[0] / size[1]
+    return min(abs(actual / (a / b) - 1.0) for a, b in ratios)
+
+
+def strict_enlargement(th: QcThresholds, rules: MarketplaceRules) -> QcThresholds:
+    """The thresholds the source-resolution check uses for a profile that refuses upscaled
+    images (``rules.max_enlargement``): both enlargement limits become that factor, for
+    classical and learned upscaling alike (a learned upscaler's pixels are upscaled too).
+
+    >>> th = strict_enlargement(QcThresholds(), MarketplaceRules(name="g", max_enlargement=1.05))
+    >>> th.source_enlargement.fail, th.source_enlargement_learned.fail
+    (1.05, 1.05)
+    """
+    if rules.max_enlargement is None:
+        return th
+    strict = Limit(warn=rules.max_enlargement, fail=rules.max_enlargement)
+    return th.model_copy(update={"source_enlargement": strict, "source_enlargement_learned": strict})
+
+
+def _within(name: str, value: float, low: float, high: float, detail: str) -> CheckResult:
+    ok = low <= value <= high
+    return CheckResult(
+        name=name,
+        status="pass" if ok else "fail",
+        value=float(value),
+        detail=f"{detail} (allowed {low:g}..{high:g})",
+        reason="" if ok else defect_of(name).name,
+    )
+
+
+def market_rule_checks(ev: QcEvidence, th: QcThresholds, rules: MarketplaceRules) -> list[CheckResult]:
+    """The rules of ``rules`` that ``quality.checks.marketplace_checks`` does not grade."""
+    h, w = ev.output_alpha.shape
+    checks: list[CheckResult] = []
+    if rules.fill_range is not None:
+        fill = product_fill(ev.output_alpha, validate=False)
+        checks.append(_within("market.fill_range", fill, *rules.fill_range, "product box / canvas longest side"))
+    if rules.min_shortest_side is not None:
+        checks.append(
+            rule("market.min_short_side", min(h, w), None, f"shortest side {min(h, w)} px", rules.min_shortest_side)
+        )
+    if rules.aspect_ratios is not None:
+        allowed = ", ".join(f"{a}:{b}" for a, b in rules.aspect_ratios)
+        checks.append(
+            rule("market.aspect", aspect_error((w, h), rules.aspect_ratios), 0.01, f"{w}x{h} against {allowed}")
+        )
+    if rules.edge_clear:
+        colour = rules.background_rgb or (255, 255, 255)
+        product, other = edge_touch(
+            ev.output_rgb, ev.output_alpha, colour, tolerance=th.purity_tolerance, validate=False
+        )
+        what = "product" if product else "shadow or residue" if other else ""
+        checks.append(
+            CheckResult(
+                name="market.edge_clear",
+                status="fail" if what else "pass",
+                value=float(product + other),
+                detail=f"{product} product and {other} off-white pixels on the frame's outermost ring",
+                reason=f"{what} reaches the frame edge" if what else "",
+            )
+        )
+    if rules.residue_free:
+        colour = rules.background_rgb or (255, 255, 255)
+        floating = getattr(ev, "shadow_style", None) == "floating"
+        clearance = th.residue_clearance_floating if floating else th.residue_clearance
+        share = background_residue(
+            ev.output_rgb, ev.output_alpha, colour, levels=th.residue_levels, clearance=clearance, validate=False
+        )
+        checks.append(
+            graded(
+                "market.residue",
+                share,
+                th.background_residue,
+                f"share of the backdrop beyond {clearance:.0%} of the frame from the product "
+                f"that is more than {th.residue_levels} levels off white"
+                if share is not None
+                else "no backdrop far from the product",
+            )
+        )
+    if rules.frameless:
+        checks.append(
+            graded(
+                "market.border",
+                frame_step(ev.output_rgb, ev.output_alpha, th.frame_max_px, validate=False),
+                th.frame_step,
+                f"step round all four sides within {th.frame_max_px} px of the edge, grey levels",
+            )
+        )
+    return checks
