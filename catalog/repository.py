@@ -245,6 +245,14 @@ def open_review_round(session: Session, batch_id: str) -> int:
     return batch.review_round
 
 
+def kept_attempt(sku: Sku) -> int | None:
+    """The attempt a SKU entered review with (the best one, which export ships: not always
+    the newest, when a retry came out worse), from its review item; None before review."""
+    renders = ((sku.review_item or {}).get("outcome") or {}).get("renders") or []
+    attempt = (renders[0].get("params") or {}).get("attempt") if renders else None
+    return attempt if isinstance(attempt, int) else None
+
+
 def store_review_item(session: Session, sku_id: int, item: dict) -> Sku:
     """Keep what the SKU entered review with (renders, QC, work-file paths) as JSON."""
     sku = session.get(Sku, sku_id, with_for_update=True)
@@ -265,12 +273,14 @@ def batch_skus(session: Session, batch_id: str) -> list[Sku]:
     return list(session.scalars(select(Sku).where(Sku.batch_id == batch_id).order_by(Sku.position)))
 
 
-def latest_qc(session: Session, sku_id: int) -> list[tuple[Render, QcResult | None]]:
-    """The newest attempt's renders (one per profile) with their QC results."""
+def latest_qc(session: Session, sku_id: int, attempt: int | None = None) -> list[tuple[Render, QcResult | None]]:
+    """One attempt's renders (one per profile) with their QC results: ``attempt``'s when it
+    has renders (the attempt kept: ``kept_attempt``), else the newest attempt's."""
     renders = list(session.scalars(select(Render).where(Render.sku_id == sku_id).order_by(Render.id)))
     if not renders:
         return []
-    last = max(r.attempt for r in renders)
+    attempts = {r.attempt for r in renders}
+    last = attempt if attempt in attempts else max(attempts)
     out = []
     for render in (r for r in renders if r.attempt == last):
         qc = session.scalar(select(QcResult).where(QcResult.render_id == render.id).order_by(QcResult.id.desc()))

@@ -116,6 +116,13 @@ def test_render_and_qc_rows(database_url):
         latest = repo.latest_qc(s, sku_id)
         assert len(latest) == 1 and latest[0][0].attempt == 2 and latest[0][1].status == "pass"
         assert repo.batch_skus(s, "b1")[0].attempts == 2
+        row = repo.batch_skus(s, "b1")[0]
+        assert repo.kept_attempt(row) is None  # not reviewed yet: the newest attempt
+        # attempt 1 was kept (a retry came out worse): the report shows what export ships
+        repo.store_review_item(s, sku_id, {"outcome": {"renders": [{"params": {"attempt": 1}}]}})
+        kept = repo.latest_qc(s, sku_id, repo.kept_attempt(row))
+        assert len(kept) == 1 and kept[0][0].attempt == 1 and kept[0][1].status == "fail"
+        assert repo.latest_qc(s, sku_id, 7)[0][0].attempt == 2  # no such attempt: the newest
 
 
 def test_unreachable_database_gives_one_line_reason():

@@ -14,9 +14,11 @@ MODULES = [
     "exposure",
     "consistency",
     "thresholds",
+    "labels",
     "cut",
     "artefacts",
     "defects",
+    "market_rules",
 ]
 
 
