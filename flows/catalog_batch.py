@@ -7,6 +7,12 @@ Every SKU ends exported, rejected or failed-with-reason; the database says which
 that is not answered in time leaves its SKUs ``held`` (not exported, not lost): run the
 flow again with ``batch_id`` to continue that batch's review.
 
+The run's final state says what happened (catalog.states.run_verdict): ``Completed``,
+``Completed with rejections``, ``Held for review``, or ``Failed`` past ``max_failed_share``
+or when the batch could not run; the failure and crash hooks record the reason on the
+batch row. The report (report.json, the summary artifact) is written in every case but the
+last.
+
 The batch id is the flow run's id, so a suspended run that resumes (Prefect runs the flow
 again from the top) finds its own batch; the steps before the hold return their recorded
 results instead of writing again (see flows/review.py).
@@ -15,18 +21,28 @@ results instead of writing again (see flows/review.py).
 from __future__ import annotations
 
 from functools import partial
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from prefect import flow, get_run_logger, unmapped
 from prefect.runtime import flow_run
+from prefect.states import Completed, Failed, State
 from pydantic import Field
 
-from catalog.states import BatchState
+from catalog.states import BatchFailed, BatchState, RunVerdict, run_verdict
 from flows.dispatch import own_work_queue, render_all
+from flows.naming import batch_run_name, batch_tag, tag_this_run
 from flows.review import hold_for_review, require_deployment, review_items
 from flows.runner import bounded_task_runner
-from tasks.bookkeeping import prepare_batch, record_failures, record_sources, set_batch_state
+from tasks.artifacts import link_store, publish_report_links
+from tasks.bookkeeping import (
+    count_sku_states,
+    prepare_batch,
+    record_batch_failure,
+    record_failures,
+    record_sources,
+    set_batch_state,
+)
 from tasks.common import reason
 from tasks.export import check_destinations, export_sku
 from tasks.records import DestinationSpec, RunSettings
@@ -37,13 +53,43 @@ from tasks.score import score_batch_consistency
 from tasks.unpacked import remove_unpacked_archives
 from tasks.validate import validate_source
 
+# Task runs named by SKU code: validate-<SKU>, export-<SKU> (render-<SKU> in the shards).
+VALIDATE = validate_source.with_options(task_run_name="validate-{job.sku}")
+EXPORT = export_sku.with_options(task_run_name="export-{job.sku}")
+
+
+def record_failure_hook(flow: Any, run: Any, state: State) -> None:
+    """on_failure / on_crashed: the batch ends ``failed`` in the catalog with the run's
+    reason (a batch that already ended, or never started, keeps what it has)."""
+    parameters = run.parameters or {}
+    settings = parameters.get("settings")
+    if isinstance(settings, dict):
+        database_url = settings.get("database_url")
+    else:
+        database_url = getattr(settings, "database_url", None)
+    if not database_url:
+        return
+    batch_id = parameters.get("batch_id") or UUID(str(run.id)).hex
+    why = f"flow run {run.name} {state.name}: {state.message or 'no message'}"
+    record_batch_failure(database_url, batch_id, why[:2000])
+
+
+def final_state(verdict: RunVerdict, report: dict) -> State:
+    """The run's state, carrying the report: a direct call returns it when completed, and
+    raises ``BatchFailed`` (holding it) when failed."""
+    if verdict.kind == "failed":
+        return Failed(data=BatchFailed(verdict.message, report), message=verdict.message)
+    return Completed(data=report, name=verdict.name, message=verdict.message)
+
 
 @flow(
     name="catalog-batch",
-    flow_run_name="batch-{name}",
+    flow_run_name=batch_run_name,
     log_prints=False,
     persist_result=True,
     task_runner=bounded_task_runner(),
+    on_failure=[record_failure_hook],
+    on_crashed=[record_failure_hook],
 )
 def catalog_batch(
     manifest: str,
@@ -59,15 +105,17 @@ def catalog_batch(
     review_rounds: Annotated[int, Field(ge=1, le=10)] = 2,
     review_timeout_s: Annotated[int, Field(ge=1)] | None = 24 * 3600,
     thumbnail_store: str | None = None,
+    max_failed_share: Annotated[float, Field(ge=0.0, le=1.0)] = 0.2,
     batch_id: str | None = None,
-) -> dict:
+) -> State:
     """One batch, from manifest to exported images and report.
 
     Args:
         manifest: CSV (sku,image[,title,template,priority,shopify_product_id]), folder or ZIP.
         out_dir: where the report goes, and the images unless ``destinations`` says otherwise.
         settings: data dir, catalog database, models and QC settings for the workers.
-        name: the batch's name (runs are named ``batch-<name>``).
+        name: the batch's name: runs are named ``batch-<name>-<scheduled date>`` and tagged
+            ``batch:<name>``; the artifacts' keys end in it (``batch-summary-<name>``).
         template: the default scene template.
         profiles: export profiles rendered for every SKU.
         review_policy: auto (QC decides), hold-failures (QC failures wait for a person) or
@@ -80,9 +128,17 @@ def catalog_batch(
             SKUs stay held for a later run with ``batch_id``. Empty: no limit.
         thumbnail_store: an S3 destination block for review thumbnails (presigned URLs);
             default: thumbnails inline in the review artifact.
+        max_failed_share: the run ends Failed when more than this share (0..1) of the
+            batch's SKUs failed; below it, failures and rejections end it
+            ``Completed with rejections``.
         batch_id: continue this batch's review hold instead of starting a batch.
+
+    Returns the final state, carrying the report: ``Completed``, ``Completed with
+    rejections``, ``Held for review`` or ``Failed`` (a direct call returns the report for
+    the first three and raises for Failed; ``return_state=True`` gives the state).
     """
     logger = get_run_logger()
+    tag_this_run(batch_tag(name))
     profiles = list(profiles)
     destinations = destinations or [DestinationSpec()]
     db = settings.database_url
@@ -103,7 +159,7 @@ def catalog_batch(
     progress = start_progress(batch_id, name)
 
     # validating
-    checked = resolve(validate_source.map(jobs, unmapped(settings)))
+    checked = resolve(VALIDATE.map(jobs, unmapped(settings)))
     record_failures(db, {j.sku_id: reason("validate", r.error) for j, r in zip(jobs, checked, strict=True) if not r.ok})
     items = [ShardItem(job=j, source=r.value) for j, r in zip(jobs, checked, strict=True) if r.ok]
     record_sources(db, [i.source for i in items])
@@ -111,7 +167,7 @@ def catalog_batch(
     # processing: per SKU, in shards (in production each shard is a flow run on the GPU pool)
     set_batch_state(db, batch_id, BatchState.processing)
     queue = own_work_queue()  # urgent batches keep their shards on the urgent queue
-    outcomes = render_all(batch_id, items, profiles, settings, progress, shard_size, render_deployment, queue)
+    outcomes = render_all(batch_id, items, profiles, settings, progress, shard_size, render_deployment, queue, name)
     record_failures(db, {o.sku_id: o.reason for o in outcomes if o.status == "failed"})
 
     # qc: batch consistency across the rendered images
@@ -129,6 +185,7 @@ def catalog_batch(
         shard_size=shard_size,
         render_deployment=render_deployment,
         queue=queue,
+        batch_name=name,
     )
     held = hold_for_review(
         batch_id,
@@ -150,13 +207,14 @@ def catalog_batch(
             batch_id,
         )
         remove_unpacked_archives(jobs, settings)
-        return write_report(batch_id, out_dir, settings, consistency)
+        verdict = run_verdict(count_sku_states(db, batch_id), max_failed_share)
+        return _finish(batch_id, name, out_dir, settings, consistency, verdict, thumbnail_store)
 
     # exporting: exactly once per destination key and content
     set_batch_state(db, batch_id, BatchState.exporting)
     approved = approved_items(db, batch_id)
     exports = resolve(
-        export_sku.map(
+        EXPORT.map(
             [a.job for a in approved],
             [a.outcome for a in approved],
             unmapped(out_dir),
@@ -168,9 +226,31 @@ def catalog_batch(
         db, {a.job.sku_id: reason("export", r.error) for a, r in zip(approved, exports, strict=True) if not r.ok}
     )
 
-    set_batch_state(db, batch_id, BatchState.done)
+    # done, or failed when more SKUs failed than max_failed_share allows
+    verdict = run_verdict(count_sku_states(db, batch_id), max_failed_share)
+    if verdict.kind == "failed":
+        set_batch_state(db, batch_id, BatchState.failed, error=verdict.message)
+    else:
+        set_batch_state(db, batch_id, BatchState.done)
     remove_unpacked_archives(jobs, settings)  # ZIP manifests: the photos are in the work store
+    return _finish(batch_id, name, out_dir, settings, consistency, verdict, thumbnail_store)
+
+
+def _finish(
+    batch_id: str,
+    name: str,
+    out_dir: str,
+    settings: RunSettings,
+    consistency: dict,
+    verdict: RunVerdict,
+    thumbnail_store: str | None,
+) -> State:
+    """report.json/html and the contact sheet, their links, the summary; the final state."""
     report = write_report(batch_id, out_dir, settings, consistency)
-    publish_summary(report)
-    logger.info("batch %s done: %s", batch_id, report["counts"])
-    return report
+    published = publish_report_links(batch_id, name, out_dir, link_store(thumbnail_store), return_state=True)
+    links = published.result() if published.is_completed() else {}
+    if not links and published.is_failed():  # the report is on disk; only its links are missing
+        get_run_logger().warning("batch %s: report links not published: %s", batch_id, published.message)
+    publish_summary(report, f"{verdict.name} ({verdict.message})", links)
+    get_run_logger().info("batch %s: %s (%s)", batch_id, verdict.name, verdict.message)
+    return final_state(verdict, report)

@@ -3,21 +3,27 @@ flow run per shard on the GPU work pool (``run_deployment``) in production."""
 
 from __future__ import annotations
 
+import time
+from contextlib import nullcontext
 from uuid import UUID
 
-from prefect import get_run_logger
+from prefect import get_run_logger, tags
+from prefect.artifacts import update_progress_artifact
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterId
+from prefect.client.schemas.objects import FlowRun
 from prefect.context import FlowRunContext
 from prefect.deployments import run_deployment
-from prefect.exceptions import FlowRunWaitTimeout
-from prefect.flow_runs import wait_for_flow_run
-from prefect.utilities.asyncutils import run_coro_as_sync
+from prefect.exceptions import ObjectNotFound
 
+from flows.naming import batch_tag
 from flows.render_shard import render_shard
 from tasks.records import RunSettings
 from tasks.results import ShardItem, SkuOutcome
 from tasks.workdir import digest
 
-SHARD_TIMEOUT_S = 6 * 3600  # a shard that has not finished in six hours is reported, not awaited
+SHARD_TIMEOUT_S = 6 * 3600  # shards not finished six hours after they were queued are reported, not awaited
+SHARD_POLL_S = 2.0
 
 
 def own_work_queue() -> str | None:
@@ -35,16 +41,22 @@ def render_all(
     shard_size: int,
     render_deployment: str | None,
     queue: str | None = None,
+    batch_name: str = "",
 ) -> list[SkuOutcome]:
-    """Every item's outcome, in order. A shard run that crashed or timed out fails its SKUs
-    with the reason; nothing is dropped."""
+    """Every item's outcome, in order. A shard run that crashed or did not finish by the
+    batch's deadline fails its SKUs with the reason; nothing is dropped. The progress bar
+    moves here, as shards finish, and only forward."""
     shards = [items[i : i + shard_size] for i in range(0, len(items), shard_size)]
+    bar = Progress(progress, len(items))
     if render_deployment is None:
         outcomes: list[SkuOutcome] = []
-        for index, shard in enumerate(shards):
-            outcomes += render_shard(batch_id, index, shard, profiles, settings, progress, len(outcomes), len(items))
+        with tags(batch_tag(batch_name)) if batch_name else nullcontext():
+            for index, shard in enumerate(shards):
+                outcomes += render_shard(batch_id, index, shard, profiles, settings, batch_name)
+                bar.advance(len(outcomes))
         return outcomes
     logger = get_run_logger()
+    require_deployment(render_deployment)
     runs = []
     for index, shard in enumerate(shards):  # all shards queued at once; the pool's limit paces them
         runs.append(
@@ -53,6 +65,7 @@ def render_all(
                 timeout=0,
                 as_subflow=True,
                 work_queue_name=queue,
+                tags=[batch_tag(batch_name)] if batch_name else None,
                 idempotency_key=f"{batch_id}-shard-{index}-{shard_key(shard)}",
                 parameters=dict(
                     batch_id=batch_id,
@@ -60,27 +73,82 @@ def render_all(
                     items=shard,
                     profiles=profiles,
                     settings=settings,
-                    progress_artifact_id=progress,
-                    done_before=index * shard_size,
-                    total=len(items),
+                    batch_name=batch_name,
                 ),
             )
         )
     logger.info("batch %s: %s shard runs queued on %s", batch_id, len(runs), render_deployment)
+    results = wait_for_shards([run.id for run in runs], [len(shard) for shard in shards], bar)
     outcomes = []
-    for shard, run in zip(shards, runs, strict=True):
-        try:  # wait_for_flow_run is async-only in Prefect 3.8
-            finished = run_coro_as_sync(wait_for_flow_run(run.id, timeout=SHARD_TIMEOUT_S))
-        except FlowRunWaitTimeout:
+    for shard, run, finished in zip(shards, runs, results, strict=True):
+        if finished is not None and finished.state is not None and finished.state.is_completed():
+            outcomes += finished.state.result()
+        elif finished is None:
             why = f"render shard run {run.name} did not finish within {SHARD_TIMEOUT_S} s"
             outcomes += [SkuOutcome.failed(item.job.sku_id, why) for item in shard]
-            continue
-        if finished.state is not None and finished.state.is_completed():
-            outcomes += finished.state.result()
         else:
             why = f"render shard run {finished.name} ended {finished.state.name if finished.state else 'unknown'}"
             outcomes += [SkuOutcome.failed(item.job.sku_id, why) for item in shard]
     return outcomes
+
+
+def require_deployment(name: str) -> None:
+    """The shards' deployment must exist before anything is queued: else the batch cannot
+    run, and its reason says which deployment is missing."""
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_deployment_by_name(name)
+        except ObjectNotFound:
+            raise ValueError(
+                f"render deployment {name!r} does not exist on this Prefect server (prefect deploy --all)"
+            ) from None
+
+
+def wait_for_shards(run_ids: list[UUID], sizes: list[int], bar: Progress) -> list[FlowRun | None]:
+    """Poll the shard runs until each is final or the batch's one deadline (SHARD_TIMEOUT_S
+    from now) passes; the progress bar counts the SKUs of the finished shards. A run still
+    going at the deadline is None."""
+    deadline = time.monotonic() + SHARD_TIMEOUT_S
+    finished: dict[int, FlowRun] = {}
+    with get_client(sync_client=True) as client:
+        while len(finished) < len(run_ids) and time.monotonic() < deadline:
+            for index, run_id in enumerate(run_ids):
+                if index in finished:
+                    continue
+                run = client.read_flow_run(run_id)
+                if run.state is not None and run.state.is_final():
+                    finished[index] = run
+                    bar.advance(sum(sizes[i] for i in finished))
+            if len(finished) < len(run_ids):
+                time.sleep(SHARD_POLL_S)
+    return [finished.get(index) for index in range(len(run_ids))]
+
+
+class Progress:
+    """The batch's progress artifact, moved only forward: a replayed run (after a review
+    resumes) or a late update never moves the bar back."""
+
+    def __init__(self, artifact_id: UUID | None, total: int):
+        self.artifact_id, self.total, self.shown = artifact_id, total, None
+
+    def advance(self, done: int) -> None:
+        if self.artifact_id is None or not self.total:
+            return
+        if self.shown is None:
+            self.shown = _current_progress(self.artifact_id)
+        value = min(100.0, 100.0 * done / self.total)
+        if value > self.shown:
+            update_progress_artifact(self.artifact_id, progress=value)
+            self.shown = value
+
+
+def _current_progress(artifact_id: UUID) -> float:
+    with get_client(sync_client=True) as client:
+        (artifact,) = client.read_artifacts(artifact_filter=ArtifactFilter(id=ArtifactFilterId(any_=[artifact_id])))
+    try:
+        return float(artifact.data)
+    except (TypeError, ValueError):
+        return 0.0
 
 
 def shard_key(shard: list[ShardItem]) -> str:

@@ -9,14 +9,9 @@ unless no re-render can fix it; every attempt is recorded and the best one is ke
 
 from __future__ import annotations
 
-from contextlib import nullcontext
-from uuid import UUID
-
 from prefect import flow, get_run_logger
-from prefect.artifacts import update_progress_artifact
-from prefect.concurrency.sync import concurrency
-from prefect.context import FlowRunContext
 
+from flows.naming import shard_run_name
 from flows.runner import bounded_task_runner
 from tasks.adjust import next_params
 from tasks.attempt import render_sku, work_files_present
@@ -25,12 +20,13 @@ from tasks.common import reason
 from tasks.records import RenderParams, RunSettings
 from tasks.results import ShardItem, SkuOutcome, add_timings, best_attempt, resolve
 
-GPU_SLOTS = "gpu-slots"
+# Task runs named by SKU code (the attempt shows in the run's task list as render-<SKU>).
+RENDER = render_sku.with_options(task_run_name="render-{job.sku}")
 
 
 @flow(
     name="render-shard",
-    flow_run_name="render-{batch_id}-{shard_index}",
+    flow_run_name=shard_run_name,
     log_prints=False,
     persist_result=True,
     task_runner=bounded_task_runner(),
@@ -41,36 +37,30 @@ def render_shard(
     items: list[ShardItem],
     profiles: list[str],
     settings: RunSettings,
-    progress_artifact_id: UUID | None = None,
-    done_before: int = 0,
-    total: int = 0,
+    batch_name: str = "",
 ) -> list[SkuOutcome]:
+    """The shard's outcomes, one per item, in order. ``batch_name`` names the run
+    (``render-<batch name>-<date>-<index>``). The GPU cap is the GPU pool's concurrency
+    limit (infra/bootstrap.py), not a slot taken here; the batch moves its progress bar as
+    shards finish."""
     logger = get_run_logger()
     outcomes: dict[int, SkuOutcome] = {}
     params = {item.job.sku_id: item.params or RenderParams() for item in items}
     live = {item.job.sku_id: item for item in items}
-    # A shard run deployed on the GPU pool holds one of the global "gpu-slots" (created by
-    # infra/bootstrap.py). In-process (a subflow of the batch run: no deployment of its own)
-    # there is nothing to share.
-    context = FlowRunContext.get()
-    deployed = bool(context and context.flow_run and context.flow_run.deployment_id)
-    slot = concurrency(GPU_SLOTS, occupy=1, strict=True) if deployed else nullcontext()
-    with slot:
-        while live:
-            logger.info("shard %s: rendering %s SKUs", shard_index, len(live))
-            finished = _attempt(live, params, profiles, settings, outcomes)
-            outcomes.update({i: best_attempt(outcomes.get(i), o) for i, o in finished.items()})
-            for sku_id, outcome in finished.items():
-                following = (
-                    next_params(params[sku_id], outcome.failing)
-                    if outcome.status == "qc_failed" and params[sku_id].attempt < settings.max_attempts
-                    else None
-                )
-                if following is None:  # passed, failed, out of attempts, or nothing a re-render can fix
-                    live.pop(sku_id)
-                else:
-                    params[sku_id] = following
-            _progress(progress_artifact_id, done_before + len(items) - len(live), total)
+    while live:
+        logger.info("shard %s: rendering %s SKUs", shard_index, len(live))
+        finished = _attempt(live, params, profiles, settings, outcomes)
+        outcomes.update({i: best_attempt(outcomes.get(i), o) for i, o in finished.items()})
+        for sku_id, outcome in finished.items():
+            following = (
+                next_params(params[sku_id], outcome.failing)
+                if outcome.status == "qc_failed" and params[sku_id].attempt < settings.max_attempts
+                else None
+            )
+            if following is None:  # passed, failed, out of attempts, or nothing a re-render can fix
+                live.pop(sku_id)
+            else:
+                params[sku_id] = following
     return [outcomes[item.job.sku_id] for item in items]
 
 
@@ -80,7 +70,7 @@ def _attempt(items: dict[int, ShardItem], params, profiles, settings, earlier) -
     failed). Timings add up over the attempts; one database transaction per round."""
     ids = list(items)
 
-    def submit(sku_ids, task=render_sku):
+    def submit(sku_ids, task=RENDER):
         return resolve([task.submit(items[i].job, items[i].source, params[i], profiles, settings) for i in sku_ids])
 
     results = dict(zip(ids, submit(ids), strict=True))
@@ -88,7 +78,7 @@ def _attempt(items: dict[int, ShardItem], params, profiles, settings, earlier) -
     # computed again, never a failure.
     stale = [i for i, r in results.items() if r.ok and r.cached and not work_files_present(r.value, settings)]
     if stale:
-        results.update(zip(stale, submit(stale, render_sku.with_options(refresh_cache=True)), strict=True))
+        results.update(zip(stale, submit(stale, RENDER.with_options(refresh_cache=True)), strict=True))
     outcomes: dict[int, SkuOutcome] = {}
     for sku_id, result in results.items():
         if not result.ok:
@@ -105,8 +95,3 @@ def _attempt(items: dict[int, ShardItem], params, profiles, settings, earlier) -
     if failures:
         record_failures(settings.database_url, failures)
     return outcomes
-
-
-def _progress(artifact_id: UUID | None, done: int, total: int) -> None:
-    if artifact_id is not None and total:
-        update_progress_artifact(artifact_id, progress=min(100.0, 100.0 * done / total))

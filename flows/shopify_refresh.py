@@ -18,7 +18,9 @@ from datetime import UTC, datetime, timedelta
 from prefect import flow, get_run_logger, runtime
 from prefect.client.orchestration import get_client
 from prefect.deployments import run_deployment
+from prefect.states import Failed
 
+from catalog.states import BatchFailed
 from flows.catalog_batch import catalog_batch
 from tasks.records import DestinationSpec, RunSettings
 from tasks.refresh import (
@@ -67,7 +69,7 @@ def shopify_refresh(
     image = fetch_product_image(image_urls, str(folder), max_image_bytes, allow_private_urls)
     sku = f"{shop.removesuffix('.myshopify.com')}-{product_id}"
     manifest = write_refresh_manifest(image, sku, product_id)
-    report = catalog_batch(
+    batch = catalog_batch(
         manifest=manifest,
         out_dir=out_dir,
         settings=settings,
@@ -76,9 +78,18 @@ def shopify_refresh(
         profiles=list(profiles),
         render_deployment=render_deployment,
         destinations=destinations,
+        return_state=True,
     )
-    logger.info("product %s: %s", product_id, report["counts"])
-    return {"status": "done", "sku": sku, "batch_id": report["batch_id"], "counts": report["counts"]}
+    report = batch.result(raise_on_failure=False)
+    if isinstance(report, BatchFailed):  # it ran, and too many of its SKUs failed
+        report = report.report
+    elif isinstance(report, BaseException):  # the batch could not run
+        raise report
+    logger.info("product %s: %s (%s)", product_id, batch.name, batch.message)
+    summary = {"status": "done", "sku": sku, "batch_id": report["batch_id"], "counts": report["counts"]}
+    if batch.is_failed():  # the SKU failed: so does the refresh, with the batch's reason
+        return Failed(data=BatchFailed(batch.message, {**summary, "status": "failed"}), message=batch.message)
+    return summary
 
 
 def _hand_over(plan: RefreshPlan) -> dict | None:

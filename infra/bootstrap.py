@@ -1,6 +1,6 @@
 """Create, or bring up to date, what Lightbox's deployments need on a Prefect server.
 
-    python -m infra.bootstrap [--pool-type process|kubernetes|docker] [--gpu-slots 1]
+    python -m infra.bootstrap [--pool-type process|kubernetes|docker] [--gpu-slots 1] [--cpu-runs 4]
                               [--data-dir .lightbox] [--model-dir DIR] [--gpu-device cpu|cuda]
                               [--database-url URL] [--export-dir DIR] [--dry-run]
 
@@ -9,10 +9,17 @@ differs, so a second run reports every line ``unchanged`` and changes nothing.
 
 * work pools ``lightbox-cpu`` and ``lightbox-gpu`` with the base job templates in
   ``infra/job_templates/`` (``process-*.json`` for one machine; Kubernetes and Docker
-  templates with ``--pool-type``); the GPU pool's concurrency limit is ``--gpu-slots``;
-* work queues ``urgent``, ``standard``, ``backfill`` with priorities 1, 2, 3 on each pool
-  (Prefect keeps priorities unique and sequential: the pool's ``default`` queue ends last);
-* the global concurrency limit ``gpu-slots`` (``--gpu-slots`` slots) for GPU work;
+  templates with ``--pool-type``); the CPU pool's concurrency limit is ``--cpu-runs``, the
+  GPU pool's ``--gpu-slots`` (the one GPU cap: a ``gpu-slots`` global limit an older
+  bootstrap made is removed);
+* work queues ``urgent``, ``standard``, ``nightly``, ``backfill`` with priorities 1-4 on
+  each pool (Prefect keeps priorities unique and sequential: the pool's ``default`` queue
+  ends last); on the CPU pool ``nightly`` and ``backfill`` may run one flow run each, so
+  nightly batches and backfills never hold more than two of ``--cpu-runs`` (>= 3) slots
+  and urgent and Shopify-triggered runs always find one;
+* with ``LIGHTBOX_ALERT_WEBHOOK_URL`` set: the notification block ``custom-webhook/
+  lightbox-alerts`` (Prefect's generic webhook; the URL kept among its secrets) and two
+  automations: a catalog batch Failed or Crashed, and one waiting for review;
 * the variables ``lightbox_data_dir`` (work files, caches) and ``lightbox_inbox`` (the
   folder the nightly batch reads), which prefect.yaml reads at deploy time;
 * the Lightbox block types, and the blocks the deployments name: ``CatalogDatabase``
@@ -22,7 +29,8 @@ differs, so a second run reports every line ``unchanged`` and changes nothing.
 
 Secrets come from the environment only (never flags, which ``ps`` shows):
 ``LIGHTBOX_DATABASE_URL``, ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``,
-``LIGHTBOX_SHOPIFY_ACCESS_TOKEN``, ``LIGHTBOX_SHOPIFY_WEBHOOK_SECRET``. Output names
+``LIGHTBOX_SHOPIFY_ACCESS_TOKEN``, ``LIGHTBOX_SHOPIFY_WEBHOOK_SECRET``,
+``LIGHTBOX_ALERT_WEBHOOK_URL`` (a chat webhook URL often is its own token). Output names
 objects and what happened to them, never a value; an error message has the database URL
 shown without its password, and any secret's value masked (``scrub``).
 """
@@ -38,35 +46,41 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import yaml
 from prefect.blocks.core import Block
 from prefect.client.orchestration import PrefectClient, get_client
 from prefect.client.schemas.actions import (
-    GlobalConcurrencyLimitCreate,
-    GlobalConcurrencyLimitUpdate,
     VariableCreate,
     VariableUpdate,
     WorkPoolCreate,
     WorkPoolUpdate,
 )
+from prefect.events.schemas.automations import AutomationCore
 from prefect.exceptions import ObjectNotFound
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from catalog.db import redacted
 from catalog.db import scrub as scrub_url
-from infra.desired import block_types, desired_blocks, stack_variables
+from infra.desired import ALERT_BLOCK, alert_block, block_types, desired_automations, desired_blocks, stack_variables
 
 TEMPLATES = Path(__file__).parent / "job_templates"
 POOLS = {"lightbox-cpu": "cpu", "lightbox-gpu": "gpu"}
 QUEUES = {  # name -> (priority, description)
     "urgent": (1, "Urgent SKUs and Shopify refreshes marked urgent: taken before anything else"),
-    "standard": (2, "Day-time small batches, Shopify refreshes, the nightly batch"),
-    "backfill": (3, "Re-shoots of whole catalogs: only when nothing else waits"),
+    "standard": (2, "Shopify refreshes, day-time batches, batches planned into the off-peak window"),
+    "nightly": (3, "The nightly batch: one run at a time on the CPU pool"),
+    "backfill": (4, "Re-shoots of whole catalogs: one run at a time, only when nothing else waits"),
 }
-GPU_SLOTS = "gpu-slots"
+# Flow runs at once per (pool role, queue); absent: no limit of its own. Nightly batches and
+# backfills take at most two CPU slots; the rest stay free for urgent and standard runs.
+QUEUE_LIMITS = {("cpu", "nightly"): 1, ("cpu", "backfill"): 1}
+MIN_CPU_RUNS = 1 + sum(QUEUE_LIMITS.values())
+OLD_GPU_LIMIT = "gpu-slots"  # the global limit older bootstraps made: the GPU pool's limit replaces it
 SECRET_VARIABLES = (
+    "LIGHTBOX_ALERT_WEBHOOK_URL",
     "AWS_SECRET_ACCESS_KEY",
     "AWS_SESSION_TOKEN",
     "LIGHTBOX_SHOPIFY_ACCESS_TOKEN",
@@ -137,36 +151,82 @@ async def ensure_pool(
 
 
 async def ensure_queue(
-    client: PrefectClient, pool: str, name: str, priority: int, description: str, dry_run: bool
+    client: PrefectClient, pool: str, name: str, priority: int, description: str, limit: int | None, dry_run: bool
 ) -> Change:
     label = f"{pool}/{name}"
     try:
         queue = await client.read_work_queue_by_name(name, work_pool_name=pool)
     except ObjectNotFound:
         if not dry_run:
-            await client.create_work_queue(name, description=description, priority=priority, work_pool_name=pool)
+            await client.create_work_queue(
+                name, description=description, priority=priority, work_pool_name=pool, concurrency_limit=limit
+            )
         return Change("work queue", label, "skipped" if dry_run else "created")
-    if queue.priority == priority and queue.description == description:
+    if (queue.priority, queue.description, queue.concurrency_limit) == (priority, description, limit):
         return Change("work queue", label, "unchanged")
     if not dry_run:
-        await client.update_work_queue(queue.id, priority=priority, description=description)
+        await client.update_work_queue(queue.id, priority=priority, description=description, concurrency_limit=limit)
     return Change("work queue", label, "skipped" if dry_run else "updated")
 
 
-async def ensure_limit(client: PrefectClient, name: str, limit: int, dry_run: bool) -> Change:
+async def remove_limit(client: PrefectClient, name: str, dry_run: bool) -> Change | None:
+    """Delete a global concurrency limit this bootstrap no longer wants; None if absent."""
     try:
-        current = await client.read_global_concurrency_limit_by_name(name)
+        await client.read_global_concurrency_limit_by_name(name)
     except ObjectNotFound:
-        if not dry_run:
-            await client.create_global_concurrency_limit(
-                GlobalConcurrencyLimitCreate(name=name, limit=limit, active=True)
-            )
-        return Change("concurrency limit", name, "skipped" if dry_run else "created")
-    if current.limit == limit and current.active:
-        return Change("concurrency limit", name, "unchanged")
+        return None
     if not dry_run:
-        await client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(limit=limit, active=True))
-    return Change("concurrency limit", name, "skipped" if dry_run else "updated")
+        await client.delete_global_concurrency_limit_by_name(name)
+    return Change("concurrency limit", name, "skipped" if dry_run else "removed")
+
+
+def _comparable(automation: Any) -> dict:
+    """An automation's definition without the ids and timestamps the server adds."""
+
+    def strip(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if k != "id"}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+
+    data = automation.model_dump(mode="json", include=set(AutomationCore.model_fields))
+    data["trigger"]["expect"] = sorted(data["trigger"]["expect"])
+    data["trigger"]["after"] = sorted(data["trigger"]["after"])
+    return strip(data)
+
+
+async def ensure_automation(client: PrefectClient, wanted: AutomationCore, dry_run: bool) -> Change:
+    """One automation per name: created, or replaced in place when its definition drifted."""
+    found = await client.read_automations_by_name(wanted.name)
+    if found and _comparable(found[0]) == _comparable(wanted):
+        return Change("automation", wanted.name, "unchanged")
+    if not dry_run:
+        if found:
+            await client.update_automation(found[0].id, wanted)
+        else:
+            await client.create_automation(wanted)
+    return Change("automation", wanted.name, "skipped" if dry_run else ("updated" if found else "created"))
+
+
+async def ensure_alerts(client: PrefectClient, env: dict[str, str], dry_run: bool) -> list[Change]:
+    """The alert block and the automations that notify through it (none without a URL)."""
+    from prefect.blocks.notifications import CustomWebhookNotificationBlock
+
+    block = alert_block(env)
+    if block is None:
+        return []
+    changes = [await ensure_block_type(client, CustomWebhookNotificationBlock, dry_run)]
+    changes.append(await ensure_block(client, block, ALERT_BLOCK, dry_run))
+    try:
+        document = await client.read_block_document_by_name(
+            ALERT_BLOCK, block.get_block_type_slug(), include_secrets=False
+        )
+    except ObjectNotFound:  # --dry-run before the first run: nothing to point the actions at
+        return changes + [Change("automation", a.name, "skipped") for a in desired_automations(uuid4())]
+    for automation in desired_automations(document.id):
+        changes.append(await ensure_automation(client, automation, dry_run))
+    return changes
 
 
 async def ensure_variable(client: PrefectClient, name: str, value: str, dry_run: bool) -> Change:
@@ -259,20 +319,24 @@ async def bootstrap(args: argparse.Namespace, env: dict[str, str]) -> list[Chang
             raise RuntimeError(f"the Prefect API at {client.api_url} does not answer: {unhealthy}")
         for pool, role in POOLS.items():
             template = template_for(args.pool_type, role)
-            slots = args.gpu_slots if role == "gpu" else None
+            slots = args.gpu_slots if role == "gpu" else args.cpu_runs
             changes.append(await ensure_pool(client, pool, args.pool_type, template, slots, args.dry_run))
+            pool_planned = args.dry_run and changes[-1].action == "skipped"
             for queue, (priority, description) in QUEUES.items():
-                if args.dry_run and changes[-1].action == "skipped":
+                if pool_planned:
                     changes.append(Change("work queue", f"{pool}/{queue}", "skipped"))
                     continue
-                changes.append(await ensure_queue(client, pool, queue, priority, description, args.dry_run))
-        changes.append(await ensure_limit(client, GPU_SLOTS, args.gpu_slots, args.dry_run))
+                limit = QUEUE_LIMITS.get((role, queue))
+                changes.append(await ensure_queue(client, pool, queue, priority, description, limit, args.dry_run))
+        removed = await remove_limit(client, OLD_GPU_LIMIT, args.dry_run)
+        changes += [removed] if removed else []
         for name, value in stack_variables(args).items():
             changes.append(await ensure_variable(client, name, value, args.dry_run))
         for cls in block_types():
             changes.append(await ensure_block_type(client, cls, args.dry_run))
         for block, name in blocks:
             changes.append(await ensure_block(client, block, name, args.dry_run))
+        changes += await ensure_alerts(client, env, args.dry_run)
     changes.append(await ensure_catalog_schema(blocks[0][0], args.dry_run))
     return changes
 
@@ -285,8 +349,13 @@ def parser() -> argparse.ArgumentParser:
         default="process",
         help="work pool type and job templates (default: process, one machine)",
     )
+    p.add_argument("--gpu-slots", type=int, default=1, help="GPU flow runs at once: the GPU pool's concurrency limit")
     p.add_argument(
-        "--gpu-slots", type=int, default=1, help="GPU flow runs at once: the gpu-slots limit and the GPU pool's limit"
+        "--cpu-runs",
+        type=int,
+        default=4,
+        help=f"CPU flow runs at once: the CPU pool's concurrency limit (>= {MIN_CPU_RUNS}: nightly and backfill "
+        "take one each at most, the rest stays for urgent and standard runs)",
     )
     p.add_argument(
         "--data-dir",
@@ -340,6 +409,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.gpu_slots < 1:
         sys.stderr.write(f"bootstrap: --gpu-slots must be >= 1, got {args.gpu_slots}\n")
+        return 2
+    if args.cpu_runs < MIN_CPU_RUNS:
+        sys.stderr.write(
+            f"bootstrap: --cpu-runs must be >= {MIN_CPU_RUNS} (nightly and backfill runs must leave a slot "
+            f"for urgent and standard ones), got {args.cpu_runs}\n"
+        )
         return 2
     env = dict(os.environ)
     if _has_password(env.get("LIGHTBOX_DATABASE_URL", "")):

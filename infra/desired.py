@@ -4,8 +4,13 @@ variables prefect.yaml names. Secrets come from the environment only."""
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+from uuid import UUID
 
 from prefect.blocks.core import Block
+
+if TYPE_CHECKING:
+    from prefect.events.schemas.automations import AutomationCore
 
 
 def stack_variables(args: argparse.Namespace) -> dict[str, str]:
@@ -86,3 +91,71 @@ def desired_blocks(args: argparse.Namespace, env: dict[str, str]) -> list[tuple[
             fields["api_version"] = env["LIGHTBOX_SHOPIFY_API_VERSION"]
         blocks.append((ShopifyStore(**fields), "store"))
     return blocks
+
+
+# --- alerts: a notification block and the automations that use it -----------------------
+
+ALERT_BLOCK = "lightbox-alerts"
+ALERT_URL_ENV = "LIGHTBOX_ALERT_WEBHOOK_URL"  # may carry a token: a secret, never printed
+BATCH_FLOW = "catalog-batch"
+NOTIFICATION_BODY = (
+    "Flow run {{ flow.name }}/{{ flow_run.name }} is {{ flow_run.state.name }}.\n"
+    "{{ flow_run.state.message }}\n"
+    "Flow run: {{ flow_run|ui_url }}"
+)
+
+
+def alert_block(env: dict[str, str]) -> Block | None:
+    """Prefect's generic webhook notification block, POSTing ``{"subject", "body"}`` as JSON
+    to ``$LIGHTBOX_ALERT_WEBHOOK_URL``. The URL is kept among the block's secrets (shown as
+    ``{{alertUrl}}``), so neither the UI nor an API read shows it. None when unset."""
+    from prefect.blocks.notifications import CustomWebhookNotificationBlock
+
+    url = env.get(ALERT_URL_ENV, "")
+    if not url:
+        return None
+    return CustomWebhookNotificationBlock(
+        name="Lightbox alerts",
+        url="{{alertUrl}}",
+        method="POST",
+        json_data={"subject": "{{subject}}", "body": "{{body}}"},
+        secrets={"alertUrl": url},
+    )
+
+
+def desired_automations(block_document_id: UUID) -> list[AutomationCore]:
+    """Notify through the alert block when a catalog-batch run ends Failed or Crashed, and
+    when one waits for review: ``Suspended`` (the hold; Prefect's own name, which its
+    workers watch for) or ``Held for review`` (review rounds used up, SKUs still held)."""
+    from prefect.events.actions import SendNotification
+    from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
+
+    def on(states: list[str]) -> EventTrigger:
+        return EventTrigger(
+            match={"prefect.resource.id": "prefect.flow-run.*"},
+            match_related={"prefect.resource.role": "flow", "prefect.resource.name": BATCH_FLOW},
+            expect={f"prefect.flow-run.{state}" for state in states},
+            posture=Posture.Reactive,
+            threshold=1,
+            within=0,
+        )
+
+    def notify(subject: str) -> SendNotification:
+        return SendNotification(block_document_id=block_document_id, subject=subject, body=NOTIFICATION_BODY)
+
+    return [
+        AutomationCore(
+            name="lightbox-batch-failed",
+            description="A catalog batch ended Failed (could not run, or too many SKUs failed) or Crashed.",
+            trigger=on(["Failed", "Crashed"]),
+            actions=[notify("Lightbox batch {{ flow_run.name }}: {{ flow_run.state.name }}")],
+            tags=["lightbox"],
+        ),
+        AutomationCore(
+            name="lightbox-batch-awaits-review",
+            description="A catalog batch holds SKUs for a person (suspended with the form, or held after its rounds).",
+            trigger=on(["Suspended", "Held for review"]),
+            actions=[notify("Lightbox batch {{ flow_run.name }} waits for review")],
+            tags=["lightbox"],
+        ),
+    ]

@@ -11,7 +11,9 @@ started is stopped again and the log to read is named.
 
 ``down`` stops the workers first (a process worker ignores SIGTERM once its server is
 gone), then the receiver, then the server: SIGTERM to each process group, SIGKILL after
-``STOP_TIMEOUT_S``; the pid files are removed. A flow run still running is ended with its
+``STOP_TIMEOUT_S``; the pid files are removed. A worker's flow-run processes (each in a
+session of its own) get SIGTERM too, and a worker still alive after ``WORKER_GRACE_S``
+a second one (``stop_worker``). A flow run still running is ended with its
 worker; before the server stops, such runs are marked Crashed with the reason (Prefect
 would otherwise show them Running for ever). Running one again reuses every finished step
 from the cache.
@@ -21,7 +23,8 @@ Settings (environment): ``LIGHTBOX_STACK_HOME`` (default ``.lightbox/stack``),
 (``.lightbox/models``), ``LIGHTBOX_DATABASE_URL`` (the catalog; default SQLite in the
 stack's data folder), ``LIGHTBOX_SHOPIFY_WEBHOOK_SECRET`` (else one is generated into
 ``<home>/webhook-secret``, mode 0600), ``LIGHTBOX_GPU_SLOTS`` (1), ``LIGHTBOX_CPU_RUNS``
-(flow runs at once on the CPU worker, 2). Only the standard library is imported here.
+(flow runs at once on the CPU pool and its worker, 4: nightly and backfill runs take one
+each at most, the rest is for urgent and standard runs). Only the standard library is imported here.
 
 Secrets: the home and its folders are mode 0700; the secret file is created 0600 by
 ``os.open`` (never widened, never through a symlink). The receiver, the one process that
@@ -34,6 +37,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -41,7 +45,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from infra.processes import PortInUse, alive, ours, require_free, stop_group
+from infra.processes import STOP_TIMEOUT_S, PortInUse, alive, group_alive, ours, require_free, stop_group
 from infra.secret_file import SecretFileError, ensure_secret_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,6 +66,71 @@ RECEIVER_WITHHELD = (
 START_TIMEOUT_S = 180.0
 
 
+def descendants(pid: int) -> list[int]:
+    """The processes whose parent chain leads to ``pid`` (from /proc; none without it)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+WORKER_GRACE_S = 5.0  # then a second SIGTERM: Prefect's worker then SIGKILLs itself
+
+
+def stop_worker(pid: int, timeout_s: float = STOP_TIMEOUT_S) -> str:
+    """Stop a Prefect process worker and the flow runs it started, in seconds.
+
+    A process worker answers SIGTERM by no longer taking runs and waiting for the runs it
+    started to end, and it starts each run in a session of its own, which a signal to the
+    worker's group does not reach: so a run in flight, or one it was just starting, kept it
+    (and ``make down``) waiting until SIGKILL. Here every flow-run process of the worker
+    gets SIGTERM as well, also one that appears while the worker stops; Prefect's engine
+    ends such a run Crashed, and a new run finds its finished steps in the cache. A worker
+    that stopped but still waits to flush its events gets a second SIGTERM after
+    ``WORKER_GRACE_S`` (Prefect's handler turns it into SIGKILL), as do its runs."""
+    os.killpg(pid, signal.SIGTERM)
+    started = time.monotonic()
+    sessions: set[int] = set()
+    again = False
+    while time.monotonic() < started + timeout_s:
+        for child in descendants(pid):
+            try:
+                group = os.getpgid(child)
+                if group != pid and group not in sessions:
+                    os.killpg(group, signal.SIGTERM)
+                    sessions.add(group)
+            except (ProcessLookupError, PermissionError):
+                continue
+        left = [g for g in (pid, *sessions) if group_alive(g)]
+        if not left:
+            runs = f", {len(sessions)} flow run(s) ended" if sessions else ""
+            return f"stopped in {time.monotonic() - started:.1f} s{runs}"
+        if not again and time.monotonic() > started + WORKER_GRACE_S:
+            for group in left:
+                _signal_group(group, signal.SIGTERM)
+            again = True
+        time.sleep(0.1)
+    for group in (pid, *sessions):
+        _signal_group(group, signal.SIGKILL)
+    return f"killed after {timeout_s:.0f} s"
+
+
+def _signal_group(group: int, signum: int) -> None:
+    try:
+        os.killpg(group, signum)
+    except ProcessLookupError:
+        pass
+
+
 class StackError(RuntimeError):
     """A step of ``up`` failed; the message names the log to read."""
 
@@ -73,7 +142,7 @@ class Stack:
         self.webhook_port = int(env.get("LIGHTBOX_WEBHOOK_PORT") or 8787)
         self.model_dir = Path(env.get("LIGHTBOX_MODEL_DIR") or ROOT / ".lightbox" / "models").resolve()
         self.gpu_slots = int(env.get("LIGHTBOX_GPU_SLOTS") or 1)
-        self.cpu_runs = int(env.get("LIGHTBOX_CPU_RUNS") or 2)
+        self.cpu_runs = int(env.get("LIGHTBOX_CPU_RUNS") or 4)
         self.data = self.home / "data"
         self.database_url = env.get("LIGHTBOX_DATABASE_URL") or f"sqlite:///{self.data / 'catalog.db'}"
         self.logs, self.pids = self.home / "logs", self.home / "pids"
@@ -220,6 +289,8 @@ class Stack:
                     str(self.model_dir),
                     "--gpu-slots",
                     str(self.gpu_slots),
+                    "--cpu-runs",
+                    str(self.cpu_runs),
                 ],
             )
             self.run_step("deploy", [self.bin("prefect"), "--no-prompt", "deploy", "--all"])
@@ -295,7 +366,8 @@ class Stack:
             pid_file = self.pids / f"{name}.pid"
             pid = self.pid_of(name)
             if pid is not None and ours(pid):
-                lines.append(f"{name}: {stop_group(pid)} (pid {pid})")
+                stop = stop_worker if name.startswith("worker-") else stop_group
+                lines.append(f"{name}: {stop(pid)} (pid {pid})")
             elif pid_file.is_file():
                 lines.append(f"{name}: was not running")
             pid_file.unlink(missing_ok=True)

@@ -3,14 +3,16 @@ and one transaction, not one per SKU. Retried: a dropped connection is transient
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 from prefect import task
+from prefect.cache_policies import NO_CACHE
 
 from catalog import repository as repo
 from catalog.db import migrate, session_scope
 from catalog.manifest import load_manifest
-from catalog.states import BatchState, SkuState
+from catalog.states import BATCH_TRANSITIONS, BatchState, SkuState
 from tasks.common import retry_transient
 from tasks.records import RunSettings, SkuJob, SourceInfo
 from tasks.results import SkuOutcome
@@ -162,3 +164,23 @@ def record_attempts(database_url: str, outcomes: list[SkuOutcome]) -> None:
                 )
             for stage, value in outcome.timings.items():
                 repo.add_timing(s, sku_id, stage, value)
+
+
+@task(name="count_sku_states", cache_policy=NO_CACHE, **DB_RETRIES)
+def count_sku_states(database_url: str, batch_id: str) -> dict[str, int]:
+    """How many of the batch's SKUs are in each state now (read when the batch ends; never
+    a cached answer)."""
+    with session_scope(database_url) as s:
+        return dict(Counter(row.state for row in repo.batch_skus(s, batch_id)))
+
+
+def record_batch_failure(database_url: str, batch_id: str, why: str) -> bool:
+    """The batch ends ``failed`` with ``why`` unless it already ended (done or failed: the
+    first reason stays). A plain function: the flow's failure and crash hooks call it
+    outside any task. False when there is no such batch or it had already ended."""
+    with session_scope(database_url) as s:
+        batch = repo.find_batch(s, batch_id)
+        if batch is None or BatchState.failed not in BATCH_TRANSITIONS[BatchState(batch.state)]:
+            return False
+        repo.set_batch_state(s, batch_id, BatchState.failed, why)
+        return True

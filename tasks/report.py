@@ -12,8 +12,11 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact
 
 from catalog.db import session_scope
-from catalog.report import build_report, render_html, sku_label
+from catalog.report import build_report, sku_label
+from catalog.report_html import render_report
+from catalog.report_images import batch_thumbs, image_refs
 from imaging.contact_sheet import Tile, contact_sheet
+from tasks.artifacts import artifact_key
 from tasks.records import RunSettings
 from tasks.workdir import WorkStore, decode_work_image, work_store, write_atomic
 
@@ -33,38 +36,51 @@ def _thumbnail(ref: str | None, side: int, store: WorkStore) -> np.ndarray | Non
 
 @task(name="start_progress", persist_result=True)
 def start_progress(batch_id: str, name: str) -> UUID:
-    """The batch's progress bar (a persisted result: a resumed run keeps updating this one)."""
+    """The batch's progress bar, key ``batch-progress-<name>`` (one history per batch name);
+    a persisted result: a resumed run keeps updating this one. The batch flow moves it, as
+    its shards finish (flows/dispatch.py), never backwards."""
     return create_progress_artifact(
-        0.0, key=f"batch-progress-{batch_id[:8]}", description=f"Batch {name}: SKUs rendered and scored"
+        0.0,
+        key=artifact_key("batch-progress", name),
+        description=f"Batch {name} ({batch_id[:8]}): SKUs rendered and scored",
     )
 
 
 @task(name="write_report", retries=2, retry_delay_seconds=2)
 def write_report(batch_id: str, out_dir: str, settings: RunSettings, consistency: dict) -> dict:
-    """Build the report from the database and write the three files next to the images."""
+    """Build the report from the database and write the three files next to the images:
+    report.json, report.html (catalog/report_html.py; thumbnails of each SKU's photo with
+    its mask outline and of its renders, read through the work store) and contact_sheet.png."""
+    store = work_store(settings)
     with session_scope(settings.database_url) as s:
         report = build_report(s, batch_id, consistency)
+        refs = image_refs(s, batch_id, lambda sha: store.ref(sha, "source"))
     out = Path(out_dir)
-    tiles, thumbs = [], {}
-    for entry in report["skus"]:
-        image = _thumbnail(entry["preview"], 256, work_store(settings))
-        tiles.append(
-            Tile(sku=entry["sku"], image=image, state=entry["state"], status=entry["status"], label=sku_label(entry))
+    tiles = [
+        Tile(
+            sku=e["sku"],
+            image=_thumbnail(e["preview"], 256, store),
+            state=e["state"],
+            status=e["status"],
+            label=sku_label(e),
         )
-        if image is not None:
-            ok, buf = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 80])
-            thumbs[entry["dir"]] = buf.tobytes()
+        for e in report["skus"]
+    ]
     sheet = contact_sheet(tiles)
     ok, png = cv2.imencode(".png", cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
     write_atomic(out / "contact_sheet.png", png.tobytes())
-    write_atomic(out / "report.html", render_html(report, thumbs).encode("utf-8"))
+    html = render_report(report, batch_thumbs(refs, store.get))
+    write_atomic(out / "report.html", html.encode("utf-8"))
     write_atomic(out / "report.json", json.dumps(report, indent=2, default=str).encode("utf-8"))
     return report
 
 
 @task(name="publish_summary")
-def publish_summary(report: dict) -> None:
-    """The batch's table artifact (pass/warn/fail per check) and a markdown summary."""
+def publish_summary(report: dict, outcome: str = "", links: dict[str, str] | None = None) -> None:
+    """The batch's table artifact (pass/warn/fail per check, key ``batch-qc-<name>``) and a
+    markdown summary (``batch-summary-<name>``: the final state ``outcome``, the counts, the
+    links to the report and contact sheet, the SKUs that need a look). Keys are per batch
+    name, so the Artifacts page keeps one history per nightly, backfill... batch."""
     rows = []
     for entry in report["skus"]:
         row = {"sku": entry["sku"], "state": entry["state"], "status": entry["status"], "why": sku_label(entry)}
@@ -75,13 +91,16 @@ def publish_summary(report: dict) -> None:
     columns = sorted({k for r in rows for k in r}, key=lambda k: (":" in k, k))
     create_table_artifact(
         [{c: r.get(c, "") for c in columns} for r in rows],
-        key=f"batch-{report['batch_id'][:8]}-qc",
-        description=f"QC per SKU and check for batch {report['name']}",
+        key=artifact_key("batch-qc", report["name"]),
+        description=f"QC per SKU and check for batch {report['name']} ({report['batch_id'][:8]})",
     )
     counts = " · ".join(f"**{n}** {s}" for s, n in report["counts"].items())
+    counts_table = "| state | SKUs |\n|---|---|\n" + "\n".join(f"| {s} | {n} |" for s, n in report["counts"].items())
+    link_lines = "\n".join(f"- [{kind}]({url})" for kind, url in (links or {}).items())
     create_markdown_artifact(
-        f"# Batch {report['name']}\n\n{counts} in {report['wall_seconds']} s\n\n"
+        f"# Batch {report['name']}: {outcome or report['state']}\n\n{counts} in {report['wall_seconds']} s\n\n"
+        f"{counts_table}\n\n{link_lines}\n\n"
         + "\n".join(f"- `{e['sku']}` — {e['state']}: {sku_label(e)}" for e in report["skus"] if e["status"] != "green"),
-        key=f"batch-{report['batch_id'][:8]}-summary",
-        description="Batch outcome",
+        key=artifact_key("batch-summary", report["name"]),
+        description=f"Batch {report['name']} ({report['batch_id'][:8]}): {outcome or report['state']}",
     )

@@ -33,6 +33,8 @@ def small_catalog(tmp_path):
 
 
 def _run(manifest, out, settings, **kw):
+    """The hostile files fail 3 of 5 SKUs: on purpose, so the run may complete whatever
+    share failed (tests/flows/test_final_states.py tests the share)."""
     from flows.catalog_batch import catalog_batch
 
     return catalog_batch(
@@ -40,6 +42,7 @@ def _run(manifest, out, settings, **kw):
         out_dir=str(out),
         settings=settings,
         profiles=["amazon-main", "shopify", "transparent"],
+        max_failed_share=1.0,
         **kw,
     )
 

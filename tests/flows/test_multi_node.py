@@ -33,18 +33,20 @@ def _files(out):
 
 def _deploy_shards(deployed) -> str:
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, WorkPoolCreate
+    from prefect.client.schemas.actions import WorkPoolCreate
     from prefect.workers.process import ProcessWorker
 
-    from flows.render_shard import GPU_SLOTS, render_shard
+    from flows.render_shard import render_shard
 
     with get_client(sync_client=True) as client:
-        client.create_work_pool(
+        client.create_work_pool(  # the GPU cap is the pool's concurrency limit (infra/bootstrap.py)
             WorkPoolCreate(
-                name=SHARD_POOL, type="process", base_job_template=ProcessWorker.get_default_base_job_template()
+                name=SHARD_POOL,
+                type="process",
+                base_job_template=ProcessWorker.get_default_base_job_template(),
+                concurrency_limit=1,
             )
         )
-        client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=GPU_SLOTS, limit=1))
     flow = render_shard.from_source(source=str(REPO), entrypoint="flows/render_shard.py:render_shard")
     flow.deploy(
         name="multi-node-test",

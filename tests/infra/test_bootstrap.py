@@ -19,6 +19,8 @@ from infra.desired import desired_blocks
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN, WEBHOOK_SECRET, AWS_SECRET = "shpat_bootstrap_test_token", "whsec-bootstrap-test", "aws-s3cr3t-value"
+ALERT_URL = "http://127.0.0.1:9/hooks/alert-t0ken-in-the-path"
+AUTOMATIONS = ("lightbox-batch-failed", "lightbox-batch-awaits-review")
 
 
 def free_port() -> int:
@@ -93,8 +95,13 @@ async def _snapshot(api_url: str) -> dict:
             state[f"{pool} queues"] = sorted(
                 (q.name, q.priority, q.concurrency_limit, q.is_paused, q.description) for q in queues
             )
-        limit = await client.read_global_concurrency_limit_by_name("gpu-slots")
-        state["gpu-slots"] = (limit.limit, limit.active)
+        limits = await client.read_global_concurrency_limits()
+        state["global limits"] = sorted((limit.name, limit.limit) for limit in limits)
+        automations = await client.read_automations()
+        state["automations"] = sorted(
+            (a.name, a.enabled, repr(sorted(a.trigger.expect)), repr([x.model_dump(mode="json") for x in a.actions]))
+            for a in automations
+        )
         state["variables"] = sorted((v.name, v.value) for v in await client.read_variables())
         documents = await client.read_block_documents(include_secrets=True)
         state["blocks"] = sorted(
@@ -129,6 +136,7 @@ def test_bootstrap_creates_everything_then_changes_nothing(server, tmp_path):
         AWS_ACCESS_KEY_ID="AKIATEST",
         AWS_SECRET_ACCESS_KEY=AWS_SECRET,
         LIGHTBOX_S3_ENDPOINT_URL="http://127.0.0.1:9",
+        LIGHTBOX_ALERT_WEBHOOK_URL=ALERT_URL,
     )
     first = bootstrap(server, tmp_path, "--gpu-slots", "2", **secrets)
     assert first.returncode == 0, first.stderr
@@ -138,7 +146,7 @@ def test_bootstrap_creates_everything_then_changes_nothing(server, tmp_path):
         "lightbox-gpu",
         "lightbox-cpu/urgent",
         "lightbox-gpu/backfill",
-        "gpu-slots",
+        "lightbox-cpu/nightly",
         "lightbox_data_dir",
         "lightbox_inbox",
         "lightbox-catalog-database/catalog",
@@ -146,56 +154,90 @@ def test_bootstrap_creates_everything_then_changes_nothing(server, tmp_path):
         "lightbox-local-folder/exports",
         "lightbox-s3-destination/assets",
         "lightbox-shopify-store/store",
+        "custom-webhook/lightbox-alerts",
+        *AUTOMATIONS,
     ):
         assert created[name] == "created", (name, first.stdout)
     before = snapshot(server)
     assert before["lightbox-cpu"][0] == "process" and before["lightbox-gpu"][2] == 2
+    assert before["lightbox-cpu"][2] == 4  # --cpu-runs' default
     for pool in ("lightbox-cpu", "lightbox-gpu"):
         priorities = {q[0]: q[1] for q in before[f"{pool} queues"]}
-        assert {k: priorities[k] for k in ("urgent", "standard", "backfill")} == {
+        assert {k: priorities[k] for k in ("urgent", "standard", "nightly", "backfill")} == {
             "urgent": 1,
             "standard": 2,
-            "backfill": 3,
+            "nightly": 3,
+            "backfill": 4,
         }
-        assert priorities["default"] == 4
-    assert before["gpu-slots"] == (2, True)
+        assert priorities["default"] == 5
+    cpu_limits = {q[0]: q[2] for q in before["lightbox-cpu queues"]}
+    assert cpu_limits == {"urgent": None, "standard": None, "nightly": 1, "backfill": 1, "default": None}
+    assert all(q[2] is None for q in before["lightbox-gpu queues"])  # the GPU cap is the pool's only
+    assert before["global limits"] == []
+    failed, review = (next(a for a in before["automations"] if a[0] == name) for name in AUTOMATIONS)
+    assert failed[1] and "prefect.flow-run.Failed" in failed[2] and "prefect.flow-run.Crashed" in failed[2]
+    assert "prefect.flow-run.Suspended" in review[2] and "send-notification" in review[3]
 
     second = bootstrap(server, tmp_path, "--gpu-slots", "2", **secrets)
     assert second.returncode == 0, second.stderr
     assert set(lines(second).values()) == {"unchanged"}, second.stdout
     assert snapshot(server) == before
     for result in (first, second):
-        for secret in (TOKEN, WEBHOOK_SECRET, AWS_SECRET):
+        for secret in (TOKEN, WEBHOOK_SECRET, AWS_SECRET, ALERT_URL):
             assert secret not in result.stdout + result.stderr
+    assert ALERT_URL not in repr(asyncio.run(_alert_block_as_shown(server["PREFECT_API_URL"])))
+
+
+async def _alert_block_as_shown(api_url: str):
+    """What the UI and the API show of the alert block (no secrets)."""
+    from prefect.client.orchestration import PrefectClient
+
+    async with PrefectClient(api_url) as client:
+        return await client.read_block_document_by_name("lightbox-alerts", "custom-webhook", include_secrets=False)
 
 
 @pytest.mark.server
 def test_drift_is_repaired_and_dry_run_writes_nothing(server, tmp_path):
     async def drift():
         from prefect.client.orchestration import PrefectClient
-        from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
+        from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+        from prefect.events.schemas.automations import AutomationCore
 
         async with PrefectClient(server["PREFECT_API_URL"]) as client:
             queue = await client.read_work_queue_by_name("backfill", work_pool_name="lightbox-gpu")
             await client.update_work_queue(queue.id, priority=1)
-            await client.update_global_concurrency_limit("gpu-slots", GlobalConcurrencyLimitUpdate(limit=9))
+            nightly = await client.read_work_queue_by_name("nightly", work_pool_name="lightbox-cpu")
+            await client.update_work_queue(nightly.id, concurrency_limit=None)
+            # what an older bootstrap made: a second GPU cap besides the pool's
+            await client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name="gpu-slots", limit=9))
+            (automation,) = await client.read_automations_by_name("lightbox-batch-failed")
+            automation.trigger.expect = {"prefect.flow-run.Crashed"}
+            fields = set(AutomationCore.model_fields) - {"owner_resource"}  # the server's PUT refuses it
+            core = AutomationCore.model_validate(automation.model_dump(include=fields))
+            await client.update_automation(automation.id, core)
 
-    assert bootstrap(server, tmp_path).returncode == 0
+    alert = {"LIGHTBOX_ALERT_WEBHOOK_URL": ALERT_URL}
+    assert bootstrap(server, tmp_path, **alert).returncode == 0
     asyncio.run(drift())
     drifted = snapshot(server)
-    dry = bootstrap(server, tmp_path, "--dry-run")
+    dry = bootstrap(server, tmp_path, "--dry-run", **alert)
     assert dry.returncode == 0, dry.stderr
     planned = {k for k, v in lines(dry).items() if v == "skipped"}
-    assert {"lightbox-gpu/backfill", "gpu-slots"} <= planned
+    assert {"lightbox-gpu/backfill", "lightbox-cpu/nightly", "gpu-slots", "lightbox-batch-failed"} <= planned
     assert snapshot(server) == drifted
 
-    fixed = bootstrap(server, tmp_path)
+    fixed = bootstrap(server, tmp_path, **alert)
     assert fixed.returncode == 0, fixed.stderr
-    assert lines(fixed)["gpu-slots"] == "updated" and lines(fixed)["lightbox-gpu/backfill"] == "updated"
+    done = lines(fixed)
+    assert done["gpu-slots"] == "removed" and done["lightbox-gpu/backfill"] == "updated"
+    assert done["lightbox-cpu/nightly"] == "updated" and done["lightbox-batch-failed"] == "updated"
     after = snapshot(server)
-    assert after["gpu-slots"] == (1, True)
+    assert after["global limits"] == []
     priorities = {q[0]: q[1] for q in after["lightbox-gpu queues"]}
-    assert [priorities[q] for q in ("urgent", "standard", "backfill")] == [1, 2, 3]
+    assert [priorities[q] for q in ("urgent", "standard", "nightly", "backfill")] == [1, 2, 3, 4]
+    assert {q[0]: q[2] for q in after["lightbox-cpu queues"]}["nightly"] == 1
+    failed = next(a for a in after["automations"] if a[0] == "lightbox-batch-failed")
+    assert "prefect.flow-run.Failed" in failed[2]
 
 
 def test_a_store_without_its_secrets_is_refused(tmp_path):
