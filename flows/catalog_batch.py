@@ -50,6 +50,7 @@ from tasks.report import publish_summary, start_progress, write_report
 from tasks.results import ShardItem, resolve
 from tasks.review import ReviewPolicy, approved_items
 from tasks.score import score_batch_consistency
+from tasks.settings import catalog_url, load_settings
 from tasks.unpacked import remove_unpacked_archives
 from tasks.validate import validate_source
 
@@ -60,15 +61,15 @@ EXPORT = export_sku.with_options(task_run_name="export-{job.sku}")
 
 def record_failure_hook(flow: Any, run: Any, state: State) -> None:
     """on_failure / on_crashed: the batch ends ``failed`` in the catalog with the run's
-    reason (a batch that already ended, or never started, keeps what it has)."""
+    reason (a batch that already ended, or never started, keeps what it has). The
+    parameters name the catalog (its block) or give its URL; settings that do neither (the
+    run failed on them) leave nothing to record."""
     parameters = run.parameters or {}
-    settings = parameters.get("settings")
-    if isinstance(settings, dict):
-        database_url = settings.get("database_url")
-    else:
-        database_url = getattr(settings, "database_url", None)
-    if not database_url:
+    try:
+        settings = RunSettings.model_validate(parameters.get("settings"))
+    except ValueError:
         return
+    database_url = catalog_url(settings)
     batch_id = parameters.get("batch_id") or UUID(str(run.id)).hex
     why = f"flow run {run.name} {state.name}: {state.message or 'no message'}"
     record_batch_failure(database_url, batch_id, why[:2000])
@@ -113,7 +114,9 @@ def catalog_batch(
     Args:
         manifest: CSV (sku,image[,title,template,priority,shopify_product_id]), folder or ZIP.
         out_dir: where the report goes, and the images unless ``destinations`` says otherwise.
-        settings: data dir, catalog database, models and QC settings for the workers.
+        settings: data dir, catalog database, models and QC settings for the workers; a
+            deployment names the catalog and model store blocks, loaded by ``load_settings``
+            (tasks/settings.py) when the run starts.
         name: the batch's name: runs are named ``batch-<name>-<scheduled date>`` and tagged
             ``batch:<name>``; the artifacts' keys end in it (``batch-summary-<name>``).
         template: the default scene template.
@@ -139,6 +142,9 @@ def catalog_batch(
     """
     logger = get_run_logger()
     tag_this_run(batch_tag(name))
+    # `named` (block names) goes to the shards' runs, whose parameters the API stores;
+    # `settings` (the blocks' values) to this run's tasks.
+    named, settings = settings, load_settings(settings)
     profiles = list(profiles)
     destinations = destinations or [DestinationSpec()]
     db = settings.database_url
@@ -167,7 +173,7 @@ def catalog_batch(
     # processing: per SKU, in shards (in production each shard is a flow run on the GPU pool)
     set_batch_state(db, batch_id, BatchState.processing)
     queue = own_work_queue()  # urgent batches keep their shards on the urgent queue
-    outcomes = render_all(batch_id, items, profiles, settings, progress, shard_size, render_deployment, queue, name)
+    outcomes = render_all(batch_id, items, profiles, named, progress, shard_size, render_deployment, queue, name)
     record_failures(db, {o.sku_id: o.reason for o in outcomes if o.status == "failed"})
 
     # qc: batch consistency across the rendered images
@@ -180,7 +186,7 @@ def catalog_batch(
         render_all,
         batch_id,
         profiles=profiles,
-        settings=settings,
+        settings=named,
         progress=None,
         shard_size=shard_size,
         render_deployment=render_deployment,

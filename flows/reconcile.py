@@ -17,17 +17,22 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
 from tasks.reconcile import find_missed_products, list_store_changes, replay_missed_products, send_pending_events
+from tasks.settings import load_catalog_url
 
 
 @flow(name="reconcile-shopify", flow_run_name="reconcile-{store_block}", log_prints=False)
 def reconcile_shopify(
-    database_url: str,
+    database_url: str | None = None,
     store_block: str = "store",
     lookback_hours: float = 26.0,
     grace_minutes: float = 15.0,
     max_products: int = 2500,
+    catalog_block: str | None = None,
 ) -> dict:
+    """``catalog_block`` (a saved CatalogDatabase, loaded when the run starts; what the
+    deployment names) or ``database_url``: the catalog, one way."""
     logger = get_run_logger()
+    database_url = load_catalog_url(database_url, catalog_block)
     changes = list_store_changes(store_block, lookback_hours, grace_minutes, max_products)
     if changes.truncated:
         logger.warning(

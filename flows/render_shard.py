@@ -19,6 +19,7 @@ from tasks.bookkeeping import record_attempts, record_failures
 from tasks.common import reason
 from tasks.records import RenderParams, RunSettings
 from tasks.results import ShardItem, SkuOutcome, add_timings, best_attempt, resolve
+from tasks.settings import load_settings
 
 # Task runs named by SKU code (the attempt shows in the run's task list as render-<SKU>).
 RENDER = render_sku.with_options(task_run_name="render-{job.sku}")
@@ -42,8 +43,10 @@ def render_shard(
     """The shard's outcomes, one per item, in order. ``batch_name`` names the run
     (``render-<batch name>-<date>-<index>``). The GPU cap is the GPU pool's concurrency
     limit (infra/bootstrap.py), not a slot taken here; the batch moves its progress bar as
-    shards finish."""
+    shards finish. ``settings`` name the blocks the batch's deployment names; the shard
+    loads them itself, on its own worker (``load_settings``)."""
     logger = get_run_logger()
+    settings = load_settings(settings)
     outcomes: dict[int, SkuOutcome] = {}
     params = {item.job.sku_id: item.params or RenderParams() for item in items}
     live = {item.job.sku_id: item for item in items}

@@ -31,6 +31,7 @@ from tasks.refresh import (
     product_folder,
     write_refresh_manifest,
 )
+from tasks.settings import load_settings
 
 SLACK = timedelta(seconds=60)  # a plan this close to now runs now
 
@@ -58,6 +59,8 @@ def shopify_refresh(
 ) -> dict:
     logger = get_run_logger()
     logger.info("product %s of %s (webhook %s, updated %s)", product_id, shop, webhook_id, updated_at)
+    # the batch (a subflow, its parameters stored) gets the block names and loads them itself
+    named, settings = settings, load_settings(settings)
     if not planned:
         plan = plan_refresh(settings.database_url, shop, urgent, offpeak, large_batch_threshold, burst_minutes)
         logger.info("plan: %s", plan.reason)
@@ -72,7 +75,7 @@ def shopify_refresh(
     batch = catalog_batch(
         manifest=manifest,
         out_dir=out_dir,
-        settings=settings,
+        settings=named,
         name=f"shopify-{product_id}",
         template=template,
         profiles=list(profiles),

@@ -59,7 +59,6 @@ from prefect.client.schemas.actions import (
 )
 from prefect.events.schemas.automations import AutomationCore
 from prefect.exceptions import ObjectNotFound
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from catalog.db import redacted
@@ -393,13 +392,6 @@ def scrub(text: str, env: dict[str, str]) -> str:
     return text
 
 
-def _has_password(database_url: str) -> bool:
-    try:
-        return bool(database_url) and bool(make_url(database_url).password)
-    except Exception:  # not a URL: the CatalogDatabase block says so, without quoting it
-        return False
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     from prefect.settings import get_current_settings
@@ -417,12 +409,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     env = dict(os.environ)
-    if _has_password(env.get("LIGHTBOX_DATABASE_URL", "")):
-        sys.stderr.write(
-            "bootstrap: warning: LIGHTBOX_DATABASE_URL carries a password. prefect deploy "
-            "resolves {{ prefect.blocks.* }} into the deployment and flow-run parameters carry "
-            "the URL: prefer a URL without one, with PGPASSWORD or ~/.pgpass on the workers\n"
-        )
     try:
         changes = asyncio.run(bootstrap(args, env))
     except (ValueError, RuntimeError) as exc:

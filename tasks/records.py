@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Record(BaseModel):
@@ -12,7 +12,18 @@ class Record(BaseModel):
 
 
 class RunSettings(Record):
-    """Everything a worker needs to process SKUs; built by the CLI or from blocks."""
+    """Everything a worker needs to process SKUs; built by the CLI, or named by a deployment.
+
+    A deployment carries block *names* (``catalog_block``, ``model_store_block``), never the
+    values behind them: ``tasks.settings.resolve_settings`` loads the blocks when the run
+    starts (docs/ARCHITECTURE.md#deployment). The catalog is reached one way only: a
+    ``database_url`` or a ``catalog_block``. With a ``model_store_block`` the block says where
+    the weights are and which backends run on which device (``model_dir``, ``segmenter``,
+    ``upscaler``, ``device``: left at their defaults here); ``diffusion`` keys given here
+    are laid over the block's."""
+
+    # a resolved catalog URL may hold a password: validation errors must not quote it
+    model_config = ConfigDict(frozen=True, hide_input_in_errors=True)
 
     data_dir: Path = Field(description="Work files (content-addressed), caches, SQLite DB")
     work_store: str | None = Field(
@@ -20,8 +31,16 @@ class RunSettings(Record):
         description='work files in S3: a saved S3Destination block, "lightbox-s3-destination/<name>"; '
         "empty: <data_dir>/work on this machine",
     )
-    database_url: str
-    model_dir: Path
+    database_url: str | None = Field(None, description="the catalog's SQLAlchemy URL; or name catalog_block")
+    catalog_block: str | None = Field(
+        None, description='name of a saved CatalogDatabase block ("catalog"), loaded when the run starts'
+    )
+    model_store_block: str | None = Field(
+        None,
+        description='name of a saved ModelStore block ("gpu"), loaded when the run starts: '
+        "model_dir, segmenter, upscaler, device and diffusion come from it",
+    )
+    model_dir: Path | None = Field(None, description="local weights; or name model_store_block")
     segmenter: str = "u2netp"
     upscaler: str = Field("auto", description="auto | realesrgan-x4plus-ncnn | lanczos | realesrgan-x4plus")
     upscale_budget_s: float = Field(
@@ -36,6 +55,35 @@ class RunSettings(Record):
     max_attempts: int = Field(3, ge=1, le=6, description="renders per SKU before QC gives up")
     max_pixels: int = 64_000_000
     max_bytes: int = 50 * 2**20
+
+    @model_validator(mode="after")
+    def _one_source_each(self) -> RunSettings:
+        if (self.database_url is None) == (self.catalog_block is None):
+            raise ValueError(
+                "the catalog is reached one way: give database_url or catalog_block (a CatalogDatabase block), "
+                + ("not both" if self.database_url else "neither was given")
+            )
+        if self.model_store_block is None:
+            if self.model_dir is None:
+                raise ValueError("give model_dir, or model_store_block (a ModelStore block)")
+            return self
+        defaults = RunSettings.model_fields
+        clashing = [name for name in MODEL_STORE_FIELDS if getattr(self, name) != defaults[name].default]
+        if clashing:
+            raise ValueError(
+                f"{', '.join(clashing)} given beside model_store_block {self.model_store_block!r}, "
+                "which sets them: change them in that block (or name another block)"
+            )
+        return self
+
+    @property
+    def resolved(self) -> bool:
+        """No block left to load: every value is here."""
+        return self.catalog_block is None and self.model_store_block is None
+
+
+# What a ModelStore block sets; with model_store_block they stay at their defaults here.
+MODEL_STORE_FIELDS = ("model_dir", "segmenter", "upscaler", "device")
 
 
 class SkuJob(Record):

@@ -1,6 +1,7 @@
 """prefect.yaml on its own (no server): every deployment loads its flow, names the pools,
-queues, blocks and variables bootstrap creates, enforces its parameter schema, and the
-pieces that must agree do (cron vs off-peak window, trigger vs receiver event)."""
+queues, blocks and variables bootstrap creates, enforces its parameter schema, carries
+block names rather than the blocks' values, and the pieces that must agree do (cron vs
+off-peak window, trigger vs receiver event)."""
 
 import inspect
 import re
@@ -15,6 +16,7 @@ from catalog.offpeak import OffPeakWindow, cron_schedule
 from infra.bootstrap import POOLS, QUEUES, parser
 from infra.desired import desired_blocks, stack_variables
 from tasks.events import EVENT_NAME
+from tasks.records import RunSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 BLOCK = re.compile(r"{{\s*prefect\.blocks\.([\w-]+)\.([\w-]+)\.(\w+)\s*}}")
@@ -78,14 +80,19 @@ def test_pull_step_sets_the_checkout_directory(config):
     assert step == {"prefect.deployments.steps.set_working_directory": {"directory": "{{ $LIGHTBOX_ROOT }}"}}
 
 
-def test_placeholders_name_what_bootstrap_creates(config):
+def bootstrap_blocks() -> dict:
     args = parser().parse_args(["--data-dir", "/tmp/x", "--dry-run"])
     env = {
         "LIGHTBOX_SHOPIFY_SHOP": "acme.myshopify.com",
         "LIGHTBOX_SHOPIFY_ACCESS_TOKEN": "t",
         "LIGHTBOX_SHOPIFY_WEBHOOK_SECRET": "s",
     }
-    blocks = {(b.get_block_type_slug(), name): b for b, name in desired_blocks(args, env)}
+    return {(b.get_block_type_slug(), name): b for b, name in desired_blocks(args, env)}
+
+
+def test_placeholders_name_what_bootstrap_creates(config):
+    args = parser().parse_args(["--data-dir", "/tmp/x", "--dry-run"])
+    blocks = bootstrap_blocks()
     variables = stack_variables(args)
     found = 0
     for text in strings(config["deployments"]):
@@ -96,16 +103,42 @@ def test_placeholders_name_what_bootstrap_creates(config):
         for name in VARIABLE.findall(text):
             assert name in variables, f"bootstrap sets no variable {name}"
             found += 1
-    assert found >= 10
+    assert found >= 9
     reconcile = next(d for d in config["deployments"] if d["name"] == "hourly")
     assert ("lightbox-shopify-store", reconcile["parameters"]["store_block"]) in blocks
+    assert ("lightbox-catalog-database", reconcile["parameters"]["catalog_block"]) in blocks
+
+
+def test_deployments_carry_block_names_not_values(config):
+    """The batch settings name the catalog and the GPU pool's model store, which each run
+    loads when it starts (tasks/settings.py): the catalog URL (and its password) is never
+    resolved into a deployment, so never into a flow run's parameters."""
+    blocks = bootstrap_blocks()
+    settings = config["definitions"]["settings"]
+    assert settings == {
+        "data_dir": "{{ prefect.variables.lightbox_data_dir }}",
+        "catalog_block": "catalog",
+        "model_store_block": "gpu",
+    }
+    assert ("lightbox-catalog-database", settings["catalog_block"]) in blocks
+    assert ("lightbox-model-store", settings["model_store_block"]) in blocks
+    named = RunSettings.model_validate(settings)  # what the flows' parameter schema accepts
+    assert named.database_url is None and named.model_dir is None
+    using = [d for d in config["deployments"] if "settings" in d.get("parameters", {})]
+    assert {d["name"] for d in using} == {"nightly", "on-demand", "backfill", "webhook"}
+    assert all(d["parameters"]["settings"] == settings for d in using)
+    for text in strings(config["deployments"]):
+        for slug, _, _ in BLOCK.findall(text):
+            assert slug not in ("lightbox-catalog-database", "lightbox-model-store"), text
 
 
 def test_no_secret_is_written_in_the_file(config):
     for text in strings(config):
         for word in ("password", "shpat_", "token", "secret"):
             assert word not in text.lower(), text
-    assert config["definitions"]["settings"]["database_url"].startswith("{{ prefect.blocks.")
+    for deployment in config["deployments"]:
+        parameters = deployment.get("parameters", {})
+        assert "database_url" not in parameters and "database_url" not in parameters.get("settings", {})
 
 
 def test_nightly_cron_is_the_offpeak_window(config):

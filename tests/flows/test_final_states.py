@@ -121,9 +121,13 @@ def test_a_batch_that_cannot_run_fails_and_the_hook_records_the_reason(one_good_
     assert run.name in batch.error and "no-such-deployment" in batch.error
 
 
-def test_the_crash_hook_fails_an_unfinished_batch_once(tmp_path, run_settings):
+@pytest.mark.parametrize("catalog", ["url", "block"])
+def test_the_crash_hook_fails_an_unfinished_batch_once(tmp_path, run_settings, catalog):
+    """The hook finds the catalog from the run's parameters: its URL, or (from a
+    deployment) the name of its CatalogDatabase block, loaded by the hook."""
     from prefect.states import Crashed
 
+    from blocks.catalog_db import CatalogDatabase
     from catalog.db import migrate
     from catalog.manifest import ManifestEntry
     from catalog.repository import add_skus, create_batch, set_batch_state
@@ -146,7 +150,12 @@ def test_the_crash_hook_fails_an_unfinished_batch_once(tmp_path, run_settings):
         )
         add_skus(s, run_id.hex, [ManifestEntry(row=1, sku="A", image=tmp_path / "a.png")], "white_studio")
         set_batch_state(s, run_id.hex, BatchState.validating)
-    run = SimpleNamespace(id=run_id, name="batch-crash-2026-12-02", parameters={"settings": settings.model_dump()})
+    parameters = settings.model_dump(mode="json")
+    if catalog == "block":
+        block = f"crash-{run_id.hex[:8]}"
+        CatalogDatabase(url=settings.database_url).save(block)
+        parameters.update(database_url=None, catalog_block=block)
+    run = SimpleNamespace(id=run_id, name="batch-crash-2026-12-02", parameters={"settings": parameters})
     record_failure_hook(None, run, Crashed(message="worker process exited with SIGTERM"))
     batch = _batch(settings, run_id.hex)
     assert batch.state == "failed" and "Crashed: worker process exited with SIGTERM" in batch.error

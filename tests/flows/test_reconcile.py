@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
+from blocks.catalog_db import CatalogDatabase
 from catalog.db import session_scope
 from catalog.models import OutboxEvent, WebhookDelivery
 from catalog.webhooks import record_delivery
@@ -136,8 +137,10 @@ def test_accepted_but_unsent_events_are_sent(shopify_admin, database_url):  # no
         )
     assert status == "accepted" and outbox(database_url) == {legacy(gid): False}
     shopify_store(fake).save("reconcile-unsent", overwrite=True)
+    catalog = f"reconcile-catalog-{uuid.uuid4().hex[:8]}"  # the deployment names the catalog's block
+    CatalogDatabase(url=database_url).save(catalog)
 
-    result = reconcile_shopify(database_url=database_url, store_block="reconcile-unsent")
+    result = reconcile_shopify(catalog_block=catalog, store_block="reconcile-unsent")
 
     assert result["missed"] == [] and result["events_sent"] == 1
     assert outbox(database_url) == {legacy(gid): True}
