@@ -4,6 +4,7 @@ flow run per shard on the GPU work pool (``run_deployment``) in production."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from uuid import UUID
 
@@ -24,6 +25,7 @@ from tasks.workdir import digest
 
 SHARD_TIMEOUT_S = 6 * 3600  # shards not finished six hours after they were queued are reported, not awaited
 SHARD_POLL_S = 2.0
+MAX_SHARD_RESUBMITS = 2  # a shard whose run crashed is queued again at most this often
 
 
 def own_work_queue() -> str | None:
@@ -57,28 +59,31 @@ def render_all(
         return outcomes
     logger = get_run_logger()
     require_deployment(render_deployment)
-    runs = []
-    for index, shard in enumerate(shards):  # all shards queued at once; the pool's limit paces them
-        runs.append(
-            run_deployment(
-                render_deployment,
-                timeout=0,
-                as_subflow=True,
-                work_queue_name=queue,
-                tags=[batch_tag(batch_name)] if batch_name else None,
-                idempotency_key=f"{batch_id}-shard-{index}-{shard_key(shard)}",
-                parameters=dict(
-                    batch_id=batch_id,
-                    shard_index=index,
-                    items=shard,
-                    profiles=profiles,
-                    settings=settings,
-                    batch_name=batch_name,
-                ),
-            )
+
+    def submit(index: int, again: int = 0) -> FlowRun:
+        """Queue shard ``index``; ``again`` > 0 is a resubmission after a crash (its own
+        idempotency key, so a replayed batch run finds the same resubmitted run)."""
+        key = f"{batch_id}-shard-{index}-{shard_key(shards[index])}" + (f"-again-{again}" if again else "")
+        return run_deployment(
+            render_deployment,
+            timeout=0,
+            as_subflow=True,
+            work_queue_name=queue,
+            tags=[batch_tag(batch_name)] if batch_name else None,
+            idempotency_key=key,
+            parameters=dict(
+                batch_id=batch_id,
+                shard_index=index,
+                items=shards[index],
+                profiles=profiles,
+                settings=settings,
+                batch_name=batch_name,
+            ),
         )
+
+    runs = [submit(index) for index in range(len(shards))]  # all at once; the pool's limit paces them
     logger.info("batch %s: %s shard runs queued on %s", batch_id, len(runs), render_deployment)
-    results = wait_for_shards([run.id for run in runs], [len(shard) for shard in shards], bar)
+    runs, results = wait_for_shards(runs, [len(shard) for shard in shards], bar, resubmit=submit)
     outcomes = []
     for shard, run, finished in zip(shards, runs, results, strict=True):
         if finished is not None and finished.state is not None and finished.state.is_completed():
@@ -104,24 +109,46 @@ def require_deployment(name: str) -> None:
             ) from None
 
 
-def wait_for_shards(run_ids: list[UUID], sizes: list[int], bar: Progress) -> list[FlowRun | None]:
+def wait_for_shards(
+    runs: list[FlowRun],
+    sizes: list[int],
+    bar: Progress,
+    resubmit: Callable[[int, int], FlowRun] | None = None,
+) -> tuple[list[FlowRun], list[FlowRun | None]]:
     """Poll the shard runs until each is final or the batch's one deadline (SHARD_TIMEOUT_S
-    from now) passes; the progress bar counts the SKUs of the finished shards. A run still
-    going at the deadline is None."""
+    from now) passes; the progress bar counts the SKUs of the finished shards. A run that
+    Crashed (its worker or process killed) is resubmitted, up to MAX_SHARD_RESUBMITS times:
+    the new run takes what the crashed one rendered from the cache. Returns the last run of
+    each shard, and its final state's run (None: still going at the deadline)."""
+    logger = get_run_logger()
+    runs = list(runs)
+    again = [0] * len(runs)
     deadline = time.monotonic() + SHARD_TIMEOUT_S
     finished: dict[int, FlowRun] = {}
     with get_client(sync_client=True) as client:
-        while len(finished) < len(run_ids) and time.monotonic() < deadline:
-            for index, run_id in enumerate(run_ids):
+        while len(finished) < len(runs) and time.monotonic() < deadline:
+            for index, shard_run in enumerate(runs):
                 if index in finished:
                     continue
-                run = client.read_flow_run(run_id)
-                if run.state is not None and run.state.is_final():
-                    finished[index] = run
-                    bar.advance(sum(sizes[i] for i in finished))
-            if len(finished) < len(run_ids):
+                run = client.read_flow_run(shard_run.id)
+                if run.state is None or not run.state.is_final():
+                    continue
+                if run.state.is_crashed() and resubmit is not None and again[index] < MAX_SHARD_RESUBMITS:
+                    again[index] += 1
+                    logger.warning(
+                        "render shard run %s crashed (%s): resubmitted (%d of %d)",
+                        run.name,
+                        run.state.message,
+                        again[index],
+                        MAX_SHARD_RESUBMITS,
+                    )
+                    runs[index] = resubmit(index, again[index])
+                    continue
+                finished[index] = run
+                bar.advance(sum(sizes[i] for i in finished))
+            if len(finished) < len(runs):
                 time.sleep(SHARD_POLL_S)
-    return [finished.get(index) for index in range(len(run_ids))]
+    return runs, [finished.get(index) for index in range(len(runs))]
 
 
 class Progress:
