@@ -159,3 +159,46 @@ def desired_automations(block_document_id: UUID) -> list[AutomationCore]:
             tags=["lightbox"],
         ),
     ]
+
+
+ZOMBIE_AUTOMATION = "lightbox-crash-zombie-runs"
+ZOMBIE_AFTER_S = 120  # workers send a heartbeat every 30 s (PREFECT_FLOWS_HEARTBEAT_FREQUENCY)
+
+
+def zombie_automation(after_s: int = ZOMBIE_AFTER_S) -> AutomationCore:
+    """Prefect's documented zombie detection ("detect zombie flows"): a flow run that sent
+    heartbeats and then none for ``after_s`` seconds, without a final state, is marked
+    Crashed. A render shard that crashed is then queued again by its batch
+    (flows/dispatch.py); a batch run that crashed records why (its on_crashed hook)."""
+    from datetime import timedelta
+
+    from prefect.client.schemas.objects import StateType
+    from prefect.events.actions import ChangeFlowRunState
+    from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
+
+    return AutomationCore(
+        name=ZOMBIE_AUTOMATION,
+        description=f"A flow run that stopped sending heartbeats for {after_s} s is marked Crashed.",
+        trigger=EventTrigger(
+            after={"prefect.flow-run.heartbeat"},
+            expect={
+                "prefect.flow-run.heartbeat",
+                "prefect.flow-run.Completed",
+                "prefect.flow-run.Failed",
+                "prefect.flow-run.Cancelled",
+                "prefect.flow-run.Crashed",
+            },
+            match={"prefect.resource.id": ["prefect.flow-run.*"]},
+            for_each={"prefect.resource.id"},
+            posture=Posture.Proactive,
+            threshold=1,
+            within=timedelta(seconds=after_s),
+        ),
+        actions=[
+            ChangeFlowRunState(
+                state=StateType.CRASHED,
+                message=f"No heartbeat for {after_s} s: its worker or machine is gone (lightbox zombie detection)",
+            )
+        ],
+        tags=["lightbox"],
+    )
