@@ -68,12 +68,20 @@ class Page:
             raise RuntimeError(f"{expression[:80]}: {result['exceptionDetails'].get('text')}")
         return result["result"].get("value")
 
+    def _true(self, expression: str) -> bool:
+        try:
+            return bool(self.evaluate(expression))
+        except RuntimeError:  # the page navigated while the expression ran
+            return False
+
     def goto(self, url: str) -> None:
         self.send("Page.navigate", url=url)
 
     def wait_for(self, expression: str, timeout_s: float = 60.0, what: str = "") -> None:
+        """Until ``expression`` is true. Right after ``goto`` the old document may still be
+        there, or be torn down mid-evaluation ("Uncaught"): that counts as not yet."""
         deadline = time.monotonic() + timeout_s
-        while not self.evaluate(expression):
+        while not self._true(expression):
             if time.monotonic() > deadline:
                 text = self.evaluate("document.body ? document.body.innerText.slice(0, 2000) : ''")
                 raise TimeoutError(f"waited {timeout_s} s for {what or expression}; page says:\n{text}")
