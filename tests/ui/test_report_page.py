@@ -7,21 +7,11 @@ from __future__ import annotations
 
 import shutil
 
-import pytest
-
 from tests.catalog.test_report_html import sample_page
-from tests.ui.chromium import browser_page, find_chromium
+from tests.ui.chromium import browser_page
 
 VISIBLE = "[...document.querySelectorAll('article')].filter(a => !a.hidden)"
 READY = "document.querySelector('nav button[aria-pressed=true]') !== null"
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    path = find_chromium()
-    if path is None:
-        pytest.skip("no chromium on PATH: `apt-get install -y chromium` to run the UI tests")
-    return path
 
 
 def _shoot(page, path):

@@ -9,7 +9,7 @@ import pytest
 
 from tasks.review import CHANGES
 from tests.prefect_server import CUP, small_manifest, start_batch, suspended_at, wait_for
-from tests.ui.chromium import browser_page, find_chromium
+from tests.ui.chromium import browser_page
 
 HAS_RESUME = "[...document.querySelectorAll('button')].some(b => b.innerText.trim() === 'Resume')"
 CLICK_RESUME = "[...document.querySelectorAll('button')].find(b => b.innerText.trim() === 'Resume').click()"
@@ -24,17 +24,6 @@ FORM_LABELS = [
     "Re-render changes",
     "Re-render note",
 ]
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    path = find_chromium()
-    if path is None:
-        pytest.skip(
-            "no chromium on PATH: `make test` installs it when run as root "
-            "(apt-get install -y chromium); install it to run the UI test"
-        )
-    return path
 
 
 @pytest.mark.server

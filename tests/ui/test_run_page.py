@@ -8,20 +8,9 @@ from __future__ import annotations
 import pytest
 
 from tests.prefect_server import STICKER, small_manifest, start_batch, wait_for
-from tests.ui.chromium import browser_page, find_chromium
+from tests.ui.chromium import browser_page
 
 BROKEN = "BROKEN-NOT-IMAGE"
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    path = find_chromium()
-    if path is None:
-        pytest.skip(
-            "no chromium on PATH: `make test` installs it when run as root "
-            "(apt-get install -y chromium); install it to run the UI test"
-        )
-    return path
 
 
 @pytest.mark.server
