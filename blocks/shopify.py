@@ -19,10 +19,12 @@ the same SKU and profile meanwhile.
 
 Exactly once: our alt text ends in ``[lightbox:<sha256[:12]>:<profile>:<sha256(sku)[:8]>]``;
 ``put`` lists the product's media first and returns the marked media's id instead of
-uploading again. Rate limits: each response's ``extensions.cost.throttleStatus`` is kept and
-a query waits until the bucket holds its last cost; THROTTLED, HTTP 429 and (where repeating
-is safe) 5xx/transport errors get bounded exponential backoff with jitter. A mutation that
-may have been applied is never re-sent.
+uploading again. Rate limits: the shop's bucket is shared by every process of the fleet
+(``fleet_rate_limit``: a Prefect global concurrency limit per shop with slot decay,
+``blocks/shopify_bucket.py``); each response's ``extensions.cost.throttleStatus`` is also
+kept and a query waits until the bucket holds its last cost; THROTTLED, HTTP 429 and (where
+repeating is safe) 5xx/transport errors get bounded exponential backoff with jitter. A
+mutation that may have been applied is never re-sent.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from pydantic import Field, PrivateAttr, SecretStr, field_validator
 
 from blocks import shopify_media
 from blocks.destinations import ExportContext, block_logger, object_key
+from blocks.shopify_bucket import FleetBucket, fleet_available
 from blocks.shopify_media import STAGE_MUTATION, ShopifyError, alt_text, media_marker  # noqa: F401  (re-exported)
 
 BACKOFF_CAP_S = 60.0
@@ -90,6 +93,11 @@ class ShopifyStore(Block):
     media_attempts: int = Field(
         default=2, ge=1, le=5, description="Uploads per image when Shopify's processing of it FAILS."
     )
+    fleet_rate_limit: bool = Field(
+        default=True,
+        description="Share the shop's API rate limit with every worker: a Prefect global concurrency limit "
+        "'shopify-api:<shop>' with slot decay (needs PREFECT_API_URL; off, each process paces itself alone).",
+    )
 
     _http: httpx.Client | None = PrivateAttr(default=None)
     _sleep: Callable[[float], None] = PrivateAttr(default=time.sleep)
@@ -97,6 +105,7 @@ class ShopifyStore(Block):
     _throttle: dict | None = PrivateAttr(default=None)
     _throttle_at: float = PrivateAttr(default=0.0)
     _costs: dict = PrivateAttr(default_factory=dict)
+    _fleet: FleetBucket | None = PrivateAttr(default=None)
 
     @field_validator("shop_domain")
     @classmethod
@@ -177,11 +186,16 @@ class ShopifyStore(Block):
 
         def send() -> httpx.Response:
             self._await_budget(operation)
-            return self._client().post(
+            fleet = self._fleet_bucket()
+            taken = fleet.take(self._costs.get(operation, 10)) if fleet else 0
+            response = self._client().post(
                 self.graphql_url,
                 json={"query": query, "variables": variables},
                 headers={"X-Shopify-Access-Token": token},
             )
+            if fleet:
+                fleet.settle(taken, *_throttle_and_cost(response))
+            return response
 
         response = self._with_retries(
             send,
@@ -217,6 +231,12 @@ class ShopifyStore(Block):
         if errors:
             text = "; ".join(f"{'.'.join(e.get('field') or []) or '-'}: {e['message']}" for e in errors)
             raise ShopifyError(f"{what}: {operation} refused: {self._redact(text)}")
+
+    def _fleet_bucket(self) -> FleetBucket | None:
+        """The shop's shared bucket, when this block shares it and a Prefect server is set."""
+        if self._fleet is None and self.fleet_rate_limit and fleet_available():
+            self._fleet = FleetBucket(self.shop_domain)
+        return self._fleet if self._fleet is not None and self._fleet.active else None
 
     def _client(self) -> httpx.Client:
         if self._http is None:
@@ -299,6 +319,18 @@ class ShopifyStore(Block):
             self._sleep(wait)
             self._throttle = {**self._throttle, "currentlyAvailable": need}
             self._throttle_at = time.monotonic()
+
+
+def _throttle_and_cost(response: httpx.Response) -> tuple[dict | None, float | None]:
+    """(throttleStatus, the cost Shopify charged up front) of an answer; Nones when absent.
+    A THROTTLED answer charged nothing."""
+    body = (_json(response) if response.status_code == 200 else None) or {}
+    cost = (body.get("extensions") or {}).get("cost") or {}
+    errors = [e for e in body.get("errors") or [] if isinstance(e, dict)]
+    throttled = any((e.get("extensions") or {}).get("code") == "THROTTLED" for e in errors)
+    requested = cost.get("requestedQueryCost")
+    charged = None if throttled or not isinstance(requested, int | float) else float(requested)
+    return cost.get("throttleStatus"), charged
 
 
 def _json(response: httpx.Response) -> dict | None:

@@ -234,3 +234,29 @@ class OutboxEvent(Base):
     claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class PendingRefresh(Base):
+    """A Shopify product refresh deferred to an off-peak window (a bulk edit's burst),
+    waiting for its shop's one batch at the window's start (``catalog/refreshes.py``).
+
+    One row per shop, product and window: a product updated again before the window keeps
+    one row, with the newest version's image URLs. ``batch_run`` is the flow run that took
+    it (``taken_at``); ``outcome`` (``exported``, ``rejected``, ``failed``) and ``reason``
+    say how it ended."""
+
+    __tablename__ = "pending_refreshes"
+    __table_args__ = (UniqueConstraint("shop", "product_id", "window_start", name="uq_pending_refreshes_product"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    shop: Mapped[str] = mapped_column(String(255), index=True)
+    product_id: Mapped[str] = mapped_column(String(64))
+    window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    image_urls: Mapped[list] = mapped_column(JSON)
+    product_updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    webhook_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    batch_run: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    taken_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -1,6 +1,6 @@
 """Create, or bring up to date, what Lightbox's deployments need on a Prefect server.
 
-    python -m infra.bootstrap [--pool-type process|kubernetes|docker] [--gpu-slots 1] [--cpu-runs 4]
+    python -m infra.bootstrap [--pool-type process|kubernetes|docker] [--gpu-slots 1] [--cpu-runs 6]
                               [--data-dir .lightbox] [--model-dir DIR] [--gpu-device cpu|cuda]
                               [--database-url URL] [--export-dir DIR] [--dry-run]
 
@@ -14,9 +14,11 @@ differs, so a second run reports every line ``unchanged`` and changes nothing.
   bootstrap made is removed);
 * work queues ``urgent``, ``standard``, ``nightly``, ``backfill`` with priorities 1-4 on
   each pool (Prefect keeps priorities unique and sequential: the pool's ``default`` queue
-  ends last); on the CPU pool ``nightly`` and ``backfill`` may run one flow run each, so
-  nightly batches and backfills never hold more than two of ``--cpu-runs`` (>= 3) slots
-  and urgent and Shopify-triggered runs always find one;
+  ends last); on the CPU pool ``nightly`` and ``backfill`` may run one flow run each and
+  ``standard`` (Shopify refreshes, on-demand batches) ``--cpu-runs`` minus three, so
+  nightly batches and backfills never take the slots of Shopify-triggered runs, and
+  whatever fills those queues one slot stays for urgent runs
+  (``tests/infra/test_queue_priority.py``);
 * with ``LIGHTBOX_ALERT_WEBHOOK_URL`` set: the notification block ``custom-webhook/
   lightbox-alerts`` (Prefect's generic webhook; the URL kept among its secrets) and two
   automations: a catalog batch Failed or Crashed, and one waiting for review;
@@ -73,10 +75,18 @@ QUEUES = {  # name -> (priority, description)
     "nightly": (3, "The nightly batch: one run at a time on the CPU pool"),
     "backfill": (4, "Re-shoots of whole catalogs: one run at a time, only when nothing else waits"),
 }
-# Flow runs at once per (pool role, queue); absent: no limit of its own. Nightly batches and
-# backfills take at most two CPU slots; the rest stay free for urgent and standard runs.
+# Flow runs at once per (pool role, queue); absent: no limit of its own. Prefect's queue and
+# pool limits cap, they do not reserve: a queue without a limit may take every free slot of
+# its pool. So on the CPU pool every queue but ``urgent`` has a limit, and together they
+# leave URGENT_HEADROOM slots that only urgent runs can take: nightly batches and backfills
+# one run each, ``standard`` (Shopify refreshes, on-demand batches, reconciliation) the rest
+# (``queue_limits``). When slots free up, the server hands them out by queue priority, so a
+# waiting urgent run is always next. The GPU pool (``--gpu-slots``, often 1) cannot keep a
+# slot aside; there priorities alone put urgent shards first when a slot frees.
 QUEUE_LIMITS = {("cpu", "nightly"): 1, ("cpu", "backfill"): 1}
-MIN_CPU_RUNS = 1 + sum(QUEUE_LIMITS.values())
+URGENT_HEADROOM = 1
+MIN_CPU_RUNS = URGENT_HEADROOM + 1 + sum(QUEUE_LIMITS.values())  # standard gets at least one
+DEFAULT_CPU_RUNS = 6  # urgent 1 of its own, nightly 1, backfill 1, standard 3
 OLD_GPU_LIMIT = "gpu-slots"  # the global limit older bootstraps made: the GPU pool's limit replaces it
 SECRET_VARIABLES = (
     "LIGHTBOX_ALERT_WEBHOOK_URL",
@@ -106,6 +116,16 @@ def load_template(path: Path) -> dict[str, Any]:
     if not isinstance(template, dict) or set(template) != {"job_configuration", "variables"}:
         raise ValueError(f"{path}: a base job template has exactly job_configuration and variables")
     return template
+
+
+def queue_limits(cpu_runs: int) -> dict[tuple[str, str], int]:
+    """(pool role, queue) -> its concurrency limit. ``standard`` on the CPU pool gets what the
+    pool's ``cpu_runs`` leaves after nightly, backfill and the urgent headroom, so all the
+    limited queues together hold at most ``cpu_runs - URGENT_HEADROOM`` slots."""
+    standard = cpu_runs - URGENT_HEADROOM - sum(QUEUE_LIMITS.values())
+    if standard < 1:
+        raise ValueError(f"--cpu-runs {cpu_runs} leaves no slot for the standard queue (at least {MIN_CPU_RUNS})")
+    return {**QUEUE_LIMITS, ("cpu", "standard"): standard}
 
 
 def template_for(pool_type: str, role: str) -> dict[str, Any]:
@@ -321,11 +341,12 @@ async def bootstrap(args: argparse.Namespace, env: dict[str, str]) -> list[Chang
             slots = args.gpu_slots if role == "gpu" else args.cpu_runs
             changes.append(await ensure_pool(client, pool, args.pool_type, template, slots, args.dry_run))
             pool_planned = args.dry_run and changes[-1].action == "skipped"
+            limits = queue_limits(args.cpu_runs)
             for queue, (priority, description) in QUEUES.items():
                 if pool_planned:
                     changes.append(Change("work queue", f"{pool}/{queue}", "skipped"))
                     continue
-                limit = QUEUE_LIMITS.get((role, queue))
+                limit = limits.get((role, queue))
                 changes.append(await ensure_queue(client, pool, queue, priority, description, limit, args.dry_run))
         removed = await remove_limit(client, OLD_GPU_LIMIT, args.dry_run)
         changes += [removed] if removed else []
@@ -352,9 +373,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--cpu-runs",
         type=int,
-        default=4,
-        help=f"CPU flow runs at once: the CPU pool's concurrency limit (>= {MIN_CPU_RUNS}: nightly and backfill "
-        "take one each at most, the rest stays for urgent and standard runs)",
+        default=DEFAULT_CPU_RUNS,
+        help=f"CPU flow runs at once: the CPU pool's concurrency limit (>= {MIN_CPU_RUNS}; default "
+        f"{DEFAULT_CPU_RUNS}): nightly and backfill take one each at most, standard what is left but "
+        f"{URGENT_HEADROOM}, which only urgent runs can take",
     )
     p.add_argument(
         "--data-dir",
@@ -404,8 +426,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.cpu_runs < MIN_CPU_RUNS:
         sys.stderr.write(
-            f"bootstrap: --cpu-runs must be >= {MIN_CPU_RUNS} (nightly and backfill runs must leave a slot "
-            f"for urgent and standard ones), got {args.cpu_runs}\n"
+            f"bootstrap: --cpu-runs must be >= {MIN_CPU_RUNS} (nightly, backfill and standard runs must leave "
+            f"{URGENT_HEADROOM} slot for urgent ones), got {args.cpu_runs}\n"
         )
         return 2
     env = dict(os.environ)

@@ -23,8 +23,9 @@ Settings (environment): ``LIGHTBOX_STACK_HOME`` (default ``.lightbox/stack``),
 (``.lightbox/models``), ``LIGHTBOX_DATABASE_URL`` (the catalog; default SQLite in the
 stack's data folder), ``LIGHTBOX_SHOPIFY_WEBHOOK_SECRET`` (else one is generated into
 ``<home>/webhook-secret``, mode 0600), ``LIGHTBOX_GPU_SLOTS`` (1), ``LIGHTBOX_CPU_RUNS``
-(flow runs at once on the CPU pool and its worker, 4: nightly and backfill runs take one
-each at most, the rest is for urgent and standard runs). Only the standard library is imported here.
+(flow runs at once on the CPU pool and its worker, 6: nightly and backfill one each,
+standard the rest but one, which stays free for urgent runs: ``infra.bootstrap.queue_limits``).
+Only the standard library is imported here.
 
 Secrets: the home and its folders are mode 0700; the secret file is created 0600 by
 ``os.open`` (never widened, never through a symlink). The receiver, the one process that
@@ -142,7 +143,7 @@ class Stack:
         self.webhook_port = int(env.get("LIGHTBOX_WEBHOOK_PORT") or 8787)
         self.model_dir = Path(env.get("LIGHTBOX_MODEL_DIR") or ROOT / ".lightbox" / "models").resolve()
         self.gpu_slots = int(env.get("LIGHTBOX_GPU_SLOTS") or 1)
-        self.cpu_runs = int(env.get("LIGHTBOX_CPU_RUNS") or 4)
+        self.cpu_runs = int(env.get("LIGHTBOX_CPU_RUNS") or 6)
         self.data = self.home / "data"
         self.database_url = env.get("LIGHTBOX_DATABASE_URL") or f"sqlite:///{self.data / 'catalog.db'}"
         self.logs, self.pids = self.home / "logs", self.home / "pids"

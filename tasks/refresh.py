@@ -1,6 +1,10 @@
 """Tasks of a Shopify product refresh: when it runs, fetching the product's image, and its
-one-SKU manifest. Files go under ``<data_dir>/shopify/<shop>/<product>/``, named by the
-content's sha256, so two refreshes of one product never overwrite each other's input."""
+one-SKU manifest; for a bulk edit's refreshes deferred to the off-peak window, recording
+them for their shop's one batch (``catalog/refreshes.py``), taking them when the batch
+runs, its manifest, and how each product ended. Files go under
+``<data_dir>/shopify/<shop>/<product>/``, named by the content's sha256, so two refreshes
+of one product never overwrite each other's input; a shop's batch manifest lies in
+``<data_dir>/shopify/<shop>/`` and names the images below it."""
 
 from __future__ import annotations
 
@@ -17,7 +21,8 @@ from prefect import get_run_logger, task
 from catalog.db import session_scope
 from catalog.offpeak import OffPeakWindow
 from catalog.paths import sku_dirname
-from catalog.webhooks import products_seen_since
+from catalog.refreshes import finish_pending, record_pending, take_pending
+from catalog.webhooks import parse_timestamp, products_seen_since
 from imaging.fetch import fetch_image
 from tasks.bookkeeping import DB_RETRIES
 from tasks.common import retry_transient
@@ -53,9 +58,37 @@ class OffPeak(Record):
         return OffPeakWindow(time.fromisoformat(self.start), time.fromisoformat(self.end), self.timezone)
 
 
+class DeferredProduct(Record):
+    """A product a shop's off-peak batch took: its newest image URLs."""
+
+    product_id: str
+    image_urls: list[str]
+
+
+class BatchRow(Record):
+    """One row of a shop's batch manifest: the image fetched, or why it was not."""
+
+    sku: str
+    product_id: str
+    image: str | None = None
+    problem: str | None = None
+
+
+NOT_FETCHED = "image-not-fetched"  # the manifest's image for a product whose fetch failed
+
+
+def shop_folder(data_dir: Path, shop: str) -> Path:
+    return Path(data_dir) / "shopify" / sku_dirname(shop)
+
+
 def product_folder(data_dir: Path, shop: str, product_id: str) -> Path:
     """Safe folder names even for hostile ids (catalog.paths.sku_dirname)."""
-    return Path(data_dir) / "shopify" / sku_dirname(shop) / sku_dirname(product_id)
+    return shop_folder(data_dir, shop) / sku_dirname(product_id)
+
+
+def refresh_sku(shop: str, product_id: str) -> str:
+    """The SKU of a product's refresh: ``<shop name>-<product id>``."""
+    return f"{shop.removesuffix('.myshopify.com')}-{product_id}"
 
 
 @task(name="plan_refresh", **DB_RETRIES)
@@ -133,3 +166,67 @@ def write_refresh_manifest(image_path: str, sku: str, shopify_product_id: str) -
     if not path.is_file():
         write_atomic(path, data)
     return str(path)
+
+
+@task(name="defer_refresh", **DB_RETRIES)
+def defer_refresh(
+    database_url: str,
+    shop: str,
+    product_id: str,
+    image_urls: list[str],
+    updated_at: str | None,
+    webhook_id: str | None,
+    window_start: datetime,
+) -> str:
+    """Put the product on its shop's list for the off-peak batch opening at
+    ``window_start``: ``recorded`` (newest version kept), ``older`` or ``taken``."""
+    with session_scope(database_url) as session:
+        return record_pending(
+            session,
+            shop=shop,
+            product_id=product_id,
+            window_start=window_start,
+            image_urls=image_urls,
+            product_updated_at=parse_timestamp("updated_at", updated_at),
+            webhook_id=webhook_id,
+            now=datetime.now(UTC),
+        )
+
+
+@task(name="take_deferred", **DB_RETRIES)
+def take_deferred(database_url: str, shop: str, window_start: datetime, run_id: str) -> list[DeferredProduct]:
+    """The products waiting for this shop's batch (this window or an earlier one), taken
+    for ``run_id``: one per product, its newest image URLs."""
+    with session_scope(database_url) as session:
+        taken = take_pending(session, shop=shop, window_start=window_start, run_id=run_id, now=datetime.now(UTC))
+    return [DeferredProduct(product_id=p.product_id, image_urls=list(p.image_urls)) for p in taken]
+
+
+@task(name="write_batch_manifest")
+def write_batch_manifest(rows: list[BatchRow], folder: str) -> str:
+    """The shop's batch manifest in ``folder`` (the shop's folder, above each product's):
+    one row per product; a product whose image could not be fetched names an image that
+    does not exist, so its SKU starts ``failed`` in the batch (the fetch's reason is in the
+    refresh's summary and ``pending_refreshes``). Its name follows its content."""
+    base = Path(folder)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["sku", "image", "shopify_product_id"])
+    for row in rows:
+        if row.image is not None:
+            image = Path(row.image).relative_to(base).as_posix()
+        else:
+            image = f"{sku_dirname(row.product_id)}/{NOT_FETCHED}"
+        writer.writerow([row.sku, image, row.product_id])
+    data = buffer.getvalue().encode("utf-8")
+    path = base / f"batch-{hashlib.sha256(data).hexdigest()[:16]}.csv"
+    if not path.is_file():
+        write_atomic(path, data)
+    return str(path)
+
+
+@task(name="finish_deferred", **DB_RETRIES)
+def finish_deferred(database_url: str, run_id: str, outcomes: dict[str, tuple[str, str | None]]) -> int:
+    """Record how each product of the batch ended (product id -> (SKU state, reason))."""
+    with session_scope(database_url) as session:
+        return finish_pending(session, run_id=run_id, outcomes=outcomes)

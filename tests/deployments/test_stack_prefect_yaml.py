@@ -68,6 +68,7 @@ def test_every_deployment(config, flows):
         "catalog-batch/backfill",
         "render-shard/gpu",
         "shopify-refresh/webhook",
+        "shopify-refresh-batch/offpeak",
         "reconcile-shopify/hourly",
     }
     assert config["definitions"]["render_deployment"] in names
@@ -125,7 +126,7 @@ def test_deployments_carry_block_names_not_values(config):
     named = RunSettings.model_validate(settings)  # what the flows' parameter schema accepts
     assert named.database_url is None and named.model_dir is None
     using = [d for d in config["deployments"] if "settings" in d.get("parameters", {})]
-    assert {d["name"] for d in using} == {"nightly", "on-demand", "backfill", "webhook"}
+    assert {d["name"] for d in using} == {"nightly", "on-demand", "backfill", "webhook", "offpeak"}
     assert all(d["parameters"]["settings"] == settings for d in using)
     for text in strings(config["deployments"]):
         for slug, _, _ in BLOCK.findall(text):

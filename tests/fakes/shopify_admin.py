@@ -16,8 +16,12 @@ Listing: ``products(first, after, query, sortKey, reverse)`` pages through the p
 
 Cost: a mutation costs 10, a query 1 plus ``2 + first`` per connection (close to
 Shopify's calculated cost), charged to a leaky bucket (``bucket_size``, ``restore_rate``)
-reported in ``extensions.cost``; a query the bucket cannot pay gets THROTTLED. Time is
-``fake.clock``: give the client ``fake.clock.advance`` as its sleep and waits are instant.
+reported in ``extensions.cost``; a query the bucket cannot pay gets THROTTLED (its call's
+``fault`` is ``"throttled"``). The bucket is the shop's, whoever calls: clients in several
+processes share it as they share Shopify's; each charged call records its ``cost``, the
+points ``available`` after it and the time ``at``. Time is ``fake.clock``: give the client
+``fake.clock.advance`` as its sleep and waits are instant (a client in another process
+sleeps in real time, which the clock also follows).
 
 Media processing: an attached image starts PROCESSING, as on Shopify, and the fake answers
 PROCESSING to the first ``processing_polls`` reads of its status (the product's media list
@@ -71,6 +75,9 @@ class Call:
     variables: dict = field(default_factory=dict)
     status: int = 200
     fault: str | None = None  # the injected fault, or "throttled" when the bucket was short
+    cost: int = 0  # points taken from the bucket (0 when refused or throttled)
+    available: float | None = None  # what the bucket held after this call was charged
+    at: float = 0.0  # fake.clock.now() when it was charged
 
 
 class FakeClock:
@@ -270,6 +277,7 @@ class ShopifyAdminFake:
             call.fault = "throttled"  # not injected: the bucket really is short
             return self._injected(call, "throttled", cost)
         self.available -= cost
+        call.cost, call.available, call.at = cost, self.available, self.clock.now()
         result = execute(SCHEMA, document, root_value=Root(self), variable_values=call.variables)
         if fault == "drop_after":
             return DropConnection()
@@ -434,7 +442,9 @@ def shopify_admin() -> Iterator[ShopifyAdminFake]:
 
 
 def shopify_store(fake: ShopifyAdminFake, **fields):
-    """A ``ShopifyStore`` block talking to ``fake``, sleeping on the fake's clock."""
+    """A ``ShopifyStore`` block talking to ``fake``, sleeping on the fake's clock. The
+    fleet-wide rate limit is off unless asked for: it waits in real time on the Prefect
+    server, which a fake clock cannot move (tests/blocks/test_shopify_fleet_rate.py)."""
     from blocks.shopify import ShopifyStore
 
     store = ShopifyStore(
@@ -444,6 +454,7 @@ def shopify_store(fake: ShopifyAdminFake, **fields):
             "access_token": fake.access_token,
             "webhook_secret": "whsec-test",
             "api_version": fake.api_version,
+            "fleet_rate_limit": False,
             **fields,
         }
     )

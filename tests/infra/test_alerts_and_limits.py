@@ -143,6 +143,7 @@ def test_deployed_queues_and_limits(batch_deployment, bootstrapped):
         cpu = client.read_work_pool("lightbox-cpu")
         limits = {q.name: q.concurrency_limit for q in client.read_work_queues(work_pool_name="lightbox-cpu")}
         assert limits["nightly"] == 1 and limits["backfill"] == 1
-        assert limits["urgent"] is None and limits["standard"] is None
-        assert cpu.concurrency_limit - limits["nightly"] - limits["backfill"] >= 1  # room for urgent runs
+        assert limits["urgent"] is None and limits["standard"] >= 1
+        # the capped queues together leave one slot that only urgent runs can take
+        assert cpu.concurrency_limit - limits["nightly"] - limits["backfill"] - limits["standard"] == 1
         assert not [limit for limit in client.read_global_concurrency_limits() if limit.name == "gpu-slots"]

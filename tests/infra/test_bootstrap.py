@@ -160,7 +160,7 @@ def test_bootstrap_creates_everything_then_changes_nothing(server, tmp_path):
         assert created[name] == "created", (name, first.stdout)
     before = snapshot(server)
     assert before["lightbox-cpu"][0] == "process" and before["lightbox-gpu"][2] == 2
-    assert before["lightbox-cpu"][2] == 4  # --cpu-runs' default
+    assert before["lightbox-cpu"][2] == 6  # --cpu-runs' default
     for pool in ("lightbox-cpu", "lightbox-gpu"):
         priorities = {q[0]: q[1] for q in before[f"{pool} queues"]}
         assert {k: priorities[k] for k in ("urgent", "standard", "nightly", "backfill")} == {
@@ -171,7 +171,8 @@ def test_bootstrap_creates_everything_then_changes_nothing(server, tmp_path):
         }
         assert priorities["default"] == 5
     cpu_limits = {q[0]: q[2] for q in before["lightbox-cpu queues"]}
-    assert cpu_limits == {"urgent": None, "standard": None, "nightly": 1, "backfill": 1, "default": None}
+    # every queue but urgent capped, together one slot short of the pool: that one is urgent's
+    assert cpu_limits == {"urgent": None, "standard": 3, "nightly": 1, "backfill": 1, "default": None}
     assert all(q[2] is None for q in before["lightbox-gpu queues"])  # the GPU cap is the pool's only
     assert before["global limits"] == []
     failed, review = (next(a for a in before["automations"] if a[0] == name) for name in AUTOMATIONS)
