@@ -3,14 +3,16 @@
 The receiver runs with its own uvicorn settings (deployments.webhook.uvicorn_config) on
 loopback in a child process (its own interpreter, so the load generator does not share its
 GIL) against a fresh SQLite catalog in a temporary folder, or ``--database-url`` (give it
-an empty, scratch database). Intake is the outbox: each accepted delivery commits its row
-and its pending event before the answer, and the relay thread of the same process sends
-the events and marks them sent. By default the relay hands them to a list in the child
-(the database work of the outbox is measured, Prefect's API is not); ``--prefect`` sends
-them to PREFECT_API_URL. The client sends ``--rate`` requests per second for
-``--duration`` seconds (open loop: a slow answer does not slow the sending), each a
-products/update for one of ``--products`` products with a unique webhook id and a newer
-``updated_at``.
+an empty, scratch database: create it anew for each run; rows and dead tuples left by
+earlier runs slow the relay's claims, and the script says how many deliveries it found).
+Intake is the outbox: each accepted delivery commits its row and its pending event before
+the answer, and the relay of the same process (on PostgreSQL a task on the receiver's
+event loop, on SQLite a thread) sends the events and marks them sent. By default the relay
+hands them to a list in the child (the database work of the outbox is measured, Prefect's
+API is not); ``--prefect`` sends them to PREFECT_API_URL. The client sends ``--rate``
+requests per second for ``--duration`` seconds (open loop: a slow answer does not slow
+the sending), each a products/update for one of ``--products`` products with a unique
+webhook id and a newer ``updated_at``.
 
 Latency is measured from each request's *scheduled* send time to its answer, so queueing
 in the client or the server is counted, not hidden. The server's CPU (its process, relay
@@ -77,6 +79,16 @@ def unsent_events(database_url: str) -> int:
 
     with session_scope(database_url) as session:
         return unsent_count(session)
+
+
+def earlier_deliveries(database_url: str) -> int:
+    from sqlalchemy import func, select
+
+    from catalog.db import session_scope
+    from catalog.models import WebhookDelivery
+
+    with session_scope(database_url) as session:
+        return session.scalar(select(func.count()).select_from(WebhookDelivery)) or 0
 
 
 def delivery(i: int, products: int, start: datetime) -> tuple[bytes, dict[str, str]]:
@@ -217,6 +229,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         database_url = args.database_url or f"sqlite:///{tmp}/catalog.db"
         migrate(database_url)
+        earlier = earlier_deliveries(database_url)
+        if earlier:
+            print(f"note: the database holds {earlier} deliveries from earlier runs; give it a new one for figures")
         ctx = multiprocessing.get_context("spawn")
         port_out, result_out, stop = ctx.Queue(), ctx.Queue(), ctx.Event()
         child = ctx.Process(target=serve, args=(database_url, args.prefect, port_out, stop, result_out))
@@ -237,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     figures["load_average_1m"] = os.getloadavg()[0]
     figures["cpu_count"] = os.cpu_count()
     figures["database"] = "sqlite (temporary)" if not args.database_url else args.database_url.split("://")[0]
+    figures["earlier_deliveries"] = earlier
     figures["relay_sends_to"] = "PREFECT_API_URL" if args.prefect else "a list in the receiver process"
     lat = figures["latency_ms"]
     print(

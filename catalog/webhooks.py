@@ -20,7 +20,8 @@ deliveries of different versions that race each other can both be accepted; the 
 **Outbox** (docs/ARCHITECTURE.md#intake): an accepted delivery's Prefect event is written
 to ``event_outbox`` in the same transaction. A relay claims pending events for a short
 lease, sends them and stamps them ``sent_at`` (``claim_pending``, ``mark_sent``,
-``mark_failed``).
+``mark_failed``). The ``postgres_*_statement(s)`` functions give the same PostgreSQL
+statements compiled for asyncpg, which the receiver runs on its event loop.
 """
 
 from __future__ import annotations
@@ -37,8 +38,10 @@ from sqlalchemy import (
     JSON,
     Connection,
     DateTime,
+    Integer,
     String,
     and_,
+    any_,
     bindparam,
     case,
     func,
@@ -238,6 +241,38 @@ def newest_accepted_version(db: Executor, shop: str, product_id: str) -> datetim
     return as_utc(_conn(db).scalar(select(_newest_accepted(shop, product_id))))
 
 
+def recording_params(
+    *,
+    webhook_id: str,
+    shop: str,
+    topic: str,
+    product_id: str,
+    triggered_at: datetime | None,
+    product_updated_at: datetime | None,
+    payload_sha256: str,
+    now: datetime,
+    shopify_event_id: str | None = None,
+    event_id: str | None = None,
+) -> dict[str, Any]:
+    """The bound parameters of ``record_delivery``'s statement (``p_`` names), the event
+    left out: it goes in as ``p_event``."""
+    triggered_at = _require_aware("triggered_at", triggered_at)
+    product_updated_at = _require_aware("product_updated_at", product_updated_at)
+    return {
+        "p_webhook_id": webhook_id,
+        "p_shop": shop,
+        "p_topic": topic,
+        "p_product_id": product_id,
+        "p_triggered_at": triggered_at,
+        "p_product_updated_at": product_updated_at,
+        "p_received_at": _require_aware("now", now),
+        "p_payload_sha256": payload_sha256,
+        "p_event_id": event_id,
+        "p_content_key": content_key(shop, product_id, product_updated_at, payload_sha256),
+        "p_shopify_event_id": shopify_event_id,
+    }
+
+
 def record_delivery(
     db: Executor,
     *,
@@ -266,34 +301,60 @@ def record_delivery(
     transaction handling a savepoint opened before any other write starts the
     transaction, and releasing it commits everything, so a later rollback by the caller
     would keep the row.) ``triggered_at`` is stored for the record only. Core statements,
-    not the ORM: this is the receiver's hot path.
+    not the ORM; the receiver runs the PostgreSQL statement on asyncpg
+    (``postgres_recording_statement``).
     """
-    triggered_at = _require_aware("triggered_at", triggered_at)
-    product_updated_at = _require_aware("product_updated_at", product_updated_at)
-    now = _require_aware("now", now)
+    event_id = str(event["id"]) if event is not None else None
+    params = recording_params(
+        webhook_id=webhook_id,
+        shop=shop,
+        topic=topic,
+        product_id=product_id,
+        triggered_at=triggered_at,
+        product_updated_at=product_updated_at,
+        payload_sha256=payload_sha256,
+        now=now,
+        shopify_event_id=shopify_event_id,
+        event_id=event_id,
+    )
     conn = _conn(db)
     delivery, outbox = _recording_statements(conn.dialect.name)
-    event_id = str(event["id"]) if event is not None else None
-    params = {
-        "webhook_id": webhook_id,
-        "shop": shop,
-        "topic": topic,
-        "product_id": product_id,
-        "triggered_at": triggered_at,
-        "product_updated_at": product_updated_at,
-        "received_at": now,
-        "payload_sha256": payload_sha256,
-        "event_id": event_id,
-        "content_key": content_key(shop, product_id, product_updated_at, payload_sha256),
-        "shopify_event_id": shopify_event_id,
-    }
-    row = conn.execute(delivery, {f"p_{name}": value for name, value in {**params, "event": event}.items()}).first()
+    row = conn.execute(delivery, {**params, "p_event": event}).first()
     if row is None:  # recorded already (or concurrently, just now)
         return "duplicate"
     delivery_id, recorded = row
     if outbox is not None and recorded == "accepted" and event_id is not None:
-        conn.execute(outbox, {"event_id": event_id, "delivery_id": delivery_id, "event": event, "created_at": now})
+        created = params["p_received_at"]
+        conn.execute(outbox, {"event_id": event_id, "delivery_id": delivery_id, "event": event, "created_at": created})
     return recorded
+
+
+AsyncpgStatement = tuple[str, tuple[str, ...], dict[str, Any]]
+
+
+def _asyncpg_statement(statement) -> AsyncpgStatement:
+    """A Core statement as asyncpg takes it: SQL text with ``$n`` placeholders, the
+    parameter name for each ``n`` in order, and the values of its constant parameters
+    (SQLAlchemy binds literals as parameters too; the caller gives the others)."""
+    compiled = statement.compile(dialect=postgresql.asyncpg.dialect())
+    constants = {name: bind.value for name, bind in compiled.binds.items() if not bind.required}
+    return str(compiled), tuple(compiled.positiontup), constants
+
+
+@lru_cache(maxsize=1)
+def postgres_recording_statement() -> AsyncpgStatement:
+    """``record_delivery``'s PostgreSQL statement (the delivery and its outbox event, one
+    statement) for a caller on asyncpg (the receiver's event loop): SQL, the order of its
+    parameters, its constants. The parameters: the constants, ``recording_params`` and
+    ``p_event``, the event as JSON text (or None). No row for a duplicate, else one:
+    (delivery id, ``accepted`` | ``stale``). Outside a transaction it is its own."""
+    return _asyncpg_statement(_recording_statements("postgresql")[0])
+
+
+@lru_cache(maxsize=1)
+def postgres_unsent_statement() -> AsyncpgStatement:
+    """``unsent_count`` for asyncpg (one row: the count)."""
+    return _asyncpg_statement(_unsent_statement())
 
 
 @lru_cache(maxsize=1)
@@ -315,6 +376,34 @@ def _relay_statements():
         .values(sent_at=now, claimed_until=null(), attempts=outbox.attempts + 1)
     )
     return claim, sent
+
+
+@lru_cache(maxsize=1)
+def postgres_relay_statements() -> dict[str, AsyncpgStatement]:
+    """The relay's statements for asyncpg (the receiver's event loop), as ``claim_pending``,
+    ``mark_sent`` and ``mark_failed`` run them: ``claim`` (``now_``, ``lease_until_``,
+    ``limit_``; rows of outbox id and the event as JSON text), ``sent`` (``ids_``,
+    ``now_``), ``failed`` (``ids_``, ``retry_at_``, ``error_``)."""
+    outbox = OutboxEvent.__table__.c
+    ids = bindparam("ids_", type_=postgresql.ARRAY(Integer))
+    sent = (
+        update(OutboxEvent.__table__)
+        .where(outbox.id == any_(ids))
+        .values(
+            sent_at=bindparam("now_", type_=DateTime(timezone=True)), claimed_until=null(), attempts=outbox.attempts + 1
+        )
+    )
+    failed = (
+        update(OutboxEvent.__table__)
+        .where(outbox.id == any_(ids), outbox.sent_at.is_(None))
+        .values(
+            claimed_until=bindparam("retry_at_", type_=DateTime(timezone=True)),
+            attempts=outbox.attempts + 1,
+            last_error=bindparam("error_", type_=String()),
+        )
+    )
+    statements = {"claim": _relay_statements()[0], "sent": sent, "failed": failed}
+    return {name: _asyncpg_statement(statement) for name, statement in statements.items()}
 
 
 def claim_pending(db: Executor, *, now: datetime, lease_until: datetime, limit: int) -> list[tuple[int, dict]]:
@@ -344,8 +433,12 @@ def mark_failed(db: Executor, ids: list[int], *, error: str, retry_at: datetime)
     )
 
 
+def _unsent_statement():
+    return select(func.count()).select_from(OutboxEvent).where(OutboxEvent.sent_at.is_(None))
+
+
 def unsent_count(db: Executor) -> int:
-    return _conn(db).scalar(select(func.count()).select_from(OutboxEvent).where(OutboxEvent.sent_at.is_(None))) or 0
+    return _conn(db).scalar(_unsent_statement()) or 0
 
 
 def products_seen_since(session: Session, shop: str, since: datetime) -> dict[str, datetime]:

@@ -15,12 +15,15 @@ OSS Prefect has no incoming webhooks, so this small ASGI app stands in front of 
                              answers, else 503.
 
 Intake is an outbox (docs/ARCHITECTURE.md#intake): 200 goes back only after the delivery
-and its event are committed; the relay (``tasks.events.Relay``, a thread started with the
-app) sends pending events to the Prefect API, at start-up, after each accepted delivery
-and every few seconds, and marks them sent once the API accepted them. Blocking work runs
-in Starlette's threadpool. The secret and the signature are never logged; untrusted
-header values are logged with repr(); errors are logged by class, never with their text
-(which can hold the database URL).
+and its event are committed; the relay (``tasks.events.Relay``, started with the app)
+sends pending events to the Prefect API, at start-up, after each accepted delivery and
+every few seconds, and marks them sent once the API accepted them. The app is bare ASGI
+(``Receiver``, no framework): on PostgreSQL each delivery is one statement on the event
+loop (asyncpg, ``tasks.events.IntakeConnections``) and the relay a task on the same loop;
+on SQLite the transaction runs in a worker thread and the relay in a thread of its own.
+The secret and the signature are never logged; untrusted header values are logged with
+repr(); errors are logged by class, never with their text (which can hold the database
+URL).
 
 A connection must deliver each request's headers and body within ``read_timeout_s``
 (10 s), and an idle keep-alive connection is closed after 5 s; put a reverse proxy in
@@ -33,37 +36,50 @@ front anyway (README, "Webhook receiver").
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
-import contextlib
 import hashlib
 import hmac
+import json
 import logging
 import os
 import re
-from collections.abc import Callable, Collection, Sequence
+import traceback
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import uvicorn
 from anyio import CapacityLimiter, to_thread
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
-from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
-from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 from catalog.db import check_url, migrate, session_scope
-from catalog.webhooks import InvalidDelivery, ProductPayload, parse_product, parse_timestamp, unsent_count
+from catalog.webhooks import (
+    InvalidDelivery,
+    ProductPayload,
+    parse_product,
+    parse_timestamp,
+    postgres_recording_statement,
+    unsent_count,
+)
 from deployments.webhook_http import uvicorn_config
-from tasks.events import Relay, in_transaction, record_product_delivery, statement_engine
+from tasks.events import IntakeConnections, Relay, in_transaction, record_product_delivery, statement_engine
 
 DEFAULT_TOPICS = ("products/create", "products/update")
 SHOP_DOMAIN = re.compile(r"^[a-z0-9][a-z0-9-]{0,200}\.myshopify\.com$")
 MAX_FUTURE_SKEW = timedelta(minutes=5)
 RETRY_AFTER_S = 30  # what a 503 asks Shopify to wait; Shopify's own schedule is longer
+DB_SLOTS = 4  # SQLite: transactions at once, each in a worker thread
+INTAKE_CONNECTIONS = 8  # PostgreSQL: statements at once (a 4-connection pool queued at 200/s on a busy host)
 log = logging.getLogger("deployments.webhook")  # not __main__ under python -m
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+Answer = tuple[int, bytes, tuple[tuple[bytes, bytes], ...]]  # status, JSON body, extra headers
 
 
 def utc_now() -> datetime:
@@ -71,12 +87,12 @@ def utc_now() -> datetime:
 
 
 def signature_ok(secret: bytes, body: bytes, header: str) -> bool:
-    expected = base64.b64encode(hmac.new(secret, body, hashlib.sha256).digest())
+    expected = base64.b64encode(hmac.digest(secret, body, "sha256"))
     return hmac.compare_digest(expected, header.strip().encode("latin-1", "replace"))
 
 
-def _header(request: Request, name: str, max_length: int, required: bool = True) -> str | None:
-    value = request.headers.get(name, "").strip()
+def _header(headers: dict[str, str], name: str, max_length: int, required: bool = True) -> str | None:
+    value = headers.get(name, "").strip()
     if not value:
         if required:
             raise InvalidDelivery(f"missing {name} header")
@@ -86,23 +102,52 @@ def _header(request: Request, name: str, max_length: int, required: bool = True)
     return value
 
 
-async def _read_body(request: Request, max_bytes: int) -> bytes | None:
+def _headers(scope: Scope) -> dict[str, str]:
+    """The request's headers by lower-case name; the first of repeated ones, as Starlette."""
+    return {name.decode("latin-1"): value.decode("latin-1") for name, value in reversed(scope["headers"])}
+
+
+class ClientDisconnect(Exception):
+    """The client went away before its body was in."""
+
+
+async def _read_body(receive: Receive, max_bytes: int) -> bytes | None:
     """The raw body, or None as soon as it runs past ``max_bytes``."""
     chunks, total = [], 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # http.disconnect
+            raise ClientDisconnect
+        chunk = message.get("body", b"")
         total += len(chunk)
         if total > max_bytes:
             return None
-        chunks.append(chunk)
-    return b"".join(chunks)
+        if chunk:
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def _answer(status_code: int, status: str, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
-    return JSONResponse({"status": status, **extra}, status_code=status_code, headers=headers)
+def _answer(status_code: int, status: str, headers: tuple[tuple[bytes, bytes], ...] = (), **extra: Any) -> Answer:
+    body = json.dumps({"status": status, **extra}, ensure_ascii=False, separators=(",", ":")).encode()
+    return status_code, body, headers
 
 
-def _unavailable() -> JSONResponse:
-    return _answer(503, "unavailable", headers={"Retry-After": str(RETRY_AFTER_S)})
+_RECORDED = {status: _answer(200, status) for status in ("accepted", "duplicate", "stale", "ignored")}
+_UNAVAILABLE = _answer(503, "unavailable", ((b"retry-after", str(RETRY_AFTER_S).encode()),))
+_NOT_FOUND = _answer(404, "not found")
+_SERVER_ERROR = _answer(500, "error")
+
+
+def _not_allowed(allow: str) -> Answer:
+    return _answer(405, "method not allowed", ((b"allow", allow.encode()),))
+
+
+async def _respond(send: Send, answer: Answer) -> None:
+    status_code, body, extra = answer
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *extra]
+    await send({"type": "http.response.start", "status": status_code, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def normalise_shops(shops: Collection[str]) -> frozenset[str]:
@@ -113,88 +158,113 @@ def normalise_shops(shops: Collection[str]) -> frozenset[str]:
     return result
 
 
-def create_app(
-    *,
-    get_secret: Callable[[], Any],
-    database_url: str,
-    shops: Collection[str],
-    relay: Relay | None = None,
-    max_body_bytes: int = 1_048_576,
-    allowed_topics: Sequence[str] = DEFAULT_TOPICS,
-    clock: Callable[[], datetime] = utc_now,
-    max_future_skew: timedelta = MAX_FUTURE_SKEW,
-) -> Starlette:
-    """The receiver. ``get_secret`` returns the shared secret (str or SecretStr) and is
-    called per request: cache it. ``shops``: the shop domains deliveries are taken from.
-    ``relay`` is started and stopped with the app (its lifespan) and woken after each
-    accepted delivery; without one, events wait in the outbox for another relay."""
-    check_url(database_url)
-    if max_body_bytes < 1:
-        raise ValueError(f"max_body_bytes must be >= 1, got {max_body_bytes}")
-    topics, served = frozenset(allowed_topics), normalise_shops(shops)
-    # No more transactions at once than the pool holds (catalog.db: 5, one left for the relay):
-    # more threads would open and close overflow connections, a new session each time.
-    db_slots = CapacityLimiter(4)
+class Receiver:
+    """The receiver as a bare ASGI application (``create_app``). Two routes, no framework:
+    a request goes from the server's protocol straight to its handler, and on PostgreSQL
+    the delivery's transaction runs on the event loop (``IntakeConnections``), so the hot
+    path has no middleware, no routing table and no thread hop. On SQLite the transaction
+    runs in a worker thread (at most ``DB_SLOTS`` at once), as before."""
 
-    def secret_bytes() -> bytes:
-        secret = get_secret()
+    def __init__(
+        self,
+        *,
+        get_secret: Callable[[], Any],
+        database_url: str,
+        shops: Collection[str],
+        relay: Relay | None,
+        max_body_bytes: int,
+        allowed_topics: Sequence[str],
+        clock: Callable[[], datetime],
+        max_future_skew: timedelta,
+    ) -> None:
+        check_url(database_url)
+        if max_body_bytes < 1:
+            raise ValueError(f"max_body_bytes must be >= 1, got {max_body_bytes}")
+        self.get_secret, self.database_url, self.relay, self.clock = get_secret, database_url, relay, clock
+        self.max_body_bytes, self.max_future_skew = max_body_bytes, max_future_skew
+        self.topics, self.served = frozenset(allowed_topics), normalise_shops(shops)
+        self.too_large = _answer(413, "rejected", reason=f"body over {max_body_bytes} bytes")
+        postgres = make_url(database_url).get_backend_name() == "postgresql"
+        self.intake = IntakeConnections(database_url, size=INTAKE_CONNECTIONS) if postgres else None
+        if postgres:
+            postgres_recording_statement()  # compiled now, not by the first delivery
+        # SQLite: no more transactions at once than the pool holds (catalog.db: 5, one left
+        # for the relay); more threads would open and close overflow connections.
+        self.db_slots = CapacityLimiter(DB_SLOTS)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            path, method = scope["path"], scope["method"]
+            if path == "/webhooks/shopify":
+                handler = self.shopify if method == "POST" else None
+                allow = "POST"
+            elif path == "/healthz":
+                handler = self.healthz if method in ("GET", "HEAD") else None
+                allow = "GET, HEAD"
+            else:
+                await _respond(send, _NOT_FOUND)
+                return
+            if handler is None:
+                await _respond(send, _not_allowed(allow))
+                return
+            try:
+                answer = await handler(scope, receive)
+            except Exception as exc:  # a bug: its text may quote a URL; the class and frames only
+                frames = "".join(traceback.format_tb(exc.__traceback__))
+                log.error("%s %s: unexpected %s\n%s", method, path, type(exc).__name__, frames)
+                answer = _SERVER_ERROR
+            await _respond(send, answer)
+        elif kind == "lifespan":
+            await self.lifespan(receive, send)
+        elif kind == "websocket":
+            await send({"type": "websocket.close", "code": 1000})
+
+    def secret_bytes(self) -> bytes:
+        secret = self.get_secret()
         secret = secret.get_secret_value() if hasattr(secret, "get_secret_value") else secret
         if not isinstance(secret, str) or not secret:
             raise RuntimeError("the Shopify webhook secret is empty or not a string")
         return secret.encode()
 
-    def record(payload: dict, product: ProductPayload, triggered_at, body_sha256: str, event_id: str | None) -> str:
-        # One transaction: the delivery and its outbox event. On PostgreSQL that is one
-        # statement (catalog.webhooks), so autocommit saves the BEGIN and COMMIT round trips.
-        return in_transaction(
-            statement_engine(database_url),
-            lambda conn: record_product_delivery(
-                conn,
-                payload,
-                product_updated_at=product.updated_at,
-                triggered_at=triggered_at,
-                payload_sha256=body_sha256,
-                now=clock(),
-                shopify_event_id=event_id,
-            ),
-        )
-
-    async def shopify(request: Request) -> JSONResponse:
-        declared = request.headers.get("content-length")
+    async def shopify(self, scope: Scope, receive: Receive) -> Answer:
+        headers = _headers(scope)
+        declared = headers.get("content-length")
         if declared is not None and not declared.strip().isdigit():
             return _answer(400, "rejected", reason="invalid Content-Length")
-        if declared is not None and int(declared) > max_body_bytes:
-            return _answer(413, "rejected", reason=f"body over {max_body_bytes} bytes")
+        if declared is not None and int(declared) > self.max_body_bytes:
+            return self.too_large
         try:
-            body = await _read_body(request, max_body_bytes)
+            body = await _read_body(receive, self.max_body_bytes)
         except ClientDisconnect:
             log.info("shopify webhook: client disconnected while sending the body")
             return _answer(400, "rejected", reason="client disconnected")
         if body is None:
-            return _answer(413, "rejected", reason=f"body over {max_body_bytes} bytes")
-        webhook_id = request.headers.get("x-shopify-webhook-id")
-        signature = request.headers.get("x-shopify-hmac-sha256")
-        if not signature or not signature_ok(secret_bytes(), body, signature):
+            return self.too_large
+        webhook_id = headers.get("x-shopify-webhook-id")
+        signature = headers.get("x-shopify-hmac-sha256")
+        if not signature or not signature_ok(self.secret_bytes(), body, signature):
             log.warning("shopify webhook %r: missing or wrong signature", webhook_id)
             return _answer(401, "rejected", reason="missing or wrong X-Shopify-Hmac-Sha256")
+        clock = self.clock
         try:
-            webhook_id = _header(request, "x-shopify-webhook-id", 200)
-            shop = _header(request, "x-shopify-shop-domain", 255).lower()
-            topic = _header(request, "x-shopify-topic", 64)
+            webhook_id = _header(headers, "x-shopify-webhook-id", 200)
+            shop = _header(headers, "x-shopify-shop-domain", 255).lower()
+            topic = _header(headers, "x-shopify-topic", 64)
             if not SHOP_DOMAIN.match(shop):
                 raise InvalidDelivery(f"not a myshopify.com shop domain: {shop[:80]!r}")
-            if shop not in served:
+            if shop not in self.served:
                 log.warning("shopify webhook %r: shop %r is not served here, refused", webhook_id, shop)
                 return _answer(403, "rejected", reason="shop not served by this receiver")
-            if topic not in topics:
+            if topic not in self.topics:
                 log.info("shopify webhook %r shop=%s topic=%r: ignored", webhook_id, shop, topic)
-                return _answer(200, "ignored")
-            event_id = _header(request, "x-shopify-event-id", 200, required=False)
-            triggered_at = parse_timestamp("X-Shopify-Triggered-At", request.headers.get("x-shopify-triggered-at"))
+                return _RECORDED["ignored"]
+            event_id = _header(headers, "x-shopify-event-id", 200, required=False)
+            triggered_at = parse_timestamp("X-Shopify-Triggered-At", headers.get("x-shopify-triggered-at"))
             product = parse_product(body)
             if product.updated_at is None:
                 raise InvalidDelivery("product updated_at missing: the version comes from the signed body only")
-            if product.updated_at > clock() + max_future_skew:
+            if product.updated_at > clock() + self.max_future_skew:
                 raise InvalidDelivery(f"product updated_at {product.updated_at.isoformat()} is in the future")
         except InvalidDelivery as exc:
             log.warning("shopify webhook %r: bad delivery: %s", webhook_id, exc)
@@ -212,11 +282,21 @@ def create_app(
             "updated_at": product.updated_at.isoformat(),
             "triggered_at": triggered_at.isoformat() if triggered_at is not None else None,
         }
+        digest = hashlib.sha256(body).hexdigest()
         try:
-            digest = hashlib.sha256(body).hexdigest()
-            status = await to_thread.run_sync(
-                record, payload, product, triggered_at, digest, event_id, limiter=db_slots
-            )
+            if self.intake is not None:
+                status = await self.intake.record(
+                    payload,
+                    product_updated_at=product.updated_at,
+                    triggered_at=triggered_at,
+                    payload_sha256=digest,
+                    now=clock(),
+                    shopify_event_id=event_id,
+                )
+            else:
+                status = await to_thread.run_sync(
+                    self._record, payload, product, triggered_at, digest, event_id, limiter=self.db_slots
+                )
         except Exception as exc:  # answered 503: Shopify retries; the text may hold the URL
             log.error(
                 "shopify webhook %r shop=%s: not recorded (%s); Shopify will retry",
@@ -224,42 +304,95 @@ def create_app(
                 shop,
                 type(exc).__name__,
             )
-            return _unavailable()
-        if status == "accepted" and relay is not None:
-            relay.wake()
+            return _UNAVAILABLE
+        if status == "accepted" and self.relay is not None:
+            self.relay.wake()
         log.info(
             "shopify webhook %r shop=%s topic=%s product=%s: %s", webhook_id, shop, topic, product.product_id, status
         )
-        return _answer(200, status)
+        return _RECORDED[status]
 
-    def count_unsent() -> int:
-        with session_scope(database_url) as session:
+    def _record(self, payload: dict, product: ProductPayload, triggered_at, digest: str, event_id: str | None) -> str:
+        """The delivery and its outbox event in one transaction, in a worker thread (SQLite)."""
+        return in_transaction(
+            statement_engine(self.database_url),
+            lambda conn: record_product_delivery(
+                conn,
+                payload,
+                product_updated_at=product.updated_at,
+                triggered_at=triggered_at,
+                payload_sha256=digest,
+                now=self.clock(),
+                shopify_event_id=event_id,
+            ),
+        )
+
+    def _count_unsent(self) -> int:
+        with session_scope(self.database_url) as session:
             return unsent_count(session)
 
-    async def healthz(request: Request) -> JSONResponse:
+    async def healthz(self, scope: Scope, receive: Receive) -> Answer:
         try:
-            unsent = await to_thread.run_sync(count_unsent, limiter=db_slots)
-        except SQLAlchemyError as exc:
+            if self.intake is not None:
+                unsent = await self.intake.unsent_count()
+            else:
+                unsent = await to_thread.run_sync(self._count_unsent, limiter=self.db_slots)
+        except (SQLAlchemyError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
             log.error("healthz: catalog database unavailable (%s)", type(exc).__name__)
-            return _unavailable()
+            return _UNAVAILABLE
         return _answer(200, "ok", unsent_events=unsent)
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette):
-        if relay is not None:
-            relay.start()  # its first pass sends what an earlier process left pending
-        try:
-            yield
-        finally:
-            if relay is not None:
-                await run_in_threadpool(relay.stop)
+    async def lifespan(self, receive: Receive, send: Send) -> None:
+        """Starts the relay (its first pass sends what an earlier process left pending: on
+        PostgreSQL a task on this loop, else a thread) and stops it, then closes the
+        intake's connections."""
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    if self.relay is not None and self.intake is not None:
+                        self.relay.start_on(self.intake)
+                    elif self.relay is not None:
+                        self.relay.start()
+                except Exception as exc:
+                    await send({"type": "lifespan.startup.failed", "message": type(exc).__name__})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if self.relay is not None and self.intake is not None:
+                    await self.relay.stop_on()
+                elif self.relay is not None:
+                    await asyncio.get_running_loop().run_in_executor(None, self.relay.stop)
+                if self.intake is not None:
+                    await self.intake.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
 
-    return Starlette(
-        routes=[
-            Route("/webhooks/shopify", shopify, methods=["POST"]),
-            Route("/healthz", healthz, methods=["GET"]),
-        ],
-        lifespan=lifespan,
+
+def create_app(
+    *,
+    get_secret: Callable[[], Any],
+    database_url: str,
+    shops: Collection[str],
+    relay: Relay | None = None,
+    max_body_bytes: int = 1_048_576,
+    allowed_topics: Sequence[str] = DEFAULT_TOPICS,
+    clock: Callable[[], datetime] = utc_now,
+    max_future_skew: timedelta = MAX_FUTURE_SKEW,
+) -> Receiver:
+    """The receiver (an ASGI application). ``get_secret`` returns the shared secret (str or
+    SecretStr) and is called per request: cache it. ``shops``: the shop domains deliveries
+    are taken from. ``relay`` is started and stopped with the app (its lifespan) and woken
+    after each accepted delivery; without one, events wait in the outbox for another relay."""
+    return Receiver(
+        get_secret=get_secret,
+        database_url=database_url,
+        shops=shops,
+        relay=relay,
+        max_body_bytes=max_body_bytes,
+        allowed_topics=allowed_topics,
+        clock=clock,
+        max_future_skew=max_future_skew,
     )
 
 

@@ -273,24 +273,30 @@ def postgres_url(pg_server_url):
     return pg_server_url
 
 
-def test_api_down_delivery_is_acknowledged_then_sent_once(prefect, sqlite_url, tmp_path):
+@pytest.mark.parametrize("catalog", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_api_down_delivery_is_acknowledged_then_sent_once(prefect, catalog, request, tmp_path):
+    """SQLite: the relay is a thread of its own; PostgreSQL: a task on the receiver's event
+    loop (tasks.events.Relay.start_on). Each product id is this test's own: the server
+    outlives the parameters."""
+    database_url = request.getfixturevalue(f"{catalog}_url")
+    product_id, hook = {"sqlite": (101, "wh-down"), "postgres": (102, "wh-pg-down")}[catalog]
     forwarder = Forwarder(int(prefect["server"].url.rsplit(":", 1)[1]))  # not open: the API is down
     api_url = f"http://127.0.0.1:{forwarder.port}/api"
-    event_id = str(event_uuid(SHOP, "wh-down-1"))
+    event_id = str(event_uuid(SHOP, f"{hook}-1"))
     try:
-        with receiver(tmp_path, sqlite_url, api_url, prefect["server"].env, "receiver") as (_, url):
-            assert deliver(url, 101, "wh-down-1").json() == {"status": "accepted"}
-            wait(lambda: outbox(sqlite_url)[0][3], "a failed send recorded")
-            assert outbox(sqlite_url) == [(event_id, False, outbox(sqlite_url)[0][2], "ConnectError")]
+        with receiver(tmp_path, database_url, api_url, prefect["server"].env, "receiver") as (_, url):
+            assert deliver(url, product_id, f"{hook}-1").json() == {"status": "accepted"}
+            wait(lambda: outbox(database_url)[0][3], "a failed send recorded")
+            assert outbox(database_url) == [(event_id, False, outbox(database_url)[0][2], "ConnectError")]
             assert unsent(url) == 1
             forwarder.open()  # the API is back
             wait(lambda: unsent(url) == 0, "the relay to send the pending event")
-            assert_delivered_once(prefect, "101", event_id)
-            assert deliver(url, 101, "wh-down-1").json() == {"status": "duplicate"}  # Shopify's retry
-            assert deliver(url, 101, "wh-down-2").json() == {"status": "duplicate"}  # same body, new id
+            assert_delivered_once(prefect, str(product_id), event_id)
+            assert deliver(url, product_id, f"{hook}-1").json() == {"status": "duplicate"}  # Shopify's retry
+            assert deliver(url, product_id, f"{hook}-2").json() == {"status": "duplicate"}  # same body, new id
             time.sleep(2)
-            assert unsent(url) == 0 and len(outbox(sqlite_url)) == 1
-        assert len(runs_by_product(prefect["server"].api_url, prefect["deployment_id"])["101"]) == 1
+            assert unsent(url) == 0 and len(outbox(database_url)) == 1
+        assert len(runs_by_product(prefect["server"].api_url, prefect["deployment_id"])[str(product_id)]) == 1
     finally:
         forwarder.close()
 

@@ -55,11 +55,11 @@ def test_main_takes_the_database_from_the_environment_only(monkeypatch, capsys):
 @pytest.fixture
 def live_server(app):
     """The app served by uvicorn (the receiver's own settings, a 1 s read deadline) on a
-    free loopback port, in a thread."""
+    free loopback port, in a thread; its shutdown closes the app's connections."""
     # proto IPPROTO_TCP, or asyncio leaves Nagle on for accepted connections (+40 ms each)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn_config(app, log_level="warning", lifespan="off", read_timeout_s=1.0))
+    server = uvicorn.Server(uvicorn_config(app, log_level="warning", read_timeout_s=1.0))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -136,7 +136,10 @@ def test_a_connection_the_database_dropped_costs_no_delivery(live_server, databa
         assert client.post("/webhooks/shopify", content=first, headers=headers(first, "wh-a")).status_code == 200
         with get_engine(database_url).begin() as conn:  # the server ends the pooled connection
             cut = conn.execute(
-                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = :name"),
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE application_name = :name AND datname = current_database()"
+                ),
                 {"name": INTAKE_APPLICATION},
             ).all()
         assert cut, "the intake's connection was not found in pg_stat_activity"
