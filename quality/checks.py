@@ -8,26 +8,30 @@ non-passing result carries that class (or a more specific statement) as its ``re
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
+import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from quality._validate import bbox
 from quality.artefacts import block_steps
 from quality.cut import cut_quality
 from quality.defects import defect_of
-from quality.edges import edge_quality, estimate_old_background
-from quality.exposure import product_exposure
+from quality.edges import edge_quality, estimate_old_background, transition_width
+from quality.exposure import clipped_shares, product_exposure
 from quality.fidelity import product_colour_fidelity
 from quality.marketplace import background_purity, product_fill
 from quality.shadow import ShadowGeometry, estimate_light_direction, shadow_geometry
-from quality.split import split_share
+from quality.shadow import work_grid as _reduce
 from quality.thresholds import Limit, MarketplaceRules, QcThresholds, Status
 
 if TYPE_CHECKING:
     from quality.gate import QcEvidence
 
 RANK = {"pass": 0, "warn": 1, "fail": 2}
+T = TypeVar("T")
 
 
 class CheckResult(BaseModel):
@@ -69,6 +73,45 @@ def rule(
     return graded(name, value, limit, detail)
 
 
+def memo(ev: QcEvidence, key: object, make: Callable[[], T]) -> T:
+    """What ``make()`` measures on one render's evidence, measured once: the checks of a
+    render (and of its SKU) share intermediates such as the product's box and the reduced
+    canvas instead of each passing over the full-resolution arrays again."""
+    cache = ev.__dict__.get("_memo")
+    if cache is None:  # evidence unpickled from before the field existed
+        cache = {}
+        object.__setattr__(ev, "_memo", cache)
+    if key not in cache:
+        cache[key] = make()
+    return cache[key]
+
+
+def product_box(ev: QcEvidence) -> tuple[int, int, int, int]:
+    """``bbox(output_alpha)``: the product's box on the canvas (alpha >= 0.5)."""
+    return memo(ev, "box", lambda: bbox(ev.output_alpha))
+
+
+def source_box(ev: QcEvidence) -> tuple[int, int, int, int]:
+    """``bbox(source_mask)``: the product's box on the photo (mask >= 0.5)."""
+    return memo(ev, "source_box", lambda: bbox(ev.source_mask))
+
+
+def product_pixels(ev: QcEvidence) -> int:
+    """Canvas pixels of the product (alpha >= 0.5), counted inside its box."""
+
+    def count() -> int:
+        x0, y0, x1, y1 = product_box(ev)
+        return cv2.countNonZero(cv2.compare(ev.output_alpha[y0:y1, x0:x1], 0.5, cv2.CMP_GE))
+
+    return memo(ev, "n_product", count)
+
+
+def work_grid(ev: QcEvidence, side: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """The canvas (rgb, alpha) reduced to ``side`` px (``quality.shadow.work_grid``): the
+    shadow check and the batch features read the same grid."""
+    return memo(ev, ("work", side), lambda: _reduce(ev.output_rgb, ev.output_alpha, side))
+
+
 def enlargement(ev: QcEvidence) -> float:
     """Canvas px per source px of the product (the placement's linear scale)."""
     return math.sqrt(abs(float(np.linalg.det(ev.placement[:, :2]))))
@@ -84,6 +127,7 @@ def cut_checks(ev: QcEvidence, th: QcThresholds) -> list[CheckResult]:
         contrast=th.cut_contrast,
         near_frac=th.cut_near_frac,
         validate=False,
+        box=source_box(ev),
     )
     flat = (
         f"not measurable: the product looks like its backdrop ({q.backdrop_like_share:.0%} of it)"
@@ -110,15 +154,13 @@ def cut_checks(ev: QcEvidence, th: QcThresholds) -> list[CheckResult]:
             "cut.lost_part",
             q.lost_part,
             th.cut_lost_part,
-            "product-coloured regions left outside the cut, share of the product"
-            if q.lost_part is not None
-            else "no backdrop in the photo",
+            "product-coloured regions left outside the cut, share of the product" if q.lost_part is not None else flat,
         ),
     ]
     checks.append(
         graded(
             "cut.split",
-            split_share(ev.source_rgb, ev.source_mask, validate=False),
+            q.split,
             th.cut_split,
             "share of the gap between the cut's pieces that the photo fills with product",
         )
@@ -155,6 +197,7 @@ def colour_checks(ev: QcEvidence, th: QcThresholds) -> list[CheckResult]:
         max_side=th.analysis_max_side,
         min_texture_std=th.sharpness_min_texture_std,
         validate=False,
+        source_box=source_box(ev),
     )
     thin = "" if fid.eroded else "product too thin to erode: edge pixels included"
     return [
@@ -181,8 +224,11 @@ def colour_checks(ev: QcEvidence, th: QcThresholds) -> list[CheckResult]:
 
 def edge_checks(ev: QcEvidence, th: QcThresholds) -> tuple[list[CheckResult], dict[str, float]]:
     """Halo and fringe on the canvas; width and roughness judged at the source's own scale
-    (an enlarged product's edge is as soft as the source's, times the enlargement)."""
+    (an enlarged product's edge is as soft as the source's, times the enlargement), the
+    width against the photo's own cut: how much softer the canvas's edge is than the
+    source mask's (a soft mask is the photo's, not the render's)."""
     old_bg = estimate_old_background(ev.source_rgb, ev.source_mask, validate=False) if ev.old_background_known else None
+    s = enlargement(ev)
     e = edge_quality(
         ev.output_rgb,
         ev.output_alpha,
@@ -195,8 +241,13 @@ def edge_checks(ev: QcEvidence, th: QcThresholds) -> tuple[list[CheckResult], di
         fringe_min_separation=th.fringe_min_separation,
         smooth_px=th.edge_smooth_px,
         validate=False,
+        box=product_box(ev),
+        scale=s,
     )
-    s = max(1.0, enlargement(ev))
+    big = max(1.0, s)
+    width = e.transition_width_px / big  # source px (canvas px where the canvas shrinks)
+    photo = (transition_width(ev.source_mask, profile_px=th.edge_profile_px) or 0.0) * min(1.0, s)
+    softer = math.sqrt(max(width**2 - photo**2, 0.0))
     checks = [
         graded(
             "edge.halo",
@@ -214,13 +265,14 @@ def edge_checks(ev: QcEvidence, th: QcThresholds) -> tuple[list[CheckResult], di
         ),
         graded(
             "edge.transition_width",
-            e.transition_width_px / s,
+            softer,
             th.edge_transition_px,
-            f"{e.transition_width_px:.1f} canvas px at {s:.1f}x enlargement",
+            f"edge {width:.1f} px wide against the photo's cut {photo:.1f} px (source px; "
+            f"{e.transition_width_px:.1f} canvas px at {s:.1f}x enlargement)",
         ),
         graded(
             "edge.roughness",
-            e.roughness_px / s,
+            e.roughness_px / big,
             th.edge_roughness_px,
             f"{e.roughness_px:.2f} canvas px at {s:.1f}x enlargement",
         ),
@@ -232,6 +284,8 @@ def edge_checks(ev: QcEvidence, th: QcThresholds) -> tuple[list[CheckResult], di
         "edge.halo_product_side": e.halo_product_side_share,
         "edge.fringe_weight": e.fringe_weight,
         "edge.fringe_width_px": e.fringe_width_px,
+        "edge.width_px": width,
+        "edge.photo_width_px": photo,
     }
     return checks, metrics
 
@@ -239,27 +293,31 @@ def edge_checks(ev: QcEvidence, th: QcThresholds) -> tuple[list[CheckResult], di
 def exposure_checks(ev: QcEvidence, th: QcThresholds) -> tuple[list[CheckResult], dict[str, float]]:
     """Clipping the render added (the source's own clipping is not the render's fault);
     the absolute Laplacian is a figure, not a check: smooth products read low however sharp."""
-    kw = dict(
+    out = product_exposure(
+        ev.output_rgb,
+        ev.output_alpha,
         analysis_side=th.exposure_analysis_side,
         min_texture_std=th.blur_min_texture_std,
         clip_high=th.clip_high,
         clip_low=th.clip_low,
         validate=False,
+        box=product_box(ev),
     )
-    out = product_exposure(ev.output_rgb, ev.output_alpha, **kw)
-    src = product_exposure(ev.source_rgb, ev.source_mask, **kw)
+    src_high, src_low = clipped_shares(
+        ev.source_rgb, ev.source_mask, clip_high=th.clip_high, clip_low=th.clip_low, box=source_box(ev)
+    )
     checks = [
         graded(
             "exposure.clipped_highlights",
-            out.clipped_highlights - src.clipped_highlights,
+            out.clipped_highlights - src_high,
             th.clipped_highlights,
-            f"{out.clipped_highlights:.1%} of the product blown out, {src.clipped_highlights:.1%} in the photo",
+            f"{out.clipped_highlights:.1%} of the product blown out, {src_high:.1%} in the photo",
         ),
         graded(
             "exposure.clipped_shadows",
-            out.clipped_shadows - src.clipped_shadows,
+            out.clipped_shadows - src_low,
             th.clipped_shadows,
-            f"{out.clipped_shadows:.1%} of the product crushed, {src.clipped_shadows:.1%} in the photo",
+            f"{out.clipped_shadows:.1%} of the product crushed, {src_low:.1%} in the photo",
         ),
     ]
     metrics = {"exposure.mean_luma": out.mean_luma, "exposure.texture_std": out.texture_std}
@@ -271,7 +329,13 @@ def exposure_checks(ev: QcEvidence, th: QcThresholds) -> tuple[list[CheckResult]
 def shadow_checks(ev: QcEvidence, th: QcThresholds) -> tuple[list[CheckResult], ShadowGeometry]:
     light, estimated = ev.light_direction_deg, False
     if light is None:  # generated scene: compare with the backdrop's shading, if it says anything
-        est = estimate_light_direction(ev.output_rgb, ev.output_alpha, validate=False)
+        est = estimate_light_direction(
+            ev.output_rgb,
+            ev.output_alpha,
+            work_side=th.shadow_work_side,
+            validate=False,
+            work=work_grid(ev, th.shadow_work_side),
+        )
         if est.strength >= th.light_estimate_min_strength and est.r2 >= th.light_estimate_min_r2:
             light, estimated = est.light_direction_deg, True
     geo = shadow_geometry(
@@ -283,8 +347,10 @@ def shadow_checks(ev: QcEvidence, th: QcThresholds) -> tuple[list[CheckResult], 
         noise_floor=th.shadow_noise_floor,
         min_mass=th.shadow_min_mass,
         contact_depth_frac=th.contact_depth_frac,
-        plausible_frac=th.shadow_plausible_frac,
+        min_lean_mass=th.shadow_min_lean_mass,
         validate=False,
+        work=work_grid(ev, th.shadow_work_side),
+        box=product_box(ev),
     )
     checks = []
     if ev.shadow_style == "none":
@@ -299,6 +365,15 @@ def shadow_checks(ev: QcEvidence, th: QcThresholds) -> tuple[list[CheckResult], 
                 reason="no visible shadow" if status == "warn" else "",
             )
         )
+    elif light is not None and geo.direction_error_deg is None:
+        checks.append(
+            CheckResult(
+                name="shadow.direction",
+                status="pass",
+                detail="not measurable: the shadow is even all round or lies under the base only (it says "
+                f"nothing of the light; one-sided darkening {geo.lean * geo.side_mass:.4f})",
+            )
+        )
     elif light is not None:
         source = "backdrop-shading estimate (warn at most)" if estimated else "stated"
         checks.append(
@@ -307,7 +382,7 @@ def shadow_checks(ev: QcEvidence, th: QcThresholds) -> tuple[list[CheckResult], 
                 geo.direction_error_deg,
                 th.shadow_direction_error_deg,
                 f"shadow implies light at {geo.implied_light_deg:.0f} deg, {source} "
-                f"{light:.0f} deg (plausible spread {geo.direction_spread_deg:.0f} deg)",
+                f"{light:.0f} deg (the darkening leans {geo.lean:.0%} to one side)",
                 cap="warn" if estimated else "fail",
             )
         )
@@ -348,16 +423,17 @@ def framing_checks(ev: QcEvidence, th: QcThresholds) -> list[CheckResult]:
     checks = [
         graded(
             "framing.cut_off",
-            float((edge >= 0.5).sum()) / max(1, int((a >= 0.5).sum()) ** 0.5),
+            float((edge >= 0.5).sum()) / max(1, product_pixels(ev) ** 0.5),
             th.framing_cut_off,
             "product pixels on the canvas border per product width",
         )
     ]
-    if ev.shipped_rgb is not None:
+    shipped = ev.shipped_grey if ev.shipped_grey is not None else ev.shipped_rgb
+    if shipped is not None:
         checks.append(
             graded(
                 "artefacts.jpeg",
-                block_steps(ev.shipped_rgb, ev.output_rgb, a),
+                block_steps(shipped, ev.output_rgb, a, validate=False),
                 th.jpeg_block_steps,
                 "steps between the encoder's 8x8 blocks on the product, grey levels",
             )

@@ -60,7 +60,13 @@ class BatchConsistency:
 
 
 def image_features(
-    output_rgb: np.ndarray, output_alpha: np.ndarray, *, work_side: int = 256, validate: bool = True
+    output_rgb: np.ndarray,
+    output_alpha: np.ndarray,
+    *,
+    work_side: int = 256,
+    validate: bool = True,
+    work: tuple[np.ndarray, np.ndarray, float] | None = None,
+    box: tuple[int, int, int, int] | None = None,
 ) -> ImageFeatures:
     """Brightness, white balance, backdrop tone, scale and position of one canvas.
 
@@ -70,7 +76,9 @@ def image_features(
     Reference: CIE 15:2004 (L*a*b*); white balance is read on neutral pixels as in
     white-patch estimation: the backdrop (coverage < 0.02) when it covers at least 1 %
     of the frame, else near-neutral pixels (chroma < 10) anywhere. ``validate=False``
-    skips the input checks for arrays already checked (QcEvidence).
+    skips the input checks for arrays already checked (QcEvidence); ``work``: the canvas
+    already reduced to ``work_side`` (``quality.shadow.work_grid``, which the shadow check
+    reads too) and ``box``: ``bbox(output_alpha)``, to save measuring them again.
 
     >>> rgb = np.full((64, 64, 3), 255, np.uint8); rgb[16:48, 16:48] = (200, 50, 50)
     >>> alpha = np.zeros((64, 64), np.float32); alpha[16:48, 16:48] = 1
@@ -80,10 +88,12 @@ def image_features(
     """
     output_rgb, output_alpha = check_pair("output_rgb", output_rgb, "output_alpha", output_alpha, validate)
     h, w = output_alpha.shape
-    x0, y0, x1, y1 = bbox(output_alpha)
-    f = min(1.0, work_side / max(h, w))
-    lab = srgb_to_lab(resize_to(output_rgb, f, exact=False))
-    a = resize_to(output_alpha, f, exact=False)
+    x0, y0, x1, y1 = box or bbox(output_alpha)
+    if work is None:
+        f = min(1.0, work_side / max(h, w))
+        work = (resize_to(output_rgb, f, exact=False), resize_to(output_alpha, f, exact=False), f)
+    lab = srgb_to_lab(work[0])
+    a = work[1]
     product = a >= 0.5
     if not product.any():
         product = a >= a.max() * 0.5
@@ -95,16 +105,16 @@ def image_features(
         bg_l = float(np.median(lab[..., 0][backdrop]))
     else:  # no backdrop and nothing neutral: report the frame's medians
         wb_a, wb_b, bg_l = (float(np.median(lab[..., i])) for i in (1, 2, 0))
-    yy, xx = np.mgrid[: a.shape[0], : a.shape[1]]
-    wsum = float(a.sum())
+    cols, rows = a.sum(axis=0, dtype=np.float64), a.sum(axis=1, dtype=np.float64)
+    wsum = float(cols.sum())
     return ImageFeatures(
         brightness_l=float(lab[..., 0][product].mean()),
         white_balance_a=wb_a,
         white_balance_b=wb_b,
         background_l=bg_l,
         scale=max(x1 - x0, y1 - y0) / max(h, w),
-        centroid_x=float((a * (xx + 0.5)).sum() / wsum / a.shape[1]),
-        centroid_y=float((a * (yy + 0.5)).sum() / wsum / a.shape[0]),
+        centroid_x=float((cols * (np.arange(a.shape[1]) + 0.5)).sum() / wsum / a.shape[1]),
+        centroid_y=float((rows * (np.arange(a.shape[0]) + 0.5)).sum() / wsum / a.shape[0]),
     )
 
 

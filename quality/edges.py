@@ -42,7 +42,7 @@ import numpy as np
 from quality._validate import bbox, check_pair, disk, quadratic_smooth_closed, resize_to, smooth_closed
 from quality.delta_e import srgb_to_linear
 
-__all__ = ["EdgeQuality", "edge_quality", "estimate_old_background"]
+__all__ = ["EdgeQuality", "edge_quality", "estimate_old_background", "transition_width"]
 
 _REC709 = np.array([0.2126, 0.7152, 0.0722])  # luminance weights (of linear light, or of code values for "over")
 _MIN_CONTOUR = 16  # boundary pieces shorter than this (specks, dust) are ignored
@@ -93,8 +93,16 @@ def estimate_old_background(
     ring = cv2.dilate(fg, disk(r1)).astype(bool) & ~cv2.dilate(fg, disk(r0)).astype(bool)
     if not ring.any():
         return None
-    med = np.median(rgb[ring].astype(np.float64), axis=0)
-    return (float(med[0]), float(med[1]), float(med[2]))
+    pixels = rgb[ring]
+    return tuple(_median_u8(pixels[:, c]) for c in range(3))
+
+
+def _median_u8(values: np.ndarray) -> float:
+    """``np.median`` of uint8 values from their histogram (no sort)."""
+    n = values.size
+    cum = np.cumsum(np.bincount(values, minlength=256))
+    lo, hi = np.searchsorted(cum, [(n - 1) // 2 + 1, n // 2 + 1])
+    return 0.5 * (float(lo) + float(hi))
 
 
 def _boundary(alpha: np.ndarray, max_points: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
@@ -146,6 +154,50 @@ def _crossing(a: np.ndarray, t: np.ndarray, level: float, centre: np.ndarray, in
     return np.where(ok, t[j] + frac, np.nan)
 
 
+def _widths(a: np.ndarray, mid: int) -> np.ndarray:
+    """90 % -> 10 % widths, in samples, of falling alpha profiles ``a`` (N, 2 mid + 1)
+    centred on the contour: from the 0.5 crossing nearest the middle to the nearest 0.9
+    crossing inside and 0.1 crossing outside; ``2 mid`` where either is missing."""
+    idx = np.arange(a.shape[1], dtype=np.float64)
+    down = (a[:, :-1] >= 0.5) & (a[:, 1:] < 0.5)
+    dist = np.where(down, np.abs(np.arange(a.shape[1] - 1) + 0.5 - mid), np.inf)
+    centre = np.where(np.isfinite(dist.min(axis=1)), dist.argmin(axis=1), mid - 1)
+    t90 = _crossing(a, idx, 0.9, centre, inside=True)
+    t10 = _crossing(a, idx, 0.1, centre, inside=False)
+    return np.where(np.isnan(t90) | np.isnan(t10), 2.0 * mid, t10 - t90)
+
+
+def transition_width(
+    alpha: np.ndarray, *, profile_px: float = 10.0, spacing: float = 0.25, max_points: int = 2000
+) -> float | None:
+    """Median 90 % -> 10 % width of a coverage map's edge along the normals of its 0.5
+    contour, in its own pixels: profiles of ``2 profile_px`` px sampled every ``spacing``
+    px, at most ``max_points`` of them (evenly strided along the outline). None when the
+    map has no outline of 16 px or more. The gate reads it on the source mask (the photo's
+    own cut) to judge the canvas's edge against it (``quality.checks.edge_checks``).
+    Input (H, W) float in [0, 1], already checked.
+
+    >>> yy, xx = np.mgrid[:64, :64]
+    >>> disk = np.clip(20.5 - np.hypot(xx - 32, yy - 32), 0, 1).astype(np.float32)
+    >>> round(transition_width(disk), 1), round(transition_width(cv2.GaussianBlur(disk, (0, 0), 2.0)), 1)
+    (1.4, 5.3)
+    """
+    try:
+        x0, y0, x1, y1 = bbox(alpha)
+    except ValueError:
+        return None
+    m = int(np.ceil(profile_px)) + 2
+    h, w = alpha.shape
+    crop = alpha[max(0, y0 - m) : min(h, y1 + m), max(0, x0 - m) : min(w, x1 + m)]
+    try:
+        pts, nrm, _, _ = _boundary(crop, max_points)
+    except ValueError:
+        return None
+    n = int(round(profile_px / spacing))
+    a = _sample(crop, pts, nrm, np.arange(-n, n + 1) * spacing)
+    return float(np.median(_widths(a, n))) * spacing
+
+
 def _l_star(y: np.ndarray) -> np.ndarray:
     """CIE L* of relative luminance ``y`` in [0, 1]."""
     return np.where(y > 216 / 24389, 116.0 * np.cbrt(y) - 16.0, y * 24389 / 27)
@@ -156,25 +208,47 @@ def _gray_to_l(gray: np.ndarray) -> np.ndarray:
     return _l_star(srgb_to_linear(np.clip(gray, 0.0, 255.0).astype(np.float64) / 255.0))
 
 
-def _composite_range(prof, a_rim, rim, inner, outer, expect_l, scatter_l, old_rgb):
-    """(lo, hi) L* a rim sample of coverage ``a_rim`` may take under sRGB "over": the
-    product side ranges over its reference band and its own opaque rim samples, mixed with
-    up to ``1 - alpha`` of the photo's old backdrop (an edge pixel of the photo is partly
+def _composite_range(prof, a_rim, rim, inner, outer, expect_l, scatter_l, old_rgb, where):
+    """(lo, hi) L* a rim sample of coverage ``a_rim`` may take under sRGB "over", for the
+    rim samples ``where`` selects (a boolean (N, rim) mask; returned flat, in its order):
+    the product side ranges over its reference band and its own opaque rim samples, mixed
+    with up to ``1 - alpha`` of the photo's old backdrop (an edge pixel of the photo is partly
     backdrop; the fringe check judges how much), the backdrop over its band's trend (the
     L* trend mapped back to code values) give or take its scatter. Gray = Rec. 709 weights
     on code values, which "over" mixes linearly."""
-    gray = prof @ _REC709
-    opaque = np.where(a_rim >= 0.9, gray[:, rim], np.nan)
+    rows = np.flatnonzero(where.any(axis=1))
+    sel = where[rows]
+    gray = _gray(prof[rows])
+    a_r = a_rim[rows]
+    opaque = np.where(a_r >= 0.9, gray[:, rim], np.nan)
     f = np.concatenate([gray[:, inner], opaque], axis=1)
     f_lo, f_hi = np.nanmin(f, axis=1)[:, None], np.nanmax(f, axis=1)[:, None]
+    r, _ = np.nonzero(sel)  # row (within ``rows``) of each selected sample
+    a = a_r[sel]
+    f_lo, f_hi = f_lo[r, 0], f_hi[r, 0]
     if old_rgb is not None:
         old = float(np.asarray(old_rgb, np.float64) @ _REC709)
-        spill = (1 - a_rim) * old
-        f_lo, f_hi = np.minimum(f_lo, a_rim * f_lo + spill), np.maximum(f_hi, a_rim * f_hi + spill)
-    b_lo = np.minimum(_l_to_gray(expect_l - scatter_l[:, None]), gray[:, outer].min(axis=1)[:, None])
-    b_hi = np.maximum(_l_to_gray(expect_l + scatter_l[:, None]), gray[:, outer].max(axis=1)[:, None])
-    a = a_rim
+        spill = (1 - a) * old
+        f_lo, f_hi = np.minimum(f_lo, a * f_lo + spill), np.maximum(f_hi, a * f_hi + spill)
+    expect, scatter = expect_l[rows][sel], scatter_l[rows][r]
+    g_out = gray[:, outer]
+    b_lo = np.minimum(_l_to_gray(expect - scatter), g_out.min(axis=1)[r])
+    b_hi = np.maximum(_l_to_gray(expect + scatter), g_out.max(axis=1)[r])
     return _gray_to_l(a * f_lo + (1 - a) * b_lo), _gray_to_l(a * f_hi + (1 - a) * b_hi)
+
+
+def _line_fit(t: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares straight line through each row of ``values`` (N, T) sampled at ``t``:
+    ``(slope, intercept)``, each (N,) (``np.polyfit(t, values.T, 1)`` in closed form)."""
+    tc = t - t.mean()
+    slope = (values * tc).sum(axis=1) / float((tc * tc).sum())
+    return slope, values.mean(axis=1) - slope * t.mean()
+
+
+def _gray(rgb: np.ndarray) -> np.ndarray:
+    """Rec. 709 weighted sum over the last axis (``rgb @ _REC709`` without BLAS, whose threads
+    cost more than the sum on a busy machine)."""
+    return _REC709[0] * rgb[..., 0] + _REC709[1] * rgb[..., 1] + _REC709[2] * rgb[..., 2]
 
 
 def _l_to_gray(lum: np.ndarray) -> np.ndarray:
@@ -214,6 +288,8 @@ def edge_quality(
     smooth_px: float,
     max_points: int = 12_000,
     validate: bool = True,
+    box: tuple[int, int, int, int] | None = None,
+    scale: float = 1.0,
 ) -> EdgeQuality:
     """Halo, fringe, transition width and roughness of the product edge on the canvas.
 
@@ -229,7 +305,12 @@ def edge_quality(
     ``smooth_px`` the scale of the smoothed boundary for the roughness (a closed
     Savitzky-Golay quadratic over ``2 * 1.5 * smooth_px + 1`` boundary points);
     ``max_points`` caps the profiles (evenly strided along the outline).
-    ``validate=False`` skips the input checks for arrays already checked (QcEvidence).
+    ``validate=False`` skips the input checks for arrays already checked (QcEvidence);
+    ``box``: ``bbox(output_alpha)`` when the caller has it already. ``scale``: canvas px
+    per source px; where it enlarges (> 1) the transition width is read on profiles that
+    run ``profile_px`` *source* px each way (every ``scale / 4`` canvas px, on at most 4000
+    of the outline's profiles), so an edge blurred at the source's scale is not cut short
+    by a profile a few source px long.
     Colour space: sRGB; L* (CIE 1976, D65) for halos. Reference: profile analysis along
     edge normals as in edge-spread-function measurement (ISO 12233); constructed
     reference cases in tests/quality/test_edges.py.
@@ -246,7 +327,8 @@ def edge_quality(
     output_rgb, output_alpha = check_pair("output_rgb", output_rgb, "output_alpha", output_alpha, validate)
     if not 0 < rim_px < ref_px[0] < ref_px[1] <= profile_px:
         raise ValueError(f"need 0 < rim_px < ref_px[0] < ref_px[1] <= profile_px, got {rim_px}, {ref_px}, {profile_px}")
-    x0, y0, x1, y1 = bbox(output_alpha)
+    x0, y0, x1, y1 = box or bbox(output_alpha)
+    stretch = max(1.0, float(scale))
     m = profile_px + 2
     h, w = output_alpha.shape
     x0, y0, x1, y1 = max(0, x0 - m), max(0, y0 - m), min(w, x1 + m), min(h, y1 + m)
@@ -259,9 +341,16 @@ def edge_quality(
     dist = np.where(down, np.abs(np.arange(t.size - 1) + 0.5 - profile_px), np.inf)
     centre = np.where(np.isfinite(dist.min(axis=1)), dist.argmin(axis=1), profile_px - 1)
     t0 = np.nan_to_num(_crossing(a, t, 0.5, centre, inside=True), nan=0.0)
-    t90 = _crossing(a, t, 0.9, centre, inside=True)
-    t10 = _crossing(a, t, 0.1, centre, inside=False)
-    width = np.where(np.isnan(t90) | np.isnan(t10), 2.0 * profile_px, t10 - t90)
+    if stretch == 1.0:
+        t90 = _crossing(a, t, 0.9, centre, inside=True)
+        t10 = _crossing(a, t, 0.1, centre, inside=False)
+        width = np.where(np.isnan(t90) | np.isnan(t10), 2.0 * profile_px, t10 - t90)
+    else:  # long profiles, every stretch / 4 canvas px (a quarter source px), on a subset
+        sub = slice(None, None, max(1, int(np.ceil(len(pts) / 4000))))
+        dt = max(1.0, stretch / 4.0)
+        n = int(round(profile_px * stretch / dt))
+        long = _sample(output_alpha, pts[sub] + (x0, y0), nrm[sub], np.arange(-n, n + 1) * dt)  # whole canvas
+        width = _widths(long, n) * dt
 
     b = pts + t0[:, None] * nrm  # sub-pixel boundary
     resid = np.empty(len(b))
@@ -278,7 +367,7 @@ def edge_quality(
     inner = tr <= -ref_px[0]
     outer = tr >= ref_px[0]
 
-    lum = _l_star(srgb_to_linear(prof8) @ _REC709)
+    lum = _l_star(_gray(srgb_to_linear(prof8)))
     # A rim sample may range over the reference samples of the side(s) it belongs to: the
     # mixed edge over both (texture and blending are not a halo), pure backdrop (alpha ~ 0)
     # over the backdrop's band only, where that band is even (no contact shadow), so a
@@ -290,7 +379,7 @@ def edge_quality(
     # shadow's gradient continues; a rim painted round the product does not), give or take
     # the band's own scatter about that line plus 1 L*.
     t_out = tr[outer]
-    slope, icpt = np.polyfit(t_out, lum[:, outer].T, 1)
+    slope, icpt = _line_fit(t_out, lum[:, outer])
     scatter = np.abs(lum[:, outer] - (icpt[:, None] + slope[:, None] * t_out[None, :])).max(axis=1) + 1.0
     expect = icpt[:, None] + slope[:, None] * tr[rim][None, :]
     band_lo, band_hi = lum[:, outer].min(axis=1)[:, None], lum[:, outer].max(axis=1)[:, None]
@@ -305,9 +394,9 @@ def edge_quality(
     # (a saucer's lip) is product, alpha ~ 1, and keeps the both-sides range above.
     mixed = (a_rim > 0.02) & (a_rim < 0.5) & even
     if mixed.any():
-        lo_m, hi_m = _composite_range(prof, a_rim, rim, inner, outer, expect, scatter, old_background_rgb)
-        lo = np.where(mixed, lo_m, lo)
-        hi = np.where(mixed, hi_m, hi)
+        lo[mixed], hi[mixed] = _composite_range(
+            prof, a_rim, rim, inner, outer, expect, scatter, old_background_rgb, mixed
+        )
     exc = lum[:, rim] - np.clip(lum[:, rim], lo, hi)
     backdrop_side = a_rim < 0.5
     exc_in = np.where(backdrop_side, 0.0, exc)

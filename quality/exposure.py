@@ -24,7 +24,7 @@ import numpy as np
 
 from quality._validate import bbox, check_pair, disk, resize_to
 
-__all__ = ["Exposure", "product_exposure"]
+__all__ = ["Exposure", "product_exposure", "clipped_shares"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,7 @@ def product_exposure(
     clip_high: int,
     clip_low: int,
     validate: bool = True,
+    box: tuple[int, int, int, int] | None = None,
 ) -> Exposure:
     """Variance of the Laplacian and clipped shares on the product of a canvas.
 
@@ -55,7 +56,8 @@ def product_exposure(
     the Laplacian is the 4-neighbour kernel (Pech-Pacheco et al. 2000, see the module
     docstring for the size normalisation); the interior is ``alpha >= 0.5`` eroded by
     2 px at the analysis size so the product outline does not count as detail.
-    ``validate=False`` skips the input checks for arrays already checked (QcEvidence).
+    ``validate=False`` skips the input checks for arrays already checked (QcEvidence);
+    ``box``: ``bbox(output_alpha)`` when the caller has it already.
 
     >>> yy, xx = np.mgrid[:300, :300]
     >>> alpha = ((np.abs(xx - 150) < 100) & (np.abs(yy - 150) < 100)).astype(np.float32)
@@ -70,7 +72,7 @@ def product_exposure(
     output_rgb, output_alpha = check_pair("output_rgb", output_rgb, "output_alpha", output_alpha, validate)
     if analysis_side < 16:
         raise ValueError(f"analysis_side must be >= 16, got {analysis_side}")
-    x0, y0, x1, y1 = bbox(output_alpha)
+    x0, y0, x1, y1 = box or bbox(output_alpha)
     rgb, alpha = output_rgb[y0:y1, x0:x1], output_alpha[y0:y1, x0:x1]
     f = analysis_side / max(x1 - x0, y1 - y0)
     grey_full = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
@@ -82,16 +84,45 @@ def product_exposure(
         spread = float(grey[inner].std())
         if spread >= min_texture_std:
             lap_var = float(cv2.Laplacian(grey, cv2.CV_32F, ksize=1)[inner].var())
-
-    step = 2 if int(np.count_nonzero(alpha[::2, ::2] >= 0.5)) > 0 else 1
-    sub, prod = rgb[::step, ::step], (alpha[::step, ::step] >= 0.5).view(np.uint8)
-    lo = np.minimum(np.minimum(sub[..., 0], sub[..., 1]), sub[..., 2])
-    hi = np.maximum(np.maximum(sub[..., 0], sub[..., 1]), sub[..., 2])
-    n = cv2.countNonZero(prod)
+    high, low = clipped_shares(output_rgb, output_alpha, clip_high=clip_high, clip_low=clip_low, box=(x0, y0, x1, y1))
     return Exposure(
         laplacian_variance=lap_var,
         texture_std=spread,
-        clipped_highlights=cv2.countNonZero((lo >= clip_high).view(np.uint8) & prod) / n,
-        clipped_shadows=cv2.countNonZero((hi <= clip_low).view(np.uint8) & prod) / n,
-        mean_luma=float(cv2.mean(grey_full, mask=(alpha >= 0.5).view(np.uint8))[0]),
+        clipped_highlights=high,
+        clipped_shadows=low,
+        mean_luma=float(cv2.mean(grey_full, mask=cv2.compare(alpha, 0.5, cv2.CMP_GE))[0]),
     )
+
+
+def clipped_shares(
+    rgb: np.ndarray,
+    alpha: np.ndarray,
+    *,
+    clip_high: int,
+    clip_low: int,
+    box: tuple[int, int, int, int] | None = None,
+) -> tuple[float, float]:
+    """Shares of the product (``alpha >= 0.5``) with every channel ``>= clip_high`` (blown)
+    and ``<= clip_low`` (crushed), on every second row and column (see the module
+    docstring). Inputs as ``product_exposure``, already checked; ``box``: ``bbox(alpha)``."""
+    x0, y0, x1, y1 = box or bbox(alpha)
+    # every second row and column of the box, unless that misses the product (a sliver)
+    prod = cv2.compare(_evens(alpha, x0, y0, x1, y1), 0.5, cv2.CMP_GE)
+    if cv2.countNonZero(prod):
+        rgb = _evens(rgb, x0, y0, x1, y1)
+    else:
+        rgb, prod = rgb[y0:y1, x0:x1], cv2.compare(alpha[y0:y1, x0:x1], 0.5, cv2.CMP_GE)
+    n = cv2.countNonZero(prod)
+    high = cv2.inRange(rgb, (clip_high,) * 3, (255,) * 3)
+    low = cv2.inRange(rgb, (0,) * 3, (clip_low,) * 3)
+    return cv2.countNonZero(cv2.bitwise_and(high, prod)) / n, cv2.countNonZero(cv2.bitwise_and(low, prod)) / n
+
+
+def _evens(img: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
+    """``img[y0:y1:2, x0:x1:2]``, contiguous (a nearest-neighbour halving reads exactly the
+    even rows and columns of an even-sized region; an odd side borrows the next one)."""
+    w, h = x1 - x0, y1 - y0
+    ex1, ey1 = x1 + w % 2, y1 + h % 2
+    if ex1 > img.shape[1] or ey1 > img.shape[0]:
+        return np.ascontiguousarray(img[y0:y1:2, x0:x1:2])
+    return cv2.resize(img[y0:ey1, x0:ex1], ((w + 1) // 2, (h + 1) // 2), interpolation=cv2.INTER_NEAREST)

@@ -102,6 +102,7 @@ def _align_to_source(
     output_alpha: np.ndarray,
     placement: np.ndarray,
     max_side: int,
+    box: tuple[int, int, int, int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
     """Bring source and output onto one working grid around the product.
 
@@ -111,7 +112,7 @@ def _align_to_source(
     """
     m3 = as_affine3(placement)
     s = math.sqrt(abs(np.linalg.det(placement[:, :2])))
-    x0, y0, x1, y1 = bbox(source_mask)
+    x0, y0, x1, y1 = box or bbox(source_mask)
     f = min(0.5 * min(1.0, s), max_side / max(x1 - x0, y1 - y0))
     margin = int(math.ceil(4.0 / f))
     h, w = source_mask.shape
@@ -166,7 +167,7 @@ def _local_change(
 
 
 def _sharpness_ratio(
-    source_rgb, source_mask, output_rgb, placement, min_texture_std: float, window: int = SHARP_WINDOW
+    source_rgb, source_mask, output_rgb, placement, min_texture_std: float, window: int = SHARP_WINDOW, box=None
 ) -> float | None:
     """LoG variance of output over source on a grid ``SHARP_COARSER`` times coarser than
     the finer of the two resolutions the product has (the source's when the canvas
@@ -175,7 +176,7 @@ def _sharpness_ratio(
     product there is too flat to tell."""
     s = math.sqrt(abs(np.linalg.det(placement[:, :2])))
     g = min(1.0, s)  # finer grid px per source px
-    x0, y0, x1, y1 = bbox(source_mask)
+    x0, y0, x1, y1 = box or bbox(source_mask)
     half = 0.5 * window * SHARP_COARSER / g  # source px
     cx, cy = 0.5 * (x0 + x1), 0.5 * (y0 + y1)
     h, w = source_mask.shape
@@ -231,6 +232,7 @@ def product_colour_fidelity(
     min_texture_std: float,
     max_pixels: int = 50_000,
     validate: bool = True,
+    source_box: tuple[int, int, int, int] | None = None,
 ) -> ColourFidelity:
     """CIEDE2000 between source product pixels and the output pixels they were placed at.
 
@@ -251,7 +253,8 @@ def product_colour_fidelity(
     ``max_pixels``:
     the dE statistics use an evenly strided subset of at most this many interior
     pixels (the mean and percentiles of 50k samples are stable to ~1 %).
-    ``validate=False`` skips the input checks for arrays already checked (QcEvidence).
+    ``validate=False`` skips the input checks for arrays already checked (QcEvidence);
+    ``source_box``: ``bbox(source_mask)`` when the caller has it already.
 
     >>> src = np.full((40, 40, 3), 30, np.uint8); src[10:30, 10:30] = (200, 40, 40)
     >>> mask = np.zeros((40, 40), np.float32); mask[10:30, 10:30] = 1.0
@@ -269,7 +272,7 @@ def product_colour_fidelity(
         raise ValueError("erode_px must be >= 0, max_side >= 8 and pixel_threshold > 0")
 
     src, msk, out, alp, valid, f = _align_to_source(
-        source_rgb, source_mask, output_rgb, output_alpha, placement, max_side
+        source_rgb, source_mask, output_rgb, output_alpha, placement, max_side, source_box
     )
     full = (msk >= 0.98).astype(np.uint8)
     interior = cv2.erode(full, disk(erode_px)).astype(bool) & valid
@@ -290,7 +293,7 @@ def product_colour_fidelity(
     if de_local is None:  # too small a product for a coarser grid
         de_local, share = de, float((de > pixel_threshold).mean())
 
-    sharpness = _sharpness_ratio(source_rgb, source_mask, output_rgb, placement, min_texture_std)
+    sharpness = _sharpness_ratio(source_rgb, source_mask, output_rgb, placement, min_texture_std, box=source_box)
 
     a = (msk >= 0.5) & valid
     b = (alp >= 0.5) & valid

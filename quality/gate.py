@@ -12,8 +12,9 @@ no Prefect: tasks/ wraps these (docs/ARCHITECTURE.md, "Quality gate").
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -30,8 +31,10 @@ from quality.checks import (
     exposure_checks,
     framing_checks,
     marketplace_checks,
+    product_box,
     resolution_check,
     shadow_checks,
+    work_grid,
 )
 from quality.consistency import BatchConsistency, ImageFeatures, batch_outliers, image_features
 from quality.fidelity import placement_matrix
@@ -55,6 +58,13 @@ class QcEvidence:
     ``quality.marketplace.icc_description``); ``shipped_rgb``: those bytes decoded (what
     the marketplace shows); None when not encoded yet. ``upscaled``: a learned upscaler
     enlarged the cut-out (it restores some detail, so larger enlargements are accepted).
+    ``shipped_grey``: the shipped file's grey levels alone, (h, w) uint8 (a JPEG decoded
+    straight to its luma: what the blocking check reads, at half the cost of decoding
+    colour); when given, the check reads it instead of ``shipped_rgb``.
+
+    The arrays are read-only evidence: several checks reuse what one of them measured on
+    them (the product's box, the reduced canvas; ``quality.checks.memo``), so they must
+    not change once the evidence is built.
     """
 
     source_rgb: np.ndarray  # (H, W, 3) uint8 sRGB, the original photo
@@ -71,10 +81,13 @@ class QcEvidence:
     old_background_known: bool = True  # False for sources that came cut out (own alpha): no fringe to find
     shipped_rgb: np.ndarray | None = None
     upscaled: bool = False
+    shipped_grey: np.ndarray | None = None
+    _memo: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        # Checked once here; the metrics are then called with validate=False.
-        src, mask = check_pair("source_rgb", self.source_rgb, "source_mask", self.source_mask, True)
+        # Checked once here; the metrics are then called with validate=False. A SKU's
+        # renders share one photo and mask: those are checked for the first render only.
+        src, mask = _checked_source(self.source_rgb, self.source_mask)
         out, alpha = check_pair("output_rgb", self.output_rgb, "output_alpha", self.output_alpha, True)
         for name, value in (
             ("source_rgb", src),
@@ -86,12 +99,41 @@ class QcEvidence:
             object.__setattr__(self, name, value)  # normalised: float32 masks, 2x3 matrix
         if self.shipped_rgb is not None and np.shape(self.shipped_rgb) != out.shape:
             raise ValueError(f"shipped_rgb {np.shape(self.shipped_rgb)} does not match the canvas {out.shape}")
+        if self.shipped_grey is not None and (
+            np.shape(self.shipped_grey) != out.shape[:2] or np.asarray(self.shipped_grey).dtype != np.uint8
+        ):
+            raise ValueError(
+                f"shipped_grey must be uint8 of the canvas's size {out.shape[:2]}, got {np.shape(self.shipped_grey)}"
+            )
         if self.shadow_style not in (None, "soft", "hard", "floating", "none"):
             raise ValueError(f"unknown shadow_style {self.shadow_style!r}")
         if self.light_direction_deg is not None and not np.isfinite(self.light_direction_deg):
             raise ValueError("light_direction_deg must be finite")
         if self.encoded_bytes is not None and self.encoded_bytes <= 0:
             raise ValueError(f"encoded_bytes must be > 0, got {self.encoded_bytes}")
+
+
+_SOURCES: dict[tuple[int, int], tuple[weakref.ref, weakref.ref]] = {}
+
+
+def _checked_source(rgb: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``check_pair`` of a photo and its mask, remembered (by weak reference, for the last
+    few pairs) for the very same array objects when the check passed them unchanged, so
+    each render of a SKU does not check its photo again."""
+    key = (id(rgb), id(mask))
+    hit = _SOURCES.get(key)
+    if hit is not None and hit[0]() is rgb and hit[1]() is mask:
+        return rgb, mask
+    src, checked = check_pair("source_rgb", rgb, "source_mask", mask, True)
+    if src is rgb and checked is mask:
+        try:
+            entry = (weakref.ref(rgb), weakref.ref(mask))
+        except TypeError:  # not weak-referenceable: nothing to remember
+            return src, checked
+        if len(_SOURCES) >= 8:
+            _SOURCES.pop(next(iter(_SOURCES)))
+        _SOURCES[key] = entry
+    return src, checked
 
 
 class QcReport(BaseModel):
@@ -147,14 +189,21 @@ def score_sku(
         metrics = {
             **shared_metrics,
             "shadow.darkening_mass": geo.darkening_mass,
-            "shadow.match": geo.match,
-            "shadow.direction_spread_deg": geo.direction_spread_deg,
+            "shadow.lean": geo.lean,
+            "shadow.side_mass": geo.side_mass,
         }
         if geo.implied_light_deg is not None:
             metrics["shadow.implied_light_deg"] = geo.implied_light_deg
         metrics.update({c.name: c.value for c in checks if c.value is not None})
         metrics = {k: float(v) for k, v in metrics.items() if v is not None and np.isfinite(v)}
-        features = image_features(ev.output_rgb, ev.output_alpha, work_side=th.batch_work_side, validate=False)
+        features = image_features(
+            ev.output_rgb,
+            ev.output_alpha,
+            work_side=th.batch_work_side,
+            validate=False,
+            work=work_grid(ev, th.batch_work_side),
+            box=product_box(ev),
+        )
         worst = max((c.status for c in checks), key=RANK.__getitem__)
         failing = [c for c in checks if c.status == "fail"]
         reports[profile] = QcReport(

@@ -59,11 +59,16 @@ def edge_touch(
     (10, 10)
     """
     output_rgb, output_alpha = check_pair("output_rgb", output_rgb, "output_alpha", output_alpha, validate, False)
-    ring = np.zeros(output_alpha.shape, bool)
-    ring[0, :] = ring[-1, :] = ring[:, 0] = ring[:, -1] = True
-    product = ring & (output_alpha >= COVERED)
-    other = ring & ~product & _off_colour(output_rgb, colour, tolerance)
+    product = _ring(output_alpha) >= COVERED
+    other = ~product & _off_colour(_ring(output_rgb)[None], colour, tolerance)[0]
     return int(product.sum()), int(other.sum())
+
+
+def _ring(a: np.ndarray) -> np.ndarray:
+    """The outermost ring of pixels of ``a`` (H, W[, C]), each pixel once, as (N[, C])."""
+    if a.shape[0] <= 2 or a.shape[1] <= 2:  # no inside: every pixel is on the ring
+        return a.reshape(-1, *a.shape[2:])
+    return np.concatenate([a[0], a[-1], a[1:-1, 0], a[1:-1, -1]])
 
 
 def background_residue(
@@ -92,13 +97,21 @@ def background_residue(
     output_rgb, output_alpha = check_pair("output_rgb", output_rgb, "output_alpha", output_alpha, validate, False)
     if not 0.0 <= clearance < 1.0 or not 0 <= levels <= 255:
         raise ValueError(f"need 0 <= clearance < 1 and 0 <= levels <= 255, got {clearance}, {levels}")
-    free = (output_alpha < COVERED).astype(np.uint8)
-    distance = cv2.distanceTransform(free, cv2.DIST_L2, 3)
-    far = distance > clearance * max(output_alpha.shape)
-    n = int(far.sum())
+    far = _far_backdrop(output_alpha, clearance * max(output_alpha.shape))
+    n = cv2.countNonZero(far)
     if n == 0:
         return None
-    return int((far & _off_colour(output_rgb, colour, levels)).sum()) / n
+    lo = np.array([max(0, int(c) - levels) for c in colour], np.uint8)
+    hi = np.array([min(255, int(c) + levels) for c in colour], np.uint8)
+    on_colour = cv2.countNonZero(cv2.bitwise_and(cv2.inRange(output_rgb, lo, hi), far))
+    return (n - on_colour) / n
+
+
+def _far_backdrop(alpha: np.ndarray, radius: float) -> np.ndarray:
+    """uint8 mask (255) of the pixels farther than ``radius`` px from every pixel of coverage
+    >= 1/255 (the chamfer distance of ``cv2.distanceTransform``, 3x3 mask)."""
+    free = cv2.compare(alpha, COVERED, cv2.CMP_LT)  # 255 where backdrop
+    return cv2.compare(cv2.distanceTransform(free, cv2.DIST_L2, 3), radius, cv2.CMP_GT)
 
 
 def frame_step(output_rgb: np.ndarray, output_alpha: np.ndarray, max_px: int, validate: bool = True) -> float:

@@ -63,7 +63,7 @@ def background_purity(
         raise ValueError(f"tolerance must be 0..255 levels, got {tolerance}")
     lo = np.array([max(0, int(c) - tolerance) for c in colour], np.uint8)
     hi = np.array([min(255, int(c) + tolerance) for c in colour], np.uint8)
-    impure = cv2.bitwise_not(cv2.inRange(output_rgb, lo, hi))  # 255 where off-colour
+    pure = cv2.inRange(output_rgb, lo, hi)  # 255 where the colour is right
     b = border_px
     strips = [
         (slice(0, b), slice(None)),
@@ -72,14 +72,15 @@ def background_purity(
         (slice(b, h - b), slice(w - b, w)),
     ]
     n_frame = 2 * b * w + 2 * b * (h - 2 * b)
-    bad_frame = sum(cv2.countNonZero(impure[sl]) for sl in strips)
+    bad_frame = n_frame - sum(cv2.countNonZero(pure[sl]) for sl in strips)
     ref = np.array(colour, np.int16)
     deviation = max(int(np.abs(output_rgb[sl].astype(np.int16) - ref).max()) for sl in strips)
-    backdrop = (output_alpha < (1.0 / 255.0)).view(np.uint8)
+    backdrop = cv2.compare(output_alpha, 1.0 / 255.0, cv2.CMP_LT)
     n_bg = cv2.countNonZero(backdrop)
+    impure_bg = n_bg - cv2.countNonZero(cv2.bitwise_and(pure, backdrop))
     return Purity(
         border_impure_share=bad_frame / n_frame,
-        background_impure_share=cv2.countNonZero(impure & backdrop) / n_bg if n_bg else 1.0,
+        background_impure_share=impure_bg / n_bg if n_bg else 1.0,
         max_deviation=deviation,
     )
 

@@ -25,7 +25,14 @@ import numpy as np
 from quality._validate import bbox, check_pair, disk, resize_to, within
 from quality.delta_e import srgb_to_linear
 
-__all__ = ["ShadowGeometry", "LightEstimate", "shadow_geometry", "estimate_light_direction", "angle_difference"]
+__all__ = [
+    "ShadowGeometry",
+    "LightEstimate",
+    "shadow_geometry",
+    "estimate_light_direction",
+    "angle_difference",
+    "work_grid",
+]
 
 _LUMA = np.array([0.2126, 0.7152, 0.0722])  # linear sRGB -> relative luminance Y
 
@@ -45,12 +52,13 @@ class ShadowGeometry:
 
     darkening_mass: float  # sum of darkening around the product / product area (working grid)
     visible: bool  # darkening_mass >= min_mass
-    shadow_direction_deg: float | None  # best-matching silhouette offset, y-up CCW from +x
+    shadow_direction_deg: float | None  # where the darkening leans, y-up CCW from +x; None when the
+    # shadow is not visible or lies all in the contact zone
     implied_light_deg: float | None  # shadow direction + 180
-    direction_error_deg: float | None  # given light vs the nearest plausible implied light; None if
-    # no light given or no shadow visible
-    direction_spread_deg: float  # width of the plausible implied-light directions (360 = any)
-    match: float  # cosine similarity of the darkening and the shifted silhouette, 0..1
+    direction_error_deg: float | None  # given light vs the implied light; None if no light given or
+    # no direction read
+    lean: float  # how one-sided the darkening round the product is: 0 even, ~1 all on one side
+    side_mass: float  # darkening outside the contact zone / product area (working grid)
     contact_darkening: float | None  # median darkening just under the base; None if not measurable
 
 
@@ -69,12 +77,23 @@ def _luminance(rgb: np.ndarray) -> np.ndarray:
     return (_LUMA[0] * lin[..., 0] + _LUMA[1] * lin[..., 1] + _LUMA[2] * lin[..., 2]).astype(np.float32)
 
 
-def _work(rgb: np.ndarray, alpha: np.ndarray, work_side: int) -> tuple[np.ndarray, np.ndarray, float]:
+def work_grid(rgb: np.ndarray, alpha: np.ndarray, work_side: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """The canvas reduced to ``work_side`` px on its longest side (area averaging): ``(rgb,
+    alpha, f)`` with ``f`` the reduction. quality/consistency.py reads the same grid, so a
+    caller can reduce once and hand it to both (``work=``)."""
     f = min(1.0, work_side / max(alpha.shape))
-    return _luminance(resize_to(rgb, f, exact=False)), resize_to(alpha, f, exact=False), f
+    return resize_to(rgb, f, exact=False), resize_to(alpha, f, exact=False), f
+
+
+def _work(rgb, alpha, work_side, work) -> tuple[np.ndarray, np.ndarray, float]:
+    small_rgb, small_alpha, f = work if work is not None else work_grid(rgb, alpha, work_side)
+    return _luminance(small_rgb), small_alpha, f
 
 
 _FAR = 0.15  # backdrop farther than this share of the product size is taken as unshadowed
+_BAND = 0.15  # the direction is read on backdrop within this share of the product size of it ...
+_ZONE = 0.08  # ... outside the contact zone: this share of the product size above and below the
+# base line, and beside the base
 
 
 def _far_backdrop(alpha: np.ndarray) -> tuple[np.ndarray, int]:
@@ -112,34 +131,20 @@ def _reference(y: np.ndarray, alpha: np.ndarray, background_rgb: tuple[int, int,
     return np.maximum(est, 1e-4)
 
 
-def _correlate(x: np.ndarray, kernel: np.ndarray, reach: int) -> np.ndarray:
-    """``out[sy + reach, sx + reach] = sum_p x(p) kernel(p - s)`` for ``|sx|, |sy| <= reach``.
+def _contact(output_rgb, output_alpha, ref_work, f, depth_frac, box) -> float | None:
+    """Median darkening in a strip just under the product's lowest edge, full resolution.
 
-    Circular FFT correlation padded by ``reach`` (enough: shifts beyond it are not
-    read, so their wrap-around does not matter); both inputs are the same shape."""
-    h, w = x.shape
-    ph, pw = cv2.getOptimalDFTSize(h + reach), cv2.getOptimalDFTSize(w + reach)
-    spec = []
-    for arr in (x, kernel):
-        pad = np.zeros((ph, pw), np.float32)
-        pad[:h, :w] = arr
-        spec.append(cv2.dft(pad, flags=cv2.DFT_COMPLEX_OUTPUT))
-    circ = cv2.idft(cv2.mulSpectrums(spec[0], spec[1], 0, conjB=True), flags=cv2.DFT_REAL_OUTPUT | cv2.DFT_SCALE)
-    rows = np.arange(-reach, reach + 1) % ph
-    cols = np.arange(-reach, reach + 1) % pw
-    return circ[np.ix_(rows, cols)].astype(np.float64)
-
-
-def _contact(output_rgb, output_alpha, ref_work, f, depth_frac) -> float | None:
-    """Median darkening in a strip just under the product's lowest edge, full resolution."""
+    The strip runs under the columns whose lowest product pixel lies within 2 % of the
+    product's height of its lowest row, so only that band of rows is read."""
     h, w = output_alpha.shape
-    x0, y0, x1, y1 = bbox(output_alpha)
-    solid = output_alpha[y0:y1, x0:x1] >= 0.5
-    has = solid.any(axis=0)
-    bottom = y0 + (y1 - y0 - 1) - np.argmax(solid[::-1], axis=0)  # lowest product row per column
+    x0, y0, x1, y1 = box
     height = y1 - y0
     tol = max(2, int(round(0.02 * height)))
-    cols = np.flatnonzero(has & (bottom >= bottom[has].max() - tol))
+    top = max(y0, y1 - 1 - tol)  # rows bottom - tol .. bottom: where a qualifying column's lowest pixel lies
+    solid = output_alpha[top:y1, x0:x1] >= 0.5
+    has = solid.any(axis=0)
+    bottom = top + (y1 - top - 1) - np.argmax(solid[::-1], axis=0)  # lowest product row per column
+    cols = np.flatnonzero(has)
     gap, depth = 2, max(3, int(round(depth_frac * height)))
     ys = bottom[cols][:, None] + gap + np.arange(depth)[None, :]
     if ys.max() >= h:
@@ -152,6 +157,58 @@ def _contact(output_rgb, output_alpha, ref_work, f, depth_frac) -> float | None:
     return float(np.median(dark.mean(axis=1)))
 
 
+def _lean(dark: np.ndarray, backdrop: np.ndarray, alpha: np.ndarray) -> tuple[float | None, float, float]:
+    """Where the darkening round the product leans: ``(direction_deg, lean, side_mass)``.
+
+    Read on backdrop pixels within ``_BAND`` x the product's size of it, outside the contact
+    zone (the base line +- ``_ZONE`` x the product's size, across the base and ``_ZONE``
+    beyond it: a contact shadow lies under the base whatever the light and would pull every
+    reading down). Each pixel's darkening, less the mean darkening at its distance from the
+    product (an even rim, a blur all round, cancels), is fitted as ``w (s . u) + ramp``: ``u``
+    the unit vector away from its nearest product pixel, ``w`` the slope of the mean
+    darkening with distance (a silhouette shifted by ``s`` darkens by ``w (s . u)`` more, to
+    first order) and ``ramp`` a plane over the band (what the backdrop estimate leaves of a
+    gradient). The direction of ``s`` is where the shadow lies; weighted least squares
+    weighs each side by what it shows, so leaving the contact zone out does not bend the
+    answer towards the sides. ``lean`` = |sum of the residual darkening x u| / darkening read
+    (0: even all round); ``side_mass`` = darkening read / product area."""
+    product = alpha >= 0.5
+    area = max(1.0, float(alpha.sum()))
+    x0, y0, x1, y1 = bbox(alpha)
+    size = max(x1 - x0, y1 - y0)
+    dist, labels = cv2.distanceTransformWithLabels(
+        (~product).view(np.uint8), cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
+    )
+    tol = max(2, int(round(0.02 * (y1 - y0))))
+    base = np.flatnonzero(product[max(y0, y1 - 1 - tol) : y1, x0:x1].any(axis=0)) + x0
+    cx, half = 0.5 * (base[0] + base[-1] + 1), 0.5 * (base[-1] + 1 - base[0]) + _ZONE * size
+    rows, cols = np.nonzero(backdrop & (dist > 0) & (dist <= _BAND * size))
+    keep = (np.abs(rows - y1) > _ZONE * size) | (np.abs(cols - cx) > half)
+    rows, cols = rows[keep], cols[keep]
+    d = dark[rows, cols]
+    total = float(d.sum())
+    if total <= 0.0:
+        return None, 0.0, 0.0
+    py, px = np.nonzero(product)  # the order of cv2's pixel labels
+    near = labels[rows, cols] - 1
+    vx, vy = (cols - px[near]).astype(np.float64), (rows - py[near]).astype(np.float64)
+    norm = np.maximum(np.hypot(vx, vy), 1e-9)
+    ux, uy = vx / norm, vy / norm
+    k = dist[rows, cols].astype(np.int64)  # 1 px distance bins
+    mean = np.bincount(k, d) / np.maximum(np.bincount(k), 1)
+    residual = d - mean[k]
+    # plain reductions, no BLAS: on a busy machine its threads cost more than these sums
+    lean = math.hypot(float((residual * ux).sum()), float((residual * uy).sum())) / total
+    w = np.abs(np.gradient(mean))[k] if mean.size > 2 else np.ones_like(d)
+    design = (w * ux, w * uy, (cols - cx) / size, (rows - 0.5 * (y0 + y1)) / size)
+    gram = np.array([[float((a * b).sum()) for b in design] for a in design])
+    rhs = np.array([float((a * residual).sum()) for a in design])
+    (sx, sy, _, _), *_ = np.linalg.lstsq(gram, rhs, rcond=None)  # the normal equations, 4 x 4
+    if sx == 0.0 and sy == 0.0:
+        return None, lean, total / area
+    return math.degrees(math.atan2(-sy, sx)) % 360.0, lean, total / area
+
+
 def shadow_geometry(
     output_rgb: np.ndarray,
     output_alpha: np.ndarray,
@@ -162,8 +219,10 @@ def shadow_geometry(
     noise_floor: float,
     min_mass: float,
     contact_depth_frac: float,
-    plausible_frac: float = 0.9,
+    min_lean_mass: float = 0.0,
     validate: bool = True,
+    work: tuple[np.ndarray, np.ndarray, float] | None = None,
+    box: tuple[int, int, int, int] | None = None,
 ) -> ShadowGeometry:
     """Direction of the cast shadow and presence of a contact shadow on the canvas.
 
@@ -173,15 +232,21 @@ def shadow_geometry(
     canvas; ``noise_floor`` darkening below which a pixel counts as unshadowed;
     ``min_mass`` darkening mass (per product area) below which no shadow is "visible";
     ``contact_depth_frac`` depth of the contact strip as a share of product height;
-    ``plausible_frac``: offset directions scoring at least this share of the best match
-    are all plausible, and the direction error is measured to the nearest of them (a
-    contact-only shadow says little about the direction and is not failed for it).
-    ``validate=False`` skips the input checks for arrays already checked (QcEvidence).
+    ``min_lean_mass``: one-sided darkening (``lean`` x ``side_mass``, per product area)
+    below which no direction is read (an even rim or a contact-only shadow says nothing
+    about the light and is not failed for it).
+    ``validate=False`` skips the input checks for arrays already checked (QcEvidence);
+    ``work``: the canvas already reduced by ``work_grid(output_rgb, output_alpha,
+    work_side)``; ``box``: ``bbox(output_alpha)`` already measured (both only save time).
     Colour space: linear-light luminance Y (IEC 61966-2-1, Rec. 709 weights).
-    Method: the shadow offset is the shift of the product silhouette that best matches
-    the darkening (normalised cross-correlation, computed for all shifts by FFT) — the
-    drop-shadow model of imaging/types.py. Reference: constructed cases in
-    tests/quality/test_shadow.py.
+    Method: the direction is where the darkening round the product leans once the
+    contact zone under the base is left out and the even part of the rim is taken away
+    (``_lean``): a cast shadow is the silhouette shifted away from the light (the
+    drop-shadow model of imaging/types.py), so it lies thicker on the side away from the
+    light, while the contact shadow lies under the base whatever the light and would
+    otherwise decide the answer (a shadow drawn sideways or towards the light still has
+    it). Reference: constructed cases in tests/quality/test_shadow.py; the labelled corpus
+    of bench/qc_calibration.py (``shadow_direction``).
 
     >>> yy, xx = np.mgrid[:200, :200]
     >>> alpha = ((np.abs(xx - 100) < 40) & (np.abs(yy - 90) < 60)).astype(np.float32)
@@ -189,11 +254,11 @@ def shadow_geometry(
     >>> rgb = np.repeat((255 * (1 - 0.5 * shadow))[..., None], 3, axis=2).astype(np.uint8)
     >>> g = shadow_geometry(rgb, alpha, background_rgb=(255, 255, 255), light_direction_deg=135.0,
     ...                     work_side=200, noise_floor=0.02, min_mass=0.01, contact_depth_frac=0.03)
-    >>> (g.visible, round(g.implied_light_deg), g.direction_error_deg < 5, g.contact_darkening > 0.3)
-    (True, 135, True, True)
+    >>> (g.visible, round(g.implied_light_deg), g.direction_error_deg < 10, g.contact_darkening > 0.3)
+    (True, 127, True, True)
     """
     output_rgb, output_alpha = check_pair("output_rgb", output_rgb, "output_alpha", output_alpha, validate)
-    y, a, f = _work(output_rgb, output_alpha, work_side)
+    y, a, f = _work(output_rgb, output_alpha, work_side, work)
     ref = _reference(y, a, background_rgb)
     backdrop = cv2.erode((a < 0.02).astype(np.uint8), disk(1)).astype(bool)
     dark = np.clip(1.0 - y / ref, 0.0, 1.0) * backdrop
@@ -204,47 +269,37 @@ def shadow_geometry(
     dark = (dark * zone).astype(np.float64)
     area = float(a.sum())
     mass = float(dark.sum()) / area
-    contact = _contact(output_rgb, output_alpha, ref, f, contact_depth_frac)
+    contact = _contact(output_rgb, output_alpha, ref, f, contact_depth_frac, box or bbox(output_alpha))
 
     direction = light = error = None
-    match, spread = 0.0, 360.0
+    lean, side = 0.0, 0.0
     if mass >= min_mass:
-        sil = a.astype(np.float64)
-        reach = max(3, int(size // 2))
-        corr = _correlate(dark, sil, reach)  # sum_p dark(p) sil(p - s), every shift s
-        norm = _correlate((1.0 - sil) ** 2, sil**2, reach)  # visible area of the shifted silhouette
-        sy, sx = np.mgrid[-reach : reach + 1, -reach : reach + 1]
-        r = np.hypot(sx, sy)
-        ok = (r >= 2.0) & (r <= size / 2.0) & (norm > 0.01 * area)
-        score = np.where(ok, corr / np.sqrt(np.maximum(norm, 1e-12)), -np.inf)
-        k = np.unravel_index(np.argmax(score), score.shape)
-        match = float(score[k] / max(float(np.sqrt(np.square(dark).sum())), 1e-12))
-        direction = math.degrees(math.atan2(-sy[k], sx[k])) % 360.0
-        light = (direction + 180.0) % 360.0
-        # Directions whose best shift explains the darkening nearly as well as the best one
-        # (within ``plausible_frac``): a contact-only shadow fits all downward offsets alike.
-        angles = np.degrees(np.arctan2(-sy[ok], sx[ok])) % 360.0
-        bins = (angles // 5).astype(int)
-        best = np.full(72, -np.inf)
-        np.maximum.at(best, bins, score[ok])
-        plausible = (np.flatnonzero(best >= plausible_frac * score[k]) * 5.0 + 2.5 + 180.0) % 360.0
-        spread = 5.0 * plausible.size
-        if light_direction_deg is not None:
-            error = max(0.0, min(angle_difference(float(p), float(light_direction_deg)) for p in plausible) - 2.5)
+        direction, lean, side = _lean(dark, backdrop, a)
+        if direction is not None and lean * side < min_lean_mass:
+            direction = None
+        if direction is not None:
+            light = (direction + 180.0) % 360.0
+            if light_direction_deg is not None:
+                error = angle_difference(light, float(light_direction_deg))
     return ShadowGeometry(
         darkening_mass=mass,
         visible=mass >= min_mass,
         shadow_direction_deg=direction,
         implied_light_deg=light,
         direction_error_deg=error,
-        direction_spread_deg=spread,
-        match=match,
+        lean=lean,
+        side_mass=side,
         contact_darkening=contact,
     )
 
 
 def estimate_light_direction(
-    output_rgb: np.ndarray, output_alpha: np.ndarray, *, work_side: int = 128, validate: bool = True
+    output_rgb: np.ndarray,
+    output_alpha: np.ndarray,
+    *,
+    work_side: int = 128,
+    validate: bool = True,
+    work: tuple[np.ndarray, np.ndarray, float] | None = None,
 ) -> LightEstimate:
     """Image-plane light direction from the backdrop's brightness gradient (a plane fit).
 
@@ -261,7 +316,8 @@ def estimate_light_direction(
     ``r2``), for several lights (it returns their blend) and it says nothing about depth
     (front/back). Use it as a consistency hint with ``strength`` and ``r2`` as its
     confidence, never as ground truth. ``validate=False`` skips the input checks for
-    arrays already checked (QcEvidence).
+    arrays already checked (QcEvidence); ``work``: the canvas already reduced by
+    ``work_grid(output_rgb, output_alpha, work_side)``.
 
     >>> yy, xx = np.mgrid[:100, :100]
     >>> v = 120 + 0.6 * (100 - xx) + 0.6 * (100 - yy)  # brighter to the upper left
@@ -272,7 +328,7 @@ def estimate_light_direction(
     (True, True, True)
     """
     output_rgb, output_alpha = check_pair("output_rgb", output_rgb, "output_alpha", output_alpha, validate)
-    y, a, _ = _work(output_rgb, output_alpha, work_side)
+    y, a, _ = _work(output_rgb, output_alpha, work_side, work)
     far, _ = _far_backdrop(a)
     if far.sum() < 16:  # the product leaves no backdrop to read: no answer
         return LightEstimate(light_direction_deg=0.0, strength=0.0, r2=0.0, n_pixels=int(far.sum()))

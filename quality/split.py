@@ -27,7 +27,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from quality._validate import check_pair
+from quality._validate import bbox, check_pair
 
 __all__ = ["split_share"]
 
@@ -41,13 +41,16 @@ def split_share(
     reach: int = 3,
     min_contrast: float = 10.0,
     validate: bool = True,
+    box: tuple[int, int, int, int] | None = None,
 ) -> float:
     """Share of the most bridged gap between mask pieces that the photo fills with product.
 
     Inputs: ``source_rgb`` (H, W, 3) uint8 sRGB; ``source_mask`` (H, W) float in [0, 1].
     ``min_piece``: smallest piece considered, share of the product; ``max_gap``: longest
     gap considered, share of the product's longest side (farther pieces are separate
-    items); ``reach``: px across the segment searched per step.
+    items); ``reach``: px across the segment searched per step; ``box``: the mask's
+    ``bbox`` when the caller has it (the work stays inside it, plus room for the backdrop
+    beside a gap).
 
     >>> img = np.full((120, 60, 3), 230, np.uint8); img[10:110, 28:32] = (40, 40, 40)
     >>> img[10:30, 10:50] = img[90:110, 10:50] = (40, 40, 40)  # a shade, a stem, a base
@@ -57,15 +60,27 @@ def split_share(
     (1.0, 0.0)
     """
     source_rgb, source_mask = check_pair("source_rgb", source_rgb, "source_mask", source_mask, validate)
-    binary = (source_mask >= 0.5).astype(np.uint8)
+    x0, y0, x1, y1 = box if box is not None else bbox(source_mask)
+    binary = cv2.compare(source_mask[y0:y1, x0:x1], 0.5, cv2.CMP_GE)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
     if n <= 2:
         return 0.0
+    h, w = source_mask.shape
+    pad = 4 * reach + 16  # the backdrop beside a gap may lie just outside the box
+    px0, py0 = max(0, x0 - pad), max(0, y0 - pad)
+    sub = np.s_[py0 : min(h, y1 + pad), px0 : min(w, x1 + pad)]
+    source_rgb, source_mask = source_rgb[sub], source_mask[sub]
+    labels = np.pad(
+        labels,
+        (
+            (y0 - py0, source_mask.shape[0] - (y0 - py0) - labels.shape[0]),
+            (x0 - px0, source_mask.shape[1] - (x0 - px0) - labels.shape[1]),
+        ),
+    )
     areas = stats[1:, cv2.CC_STAT_AREA]
     total = float(areas.sum())
     main = 1 + int(np.argmax(areas))
-    ys, xs = np.nonzero(binary)
-    size = float(max(xs.max() - xs.min(), ys.max() - ys.min()) + 1)
+    size = float(max(x1 - x0, y1 - y0))
     dist, nearest = _nearest(labels == main)
     best = 0.0
     for k in range(1, n):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+import cv2
 import numpy as np
 from prefect import task
 
@@ -54,7 +55,7 @@ def evidence(
 ) -> QcEvidence:
     """The gate's view of one render: the lossless canvas in memory and the file's bytes
     (a JPEG's pixels are what it lost, so those are decoded and graded too)."""
-    shipped, icc = read_encoded(data, pixels=spec.format == "jpeg")
+    shipped, icc = decode_shipped(data, jpeg=spec.format == "jpeg")
     return QcEvidence(
         source_rgb=source_rgb,
         source_mask=mask,
@@ -68,9 +69,24 @@ def evidence(
         encoded_bytes=len(data),
         icc_is_srgb=icc_is_srgb(icc),
         old_background_known=old_background_known,
-        shipped_rgb=shipped,
+        shipped_grey=shipped,
         upscaled=upscaler not in ("none", "lanczos"),
     )
+
+
+def decode_shipped(data: bytes, jpeg: bool) -> tuple[np.ndarray | None, bytes | None]:
+    """What the gate reads back from a file as it ships: ``(grey, icc)``, the embedded ICC
+    profile (None without one) and, for a JPEG, its grey levels, (H, W) uint8, decoded
+    straight to the luma the encoder coded (the blocking check's input; colour would cost
+    twice the decoding and the check reads none). A lossless file's pixels are the canvas's:
+    None. EXIF orientation is ignored (exports carry none; the canvas is the reference)."""
+    _, icc = read_encoded(data, pixels=False)
+    if not jpeg:
+        return None, icc
+    grey = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE | cv2.IMREAD_IGNORE_ORIENTATION)
+    if grey is None:
+        raise ValueError("the encoded JPEG could not be decoded")
+    return grey, icc
 
 
 def grade(

@@ -153,13 +153,14 @@ def test_product_past_the_photo_border_is_cut_off(scene):
 
 
 def test_product_like_its_backdrop_is_not_measurable(scene):
-    # A white box on white paper: colour cannot tell the cut from the photo.
+    # A white box on paper of the same white: colour cannot tell the cut from the photo. (A
+    # few levels apart on a clean backdrop it can: the box's edge is then in the photo too.)
     box = np.zeros((H, W), np.float32)
     box[100:300, 120:280] = 1
     box = cv2.GaussianBlur(box, (0, 0), 0.7)
-    white = scene.texture(H, W, (250, 250, 250), amp=1.0, grain=1.0)
+    white = scene.texture(H, W, (253, 253, 253), amp=0.0, seed=5, grain=1.0)
     q = cut_quality(_photo(box, white, _backdrop("white", scene)), box)
-    assert q.background_inside is None and q.background_attached is None
+    assert q.background_inside is None and q.background_attached is None and q.lost_part is None
     assert q.backdrop_like_share > 0.5
 
 
@@ -187,3 +188,61 @@ def test_input_errors(scene):
         cut_quality(img, np.zeros_like(body))
     with pytest.raises(ValueError):
         cut_quality(img.astype(np.float32), body)
+
+
+def _stand(scene, leg_px):
+    """A seat and three legs ``leg_px`` wide on a plain backdrop; (photo, whole mask, mask
+    with the left leg left out)."""
+    seat = np.zeros((H, W), np.float32)
+    seat[80:120, 80:320] = 1
+    legs = []
+    for x_top, x_bottom in ((110, 90), (200, 205), (290, 310)):
+        leg = np.zeros((H, W), np.uint8)
+        cv2.line(leg, (x_top, 118), (x_bottom, 360), 1, leg_px)
+        legs.append(leg.astype(np.float32))
+    whole = np.clip(seat + sum(legs), 0, 1)
+    no_leg = np.clip(seat + legs[1] + legs[2], 0, 1)
+    return _photo(whole, _product(scene, (60, 60, 70)), _backdrop("plain", scene)), whole, no_leg
+
+
+@pytest.mark.parametrize("leg_px", [3, 6])
+def test_a_thin_leg_left_out_whole_is_a_lost_part(scene, leg_px):
+    # A leg a few px wide, not cut through but missing from the cut altogether: it touches the
+    # product only where it meets the seat, and the colour says product all along it.
+    img, whole, no_leg = _stand(scene, leg_px)
+    expected = (whole - no_leg).sum() / no_leg.sum()
+    assert cut_quality(img, no_leg).lost_part >= 0.5 * expected
+    assert cut_quality(img, whole).lost_part <= CLEAN
+
+
+def test_a_part_apart_from_the_cut_is_a_lost_part(scene):
+    # Headphones' second cup, a few px from the band, left out: a large product-coloured
+    # region apart from the cut (a neighbouring object of another colour would not count).
+    band = np.zeros((H, W), np.float32)
+    cv2.ellipse(band, (200, 200), (120, 120), 0, 180, 360, 1, 12)
+    cups = [scene.ellipse(H, W, cx, 250, 28, 45) for cx in (80, 320)]
+    whole = np.clip(band + cups[0] + cups[1], 0, 1)
+    cut = np.clip(band + cups[0], 0, 1)
+    img = _photo(whole, _product(scene, (40, 60, 160)), _backdrop("plain", scene))
+    assert cut_quality(img, cut).lost_part >= 0.5 * cups[1].sum() / cut.sum()
+    other = _photo(cut, _product(scene, (40, 60, 160)), _backdrop("plain", scene))
+    other[cups[1] > 0.5] = (30, 160, 40)  # a green object where the cup was: not this product
+    assert cut_quality(other, cut).lost_part <= CLEAN
+
+
+@pytest.mark.parametrize("backdrop", ["plain", "white"])
+def test_a_label_like_the_backdrop_is_not_background_inside(scene, backdrop):
+    # A paper label the backdrop's colour, with printed text, on a blue box: backdrop-coloured
+    # and enclosed, but its print is detail the backdrop lacks, and the box is not a frame.
+    box = np.zeros((H, W), np.float32)
+    box[80:320, 70:330] = 1
+    back = _backdrop(backdrop, scene)
+    product = _product(scene, (40, 60, 160))
+    paper = float(back[0, 0, 0])
+    product[150:250, 120:280] = paper + np.random.default_rng(2).normal(0, 1.5, (100, 160, 1))
+    ink = np.zeros((H, W), np.uint8)
+    for row, text in ((180, "LIGHTBOX"), (215, "No.12  250 ml"), (238, "keep dry")):
+        cv2.putText(ink, text, (130, row), cv2.FONT_HERSHEY_SIMPLEX, 0.6 if row > 200 else 1.1, 1, 2, cv2.LINE_AA)
+    product[ink > 0] = (20, 20, 24)
+    q = cut_quality(_photo(box, product, back), box)
+    assert q.background_inside <= CLEAN and q.background_attached <= CLEAN

@@ -4,9 +4,13 @@ import numpy as np
 import pytest
 
 from quality.shadow import angle_difference, estimate_light_direction, shadow_geometry
+from quality.thresholds import QcThresholds
 
-KW = dict(work_side=256, noise_floor=0.02, min_mass=0.005, contact_depth_frac=0.03)
-WARN_DEG, FAIL_DEG = 30.0, 60.0  # the default QcThresholds.shadow_direction_error_deg
+_TH = QcThresholds()
+KW = dict(
+    work_side=256, noise_floor=0.02, min_mass=0.005, contact_depth_frac=0.03, min_lean_mass=_TH.shadow_min_lean_mass
+)
+WARN_DEG, FAIL_DEG = _TH.shadow_direction_error_deg.warn, _TH.shadow_direction_error_deg.fail
 
 
 def _geo(s, light, known_background=True, **kw):
@@ -20,9 +24,10 @@ def test_shadow_cast_away_from_the_light_passes(scene, light, known_background):
     s = scene.make(light_deg=light, shadow_offset=25, contact=0.4, textured=False)
     g = _geo(s, light, known_background)
     assert g.visible
-    assert angle_difference(g.implied_light_deg, light) <= 5.0
-    assert g.direction_error_deg <= 5.0
-    assert g.match > 0.8
+    # diagonal lights read ~11 deg steep: the cast's part under the base is left out with the contact
+    assert angle_difference(g.implied_light_deg, light) <= 15.0
+    assert g.direction_error_deg <= 15.0 < WARN_DEG
+    assert g.lean > 0.5  # one-sided
 
 
 @pytest.mark.parametrize("light", [135.0, 45.0, 90.0, 180.0])
@@ -32,12 +37,39 @@ def test_shadow_towards_the_light_fails(scene, light):
     assert g.direction_error_deg > FAIL_DEG
 
 
+@pytest.mark.parametrize("shape", ["bottle", "box"])
+@pytest.mark.parametrize("style,light", [("soft", 90.0), ("soft", 110.0), ("hard", 135.0)])
+def test_studio_shadow_drawn_for_another_light_fails(scene, shape, style, light):
+    # The compositor's own shadows (imaging/compose.py): a contact shadow under the base
+    # whatever the light, plus a cast shadow shifted 2.5 % of the product's size away
+    # from it (soft) or 5 % (hard). Drawn for a light turned 90 or 180 deg, the soft
+    # one reads 0-25 deg off with a silhouette match (the contact shadow makes "down"
+    # plausible); where the darkening leans, the contact zone left out, says 70 and up.
+    from imaging.compose import compose_studio
+    from imaging.types import Background, ShadowSpec
+
+    if shape == "bottle":
+        mask = scene.ellipse(400, 300, 150, 200, 80, 170)
+    else:
+        mask = np.pad(np.ones((200, 260), np.float32), ((100, 100), (20, 20)))
+    rgb = scene.texture(*mask.shape, (150, 90, 60)).astype(np.uint8)
+    for turn in (0.0, 90.0, -90.0, 180.0):
+        c = compose_studio(
+            rgb, mask, canvas_size=(800, 800), background=Background(), shadow=ShadowSpec(style, light + turn)
+        )
+        g = shadow_geometry(c.rgb, c.product_alpha, background_rgb=(255, 255, 255), light_direction_deg=light, **KW)
+        if turn == 0.0:
+            assert g.direction_error_deg is None or g.direction_error_deg < WARN_DEG, g
+        else:
+            assert g.direction_error_deg > FAIL_DEG, (turn, g)
+
+
 def test_contact_only_shadow_is_not_failed_for_direction(scene):
     s = scene.make(light_deg=90.0, shadow_offset=0, contact=0.5, textured=False)
     for light in (90.0, 135.0, 45.0):
         g = _geo(s, light)
-        assert g.direction_error_deg < WARN_DEG
-        assert g.direction_spread_deg >= 45.0  # little direction information
+        assert g.visible and g.lean < 0.1  # even round the product: no direction information
+        assert g.direction_error_deg is None and g.implied_light_deg is None
 
 
 def test_grounded_product_has_contact_shadow(scene):

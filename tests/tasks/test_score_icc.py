@@ -93,7 +93,7 @@ def test_srgb_rule_reads_the_shipped_bytes():
 
     def srgb_check(data):
         ev = evidence(s.source_rgb, s.source_mask, composite, info, spec, data, "none", True)
-        assert ev.encoded_bytes == len(data) and ev.shipped_rgb is not None
+        assert ev.encoded_bytes == len(data) and ev.shipped_grey is not None
         report = score_image(ev, th, rules)
         return next(c for c in report.checks if c.name == "market.srgb"), report
 

@@ -1,0 +1,89 @@
+"""The cut checks through the whole gate (quality/gate.py): each fails on its own defect,
+built into a photo with a known answer, and the report names the defect class a person would
+("background inside the product"), never the metric. tests/quality/test_gate_checks.py covers
+the other checks; this file also covers cut.background_attached, which it lacks."""
+
+import cv2
+import numpy as np
+import pytest
+
+from quality.defects import DEFECTS
+from quality.gate import QcEvidence, score_image
+from quality.thresholds import MARKETPLACE_PROFILES, QcThresholds
+
+TH = QcThresholds()
+GENERIC = MARKETPLACE_PROFILES["generic"]
+H = W = 400
+BACKDROP = np.array([205.0, 205.0, 205.0])
+
+
+def _rendered(src: np.ndarray, mask: np.ndarray, size: int = 640) -> QcEvidence:
+    """Evidence for a photo and its mask drawn 1:1, centred, on white (no shadow)."""
+    h, w = mask.shape
+    m = np.array([[1.0, 0.0, (size - w) / 2], [0.0, 1.0, (size - h) / 2]])
+    warped = cv2.warpAffine(src.astype(np.float32), m, (size, size))
+    a = np.clip(cv2.warpAffine(mask, m, (size, size)), 0, 1)
+    out = np.clip((a[..., None] * warped + (1 - a[..., None]) * 255.0).round(), 0, 255).astype(np.uint8)
+    return QcEvidence(src, mask, out, a.astype(np.float32), m, background_rgb=(255, 255, 255), shadow_style="none")
+
+
+def _photo(scene, mask: np.ndarray) -> np.ndarray:
+    """A red textured product where ``mask`` is, on a plain grey backdrop with camera noise."""
+    back = BACKDROP + np.random.default_rng(1).normal(0, 2, (H, W, 1))
+    m = mask[..., None]
+    return np.clip(m * scene.texture(H, W, (180, 60, 50), amp=20) + (1 - m) * back, 0, 255).round().astype(np.uint8)
+
+
+def background_inside(scene):
+    body = scene.ellipse(H, W, 200, 200, 130, 130)
+    hole = scene.ellipse(H, W, 200, 200, 45, 45)  # a hole through the product, filled by the cut
+    return _rendered(_photo(scene, np.clip(body - hole, 0, 1)), body)
+
+
+def background_attached(scene):
+    body = scene.ellipse(H, W, 200, 190, 120, 120)
+    bump = np.clip(body + scene.ellipse(H, W, 322, 190, 22, 22), 0, 1)  # backdrop stuck to the edge
+    return _rendered(_photo(scene, body), bump)
+
+
+def fragments(scene):
+    body = scene.ellipse(H, W, 200, 190, 120, 120)
+    blob = scene.ellipse(H, W, 360, 360, 14, 14)  # a piece of backdrop apart from the product
+    return _rendered(_photo(scene, body), np.clip(body + blob, 0, 1))
+
+
+def lost_part(scene):
+    body = scene.ellipse(H, W, 200, 190, 120, 120)
+    cut = np.clip(body - scene.ellipse(H, W, 200, 315, 40, 40), 0, 1)  # a bite out of the bottom
+    return _rendered(_photo(scene, body), cut)
+
+
+CASES = {
+    "cut.background_inside": background_inside,
+    "cut.background_attached": background_attached,
+    "cut.fragments": fragments,
+    "cut.lost_part": lost_part,
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_cut_defect_fails_its_check_and_names_its_class(scene, name):
+    report = score_image(CASES[name](scene), TH, GENERIC)
+    check = next(c for c in report.checks if c.name == name)
+    assert check.status == "fail", (check.value, check.detail)
+    assert check.reason == DEFECTS[name].name
+    assert DEFECTS[name].name in report.reasons
+
+
+def test_a_right_cut_passes_the_cut_checks(scene):
+    body = scene.ellipse(H, W, 200, 190, 120, 120)
+    report = score_image(_rendered(_photo(scene, body), body), TH, GENERIC)
+    cut = {c.name: c for c in report.checks if c.name.startswith("cut.")}
+    assert set(cut) == {
+        "cut.background_inside",
+        "cut.background_attached",
+        "cut.fragments",
+        "cut.lost_part",
+        "cut.split",
+    }
+    assert all(c.status == "pass" for c in cut.values()), {n: (c.value, c.status) for n, c in cut.items()}
