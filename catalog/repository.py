@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -21,7 +21,7 @@ from catalog.exports import (  # noqa: F401  (the export claims live in catalog/
     renew_export_lease,
 )
 from catalog.manifest import ManifestEntry
-from catalog.models import Batch, QcResult, Render, ReviewDecision, Sku, SourceImage
+from catalog.models import Batch, Export, QcResult, Render, ReviewDecision, Sku, SourceImage
 from catalog.paths import UnsafeName, sku_dirname
 from catalog.states import (
     SKU_TERMINAL,
@@ -141,8 +141,61 @@ def fail_sku(session: Session, sku_id: int, reason: str) -> Sku:
     return sku
 
 
+def skus_by_id(session: Session, sku_ids: Iterable[int], *, lock: bool = True) -> dict[int, Sku]:
+    """The SKU rows with these ids, in one query (locked for update: ``FOR UPDATE`` on
+    PostgreSQL, as ``set_sku_state`` takes them). A missing id raises ``LookupError``."""
+    wanted = sorted(set(sku_ids))
+    query = select(Sku).where(Sku.id.in_(wanted)) if wanted else None
+    rows = {} if query is None else {r.id: r for r in session.scalars(query.with_for_update() if lock else query)}
+    missing = [i for i in wanted if i not in rows]
+    if missing:
+        raise LookupError(f"no SKU row {missing[0]}")
+    return rows
+
+
+def move_sku(sku: Sku, state: SkuState, reason: str | None = None) -> Sku:
+    """``set_sku_state`` on a row already loaded (``skus_by_id``): no query of its own."""
+    sku.state = check_sku_transition(sku.state, state, sku=sku.sku).value
+    if reason is not None:
+        sku.reason = reason
+    return sku
+
+
+def known_sources(session: Session, shas: Iterable[str]) -> dict[str, SourceImage]:
+    """The source photos already recorded with these sha256s, in one query."""
+    wanted = sorted(set(shas))
+    if not wanted:
+        return {}
+    return {r.sha256: r for r in session.scalars(select(SourceImage).where(SourceImage.sha256.in_(wanted)))}
+
+
+def record_sources(session: Session, sources: list[dict]) -> None:
+    """``record_source`` and the move to ``validated`` for many SKUs: one query for the
+    photos already known, one insert for the new ones, one for the SKU rows.
+    Each item: ``sku_id``, ``sha256``, ``width``, ``height``, ``fmt``, ``size``."""
+    if not sources:
+        return
+    images = known_sources(session, (s["sha256"] for s in sources))
+    for src in sources:
+        if src["sha256"] not in images:  # a photo seen twice in one batch is one row
+            images[src["sha256"]] = record_source(session, None, **{k: v for k, v in src.items() if k != "sku_id"})
+    skus = skus_by_id(session, (s["sku_id"] for s in sources))
+    for src in sources:
+        sku = skus[src["sku_id"]]
+        sku.source_image_id = images[src["sha256"]].id
+        move_sku(sku, SkuState.validated)
+
+
+def fail_skus(session: Session, reasons: dict[int, str]) -> None:
+    """``fail_sku`` for many SKUs (row id -> reason), the rows loaded in one query."""
+    for sku_id, sku in skus_by_id(session, reasons).items():
+        if SkuState(sku.state) not in SKU_TERMINAL:
+            sku.state = SkuState.failed.value
+            sku.reason = reasons[sku_id]
+
+
 def record_source(
-    session: Session, sku_id: int, *, sha256: str, width: int, height: int, fmt: str, size: int
+    session: Session, sku_id: int | None, *, sha256: str, width: int, height: int, fmt: str, size: int
 ) -> SourceImage:
     image = session.scalar(select(SourceImage).where(SourceImage.sha256 == sha256))
     if image is None:
@@ -152,7 +205,8 @@ def record_source(
                 session.add(image)
         except IntegrityError:  # another batch recorded the same content first
             image = session.scalars(select(SourceImage).where(SourceImage.sha256 == sha256)).one()
-    session.get(Sku, sku_id).source_image_id = image.id
+    if sku_id is not None:
+        session.get(Sku, sku_id).source_image_id = image.id
     return image
 
 
@@ -192,6 +246,29 @@ def record_render(
     session.add(render)
     session.flush()
     return render
+
+
+def record_renders(session: Session, renders: list[dict], qcs: list[dict]) -> None:
+    """Many ``record_render`` + ``record_qc`` pairs in three statements: the render rows
+    (each dict ``record_render``'s keywords plus ``sku_id``) in one executemany, their ids
+    in one query, their QC rows (``record_qc``'s keywords, one per render, in the same
+    order) in one executemany. The SKUs' ``attempts`` are the caller's to count, and their
+    rows must be locked (``skus_by_id``): a SKU's newest render of an (attempt, profile) is
+    the one inserted here."""
+    if not renders:
+        return
+    session.execute(insert(Render), renders)
+    ids = {}
+    query = select(Render.id, Render.sku_id, Render.attempt, Render.profile).where(
+        Render.sku_id.in_(sorted({r["sku_id"] for r in renders}))
+    )
+    for render_id, sku_id, attempt, profile in session.execute(query.order_by(Render.id)):
+        ids[(sku_id, attempt, profile)] = render_id  # the newest wins
+    rows = [
+        {"render_id": ids[(r["sku_id"], r["attempt"], r["profile"])], "passed": q["status"] != "fail", **q}
+        for r, q in zip(renders, qcs, strict=True)
+    ]
+    session.execute(insert(QcResult), rows)
 
 
 def record_qc(
@@ -236,6 +313,33 @@ def record_review(
     return row
 
 
+def review_decisions(session: Session, sku_ids: Iterable[int], round: int) -> dict[int, ReviewDecision]:
+    """The decisions already stored for these SKUs in ``round``, in one query."""
+    wanted = sorted(set(sku_ids))
+    if not wanted:
+        return {}
+    query = select(ReviewDecision).where(ReviewDecision.sku_id.in_(wanted), ReviewDecision.round == round)
+    return {row.sku_id: row for row in session.scalars(query)}
+
+
+def record_reviews(session: Session, decisions: list[dict], round: int) -> None:
+    """``record_review`` for many SKUs (each dict: ``sku_id``, ``decision``, ``reviewer``,
+    ``note``): one query for what the round already holds, one executemany for the rest."""
+    stored = review_decisions(session, (d["sku_id"] for d in decisions), round)
+    new = []
+    for d in decisions:
+        row = stored.get(d["sku_id"])
+        if row is None:
+            new.append({**d, "round": round})
+        elif (row.decision, row.reviewer, row.note) != (d["decision"], d["reviewer"], d["note"]):
+            raise ValueError(
+                f"SKU row {d['sku_id']} already has a {row.decision!r} decision by {row.reviewer!r} "
+                f"in review round {round}"
+            )
+    if new:
+        session.execute(insert(ReviewDecision), new)
+
+
 def open_review_round(session: Session, batch_id: str) -> int:
     """Count one more review hold for the batch; returns its round number (1, 2, ...)."""
     batch = session.get(Batch, batch_id, with_for_update=True)
@@ -243,6 +347,25 @@ def open_review_round(session: Session, batch_id: str) -> int:
         raise LookupError(f"no batch {batch_id!r}")
     batch.review_round = (batch.review_round or 0) + 1
     return batch.review_round
+
+
+def done_exports(session: Session, wanted: Iterable[tuple[str, str, str]]) -> set[tuple[str, str, str]]:
+    """Which of these (destination, key, content sha256) were delivered (an ``exports`` row
+    ``done``: what ``claim_export`` skips), in one query per destination and 500 keys."""
+    by_destination: dict[str, set[str]] = {}
+    for destination, key, _ in wanted:
+        by_destination.setdefault(destination, set()).add(key)
+    found: set[tuple[str, str, str]] = set()
+    for destination, keys in by_destination.items():
+        ordered = sorted(keys)
+        for start in range(0, len(ordered), 500):
+            query = select(Export.destination, Export.destination_key, Export.content_sha256).where(
+                Export.destination == destination,
+                Export.destination_key.in_(ordered[start : start + 500]),
+                Export.status == "done",
+            )
+            found.update((d, k, sha) for d, k, sha in session.execute(query))
+    return found
 
 
 def kept_attempt(sku: Sku) -> int | None:

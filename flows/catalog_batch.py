@@ -27,6 +27,7 @@ from uuid import UUID
 from prefect import flow, get_run_logger, unmapped
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
+from prefect.utilities.annotations import quote
 from pydantic import Field
 
 from catalog.states import BatchFailed, BatchState, RunVerdict, run_verdict
@@ -44,15 +45,16 @@ from tasks.bookkeeping import (
     set_batch_state,
 )
 from tasks.common import reason
-from tasks.export import check_destinations, export_sku
+from tasks.export import check_destinations, export_sku, exported_already
 from tasks.records import DestinationSpec, RunSettings
 from tasks.report import publish_summary, start_progress, write_report
 from tasks.results import ShardItem, resolve
+from tasks.reuse import reuse_cached_renders
 from tasks.review import ReviewPolicy, approved_items
 from tasks.score import score_batch_consistency
 from tasks.settings import catalog_url, load_settings
 from tasks.unpacked import remove_unpacked_archives
-from tasks.validate import validate_source
+from tasks.validate import known_sources, validate_source
 
 # Task runs named by SKU code: validate-<SKU>, export-<SKU> (render-<SKU> in the shards).
 VALIDATE = validate_source.with_options(task_run_name="validate-{job.sku}")
@@ -164,21 +166,47 @@ def catalog_batch(
     logger.info("batch %s: %s SKUs to process", batch_id, len(jobs))
     progress = start_progress(batch_id, name)
 
-    # validating
-    checked = resolve(VALIDATE.map(jobs, unmapped(settings)))
-    record_failures(db, {j.sku_id: reason("validate", r.error) for j, r in zip(jobs, checked, strict=True) if not r.ok})
-    items = [ShardItem(job=j, source=r.value) for j, r in zip(jobs, checked, strict=True) if r.ok]
+    # validating: photos the catalog validated before are taken as they are (one task run)
+    known = known_sources(jobs, settings)
+    unknown = [j for j, k in zip(jobs, known, strict=True) if k is None]
+    checked = dict(zip([j.sku_id for j in unknown], resolve(VALIDATE.map(unknown, unmapped(settings))), strict=True))
+    failed = {j.sku_id: reason("validate", r.error) for j in unknown if not (r := checked[j.sku_id]).ok}
+    if failed:
+        record_failures(db, failed)
+    items = [
+        ShardItem(job=j, source=k or checked[j.sku_id].value)
+        for j, k in zip(jobs, known, strict=True)
+        if j.sku_id not in failed
+    ]
     record_sources(db, [i.source for i in items])
 
-    # processing: per SKU, in shards (in production each shard is a flow run on the GPU pool)
+    # processing: SKUs whose every attempt is cached are taken over at once (one task run
+    # and one transaction for all of them); the rest render per SKU, in shards (in
+    # production each shard is a flow run on the GPU pool)
     set_batch_state(db, batch_id, BatchState.processing)
+    reused = {o.sku_id: o for o in reuse_cached_renders(items, profiles, settings)}
     queue = own_work_queue()  # urgent batches keep their shards on the urgent queue
-    outcomes = render_all(batch_id, items, profiles, named, progress, shard_size, render_deployment, queue, name)
-    record_failures(db, {o.sku_id: o.reason for o in outcomes if o.status == "failed"})
+    rendered = render_all(
+        batch_id,
+        [i for i in items if i.job.sku_id not in reused],
+        profiles,
+        named,
+        progress,
+        shard_size,
+        render_deployment,
+        queue,
+        name,
+        done_before=len(reused),
+    )
+    by_id = {**reused, **{o.sku_id: o for o in rendered}}
+    outcomes = [by_id[i.job.sku_id] for i in items]  # in the manifest's order
+    failed = {o.sku_id: o.reason for o in outcomes if o.status == "failed"}
+    if failed:
+        record_failures(db, failed)
 
     # qc: batch consistency across the rendered images
     set_batch_state(db, batch_id, BatchState.qc)
-    consistency = score_batch_consistency(outcomes, settings)
+    consistency = score_batch_consistency(quote(outcomes), settings)
 
     # review hold: the policy decides; what it holds waits for people (the run suspends)
     set_batch_state(db, batch_id, BatchState.review_hold)
@@ -219,18 +247,20 @@ def catalog_batch(
     # exporting: exactly once per destination key and content
     set_batch_state(db, batch_id, BatchState.exporting)
     approved = approved_items(db, batch_id)
+    shipped = set(exported_already(quote(approved), out_dir, settings, destinations))  # a re-run: one task run
+    approved = [a for a in approved if a.job.sku_id not in shipped]
     exports = resolve(
         EXPORT.map(
             [a.job for a in approved],
-            [a.outcome for a in approved],
+            [quote(a.outcome) for a in approved],
             unmapped(out_dir),
             unmapped(settings),
             unmapped(destinations),
         )
     )
-    record_failures(
-        db, {a.job.sku_id: reason("export", r.error) for a, r in zip(approved, exports, strict=True) if not r.ok}
-    )
+    failed = {a.job.sku_id: reason("export", r.error) for a, r in zip(approved, exports, strict=True) if not r.ok}
+    if failed:
+        record_failures(db, failed)
 
     # done, or failed when more SKUs failed than max_failed_share allows
     verdict = run_verdict(count_sku_states(db, batch_id), max_failed_share)
@@ -257,6 +287,6 @@ def _finish(
     links = published.result() if published.is_completed() else {}
     if not links and published.is_failed():  # the report is on disk; only its links are missing
         get_run_logger().warning("batch %s: report links not published: %s", batch_id, published.message)
-    publish_summary(report, f"{verdict.name} ({verdict.message})", links)
+    publish_summary(quote(report), f"{verdict.name} ({verdict.message})", links)
     get_run_logger().info("batch %s: %s (%s)", batch_id, verdict.name, verdict.message)
     return final_state(verdict, report)

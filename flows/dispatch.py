@@ -44,18 +44,22 @@ def render_all(
     render_deployment: str | None,
     queue: str | None = None,
     batch_name: str = "",
+    done_before: int = 0,
 ) -> list[SkuOutcome]:
     """Every item's outcome, in order. A shard run that crashed or did not finish by the
     batch's deadline fails its SKUs with the reason; nothing is dropped. The progress bar
-    moves here, as shards finish, and only forward."""
+    moves here, as shards finish, and only forward; ``done_before`` SKUs of the batch were
+    done before any shard (cached: tasks/reuse.py) and count as done."""
     shards = [items[i : i + shard_size] for i in range(0, len(items), shard_size)]
-    bar = Progress(progress, len(items))
+    bar = Progress(progress, len(items) + done_before)
+    bar.offset = done_before
+    bar.advance(done_before)
     if render_deployment is None:
         outcomes: list[SkuOutcome] = []
         with tags(batch_tag(batch_name)) if batch_name else nullcontext():
             for index, shard in enumerate(shards):
                 outcomes += render_shard(batch_id, index, shard, profiles, settings, batch_name)
-                bar.advance(len(outcomes))
+                bar.advance(done_before + len(outcomes))
         return outcomes
     logger = get_run_logger()
     require_deployment(render_deployment)
@@ -145,7 +149,7 @@ def wait_for_shards(
                     runs[index] = resubmit(index, again[index])
                     continue
                 finished[index] = run
-                bar.advance(sum(sizes[i] for i in finished))
+                bar.advance(bar.offset + sum(sizes[i] for i in finished))
             if len(finished) < len(runs):
                 time.sleep(SHARD_POLL_S)
     return runs, [finished.get(index) for index in range(len(runs))]
@@ -157,9 +161,10 @@ class Progress:
 
     def __init__(self, artifact_id: UUID | None, total: int):
         self.artifact_id, self.total, self.shown = artifact_id, total, None
+        self.offset = 0  # SKUs done before the shards
 
     def advance(self, done: int) -> None:
-        if self.artifact_id is None or not self.total:
+        if self.artifact_id is None or not self.total or done <= 0:
             return
         if self.shown is None:
             self.shown = _current_progress(self.artifact_id)

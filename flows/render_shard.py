@@ -10,15 +10,17 @@ unless no re-render can fix it; every attempt is recorded and the best one is ke
 from __future__ import annotations
 
 from prefect import flow, get_run_logger
+from prefect.utilities.annotations import quote
 
 from flows.naming import shard_run_name
 from flows.runner import bounded_task_runner
-from tasks.adjust import next_params
-from tasks.attempt import render_sku, work_files_present
+from tasks.adjust import follow_up
+from tasks.attempt import render_sku
 from tasks.bookkeeping import record_attempts, record_failures
 from tasks.common import reason
 from tasks.records import RenderParams, RunSettings
 from tasks.results import ShardItem, SkuOutcome, add_timings, best_attempt, resolve
+from tasks.reuse import cached_attempts
 from tasks.settings import load_settings
 
 # Task runs named by SKU code (the attempt shows in the run's task list as render-<SKU>).
@@ -55,11 +57,7 @@ def render_shard(
         finished = _attempt(live, params, profiles, settings, outcomes)
         outcomes.update({i: best_attempt(outcomes.get(i), o) for i, o in finished.items()})
         for sku_id, outcome in finished.items():
-            following = (
-                next_params(params[sku_id], outcome.failing)
-                if outcome.status == "qc_failed" and params[sku_id].attempt < settings.max_attempts
-                else None
-            )
+            following = follow_up(params[sku_id], outcome, settings.max_attempts)
             if following is None:  # passed, failed, out of attempts, or nothing a re-render can fix
                 live.pop(sku_id)
             else:
@@ -68,32 +66,40 @@ def render_shard(
 
 
 def _attempt(items: dict[int, ShardItem], params, profiles, settings, earlier) -> dict[int, SkuOutcome]:
-    """One render attempt for each SKU in ``items`` (one ``render_sku`` task each, all
-    submitted at once: no stage waits for another SKU): its outcome (passed, qc_failed,
-    failed). Timings add up over the attempts; one database transaction per round."""
+    """One render attempt for each SKU in ``items``: its outcome (passed, qc_failed, failed).
+    The cached ones come from one lookup (``tasks/reuse.py``: no task run per SKU); the rest
+    are ``render_sku`` task runs, all submitted at once (no stage waits for another SKU).
+    Timings add up over the attempts; one database transaction per round."""
     ids = list(items)
-
-    def submit(sku_ids, task=RENDER):
-        return resolve([task.submit(items[i].job, items[i].source, params[i], profiles, settings) for i in sku_ids])
-
-    results = dict(zip(ids, submit(ids), strict=True))
+    lookups = cached_attempts([items[i] for i in ids], [params[i] for i in ids], profiles, settings)
+    found = dict(zip(ids, lookups, strict=True))
     # A cached outcome whose files are gone (expired, deleted, another node's disk) is
-    # computed again, never a failure.
-    stale = [i for i, r in results.items() if r.ok and r.cached and not work_files_present(r.value, settings)]
-    if stale:
-        results.update(zip(stale, submit(stale, RENDER.with_options(refresh_cache=True)), strict=True))
+    # computed again with the cache refreshed, never a failure.
+    fresh = [i for i in ids if found[i].outcome is None and not found[i].stale]
+    stale = [i for i in ids if found[i].stale]
+    futures = [RENDER.submit(items[i].job, items[i].source, params[i], profiles, settings) for i in fresh]
+    futures += [
+        RENDER.with_options(refresh_cache=True).submit(items[i].job, items[i].source, params[i], profiles, settings)
+        for i in stale
+    ]
+    results = dict(zip(fresh + stale, resolve(futures), strict=True))
     outcomes: dict[int, SkuOutcome] = {}
-    for sku_id, result in results.items():
-        if not result.ok:
-            outcomes[sku_id] = SkuOutcome.failed(sku_id, reason("render", result.error))
+    for sku_id in ids:
+        if found[sku_id].outcome is not None:
+            outcome = found[sku_id].outcome
+        elif not results[sku_id].ok:
+            outcomes[sku_id] = SkuOutcome.failed(sku_id, reason("render", results[sku_id].error))
             continue
-        outcome = result.value
-        if result.cached:  # computed for this photo and these settings in another batch (another SKU row)
-            outcome = outcome.model_copy(update={"sku_id": sku_id, "timings": {k: "cached" for k in outcome.timings}})
+        else:
+            outcome = results[sku_id].value
+            if results[sku_id].cached:  # cached meanwhile (another batch's run of the same photo)
+                outcome = outcome.model_copy(
+                    update={"sku_id": sku_id, "timings": {k: "cached" for k in outcome.timings}}
+                )
         if sku_id in earlier:
             outcome = outcome.model_copy(update={"timings": add_timings(earlier[sku_id].timings, outcome.timings)})
         outcomes[sku_id] = outcome
-    record_attempts(settings.database_url, [o for o in outcomes.values() if o.status != "failed"])
+    record_attempts(settings.database_url, quote([o for o in outcomes.values() if o.status != "failed"]))
     failures = {i: o.reason for i, o in outcomes.items() if o.status == "failed"}
     if failures:
         record_failures(settings.database_url, failures)

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from prefect import get_run_logger
 from prefect.flow_runs import suspend_flow_run
 from prefect.runtime import deployment
+from prefect.utilities.annotations import quote
 
 from catalog.states import BatchState
 from tasks.bookkeeping import record_failures, set_batch_state
@@ -70,11 +71,18 @@ def hold_for_review(
     notes: list[str] = []
     hold_no = 1
     while True:
-        hold = enter_review(db, batch_id, items, policy if hold_no == 1 else "hold-all", hold_no)
+        hold = enter_review(db, batch_id, quote(items), policy if hold_no == 1 else "hold-all", hold_no)
         if not hold.held or hold_no > rounds:
             return len(hold.held)
         description = publish_review(
-            batch_id, name, hold, notes, rounds - hold_no, thumbnail_store, timeout_s or MAX_URL_EXPIRY_S, settings
+            batch_id,
+            name,
+            quote(hold),
+            notes,
+            rounds - hold_no,
+            thumbnail_store,
+            timeout_s or MAX_URL_EXPIRY_S,
+            settings,
         )
         logger.info(
             "batch %s: %s SKU(s) wait for review (round %s); the run suspends until someone answers the form",
@@ -85,7 +93,7 @@ def hold_for_review(
         answer = suspend_flow_run(
             wait_for_input=review_form(hold, description), timeout=timeout_s, key=f"review-hold-{hold_no}"
         )
-        verdict = record_review_answer(db, hold, answer.model_dump())
+        verdict = record_review_answer(db, quote(hold), answer.model_dump())
         notes = verdict.notes
         for note in notes:
             logger.warning("review round %s: %s", hold.round, note)

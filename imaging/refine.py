@@ -78,10 +78,17 @@ def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float = 
     )
     b = mean_p - (a * mean_i).sum(axis=-1)
     mean_a, mean_b = _box(a, r), _box(b, r)
+    del a, b, mean_p, cov_ip
     if sub > 1:
         mean_a = cv2.resize(mean_a, (w, h), interpolation=cv2.INTER_LINEAR)
         mean_b = cv2.resize(mean_b, (w, h), interpolation=cv2.INTER_LINEAR)
-    return ((mean_a * guide).sum(axis=-1) + mean_b).astype(np.float32)
+    # q = sum_c mean_a[c] * guide[c] + mean_b, a channel at a time: the same float32
+    # operations in the same order as summing the (H, W, 3) product, without that product
+    # (80 MB on a 5 MP crop)
+    q = mean_a[..., 0] * guide[..., 0]
+    for c in (1, 2):
+        q += mean_a[..., c] * guide[..., c]
+    return np.add(q, mean_b, out=q).astype(np.float32, copy=False)
 
 
 def clean_mask(binary: np.ndarray, fill_holes: bool = True) -> np.ndarray:
@@ -194,6 +201,7 @@ def refine_mask(
     if not binary.any() or binary.all():
         return binary.astype(np.float32)
     radius = refine_radius(raw, strength)
+    del raw, raw_mask  # not needed past here: a raw mask passed as a temporary is freed now
     # Farther than ``radius`` from the edge: an erosion/dilation by a disc, as distance
     # transforms (linear in the pixels; a disc kernel of radius 20 on 17 MP took 0.7 s each).
     b8 = binary.astype(np.uint8)
@@ -212,7 +220,8 @@ def refine_mask(
 
 
 def _refine_box(rgb, p, band, sure_fg, sure_bg, radius: int, strength: int, matting: bool) -> np.ndarray:
-    guide = rgb.astype(np.float32) / 255.0
+    guide = rgb.astype(np.float32)
+    guide /= 255.0
     for _ in range(strength + 1):
         q = guided_filter(guide, p, radius)
         q = np.where(band, np.clip(q, 0.0, 1.0), p)

@@ -138,6 +138,9 @@ def _make_session(path: Path, device: str, threads: int | None):
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads if threads is not None else (os.cpu_count() or 1)
     opts.inter_op_num_threads = 1
+    # No memory pattern: with it the CPU arena holds ~550 MB for u2netp at 320 px, without it
+    # ~360 MB, at the same speed (measured 2026-12, onnxruntime 1.32, 2 cores).
+    opts.enable_mem_pattern = False
     providers: list = ["CPUExecutionProvider"]
     if device == "cuda" or device.startswith("cuda:"):
         if "CUDAExecutionProvider" not in ort.get_available_providers():

@@ -22,3 +22,13 @@ def next_params(previous: RenderParams, failing: list[str]) -> RenderParams | No
     if following.model_dump(exclude={"attempt", "seed"}) == previous.model_dump(exclude={"attempt", "seed"}):
         return None  # the plan is already in force: the same render would fail the same way
     return following
+
+
+def follow_up(params: RenderParams, outcome, max_attempts: int) -> RenderParams | None:
+    """The parameters of the attempt after ``outcome`` (rendered with ``params``), or None
+    when the SKU is done: it passed or failed, it is out of attempts, or nothing a
+    re-render changes can fix what failed. ``flows/render_shard.py`` and the cached
+    re-run's shortcut (``tasks/reuse.py``) walk the attempts by this one rule."""
+    if outcome.status != "qc_failed" or params.attempt >= max_attempts:
+        return None
+    return next_params(params, outcome.failing)

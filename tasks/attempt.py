@@ -23,7 +23,6 @@ from contextlib import contextmanager
 
 from prefect import task
 
-from imaging.decode import decode_image
 from imaging.profiles import encode_for_profile
 from imaging.templates import TemplateError, get_template
 from quality.thresholds import QcThresholds
@@ -33,10 +32,10 @@ from tasks.render import cut_out, render_profile, scene_identity, target_product
 from tasks.results import SkuOutcome
 from tasks.score import evidence, grade
 from tasks.segment import ALPHA_CUTOUT, product_mask, segmenter_version
-from tasks.workdir import digest, store_identity, work_store
+from tasks.workdir import all_exist, digest, store_identity, work_store
 
 
-def _attempt_key(p: dict) -> str:
+def attempt_key(p: dict) -> str:
     job: SkuJob = p["job"]
     settings: RunSettings = p["settings"]
     specs = profiles_for(settings)
@@ -72,20 +71,9 @@ def _stage(name: str, timings: dict) -> Iterator[None]:
     timings[name] = round(timings.get(name, 0.0) + time.perf_counter() - started, 4)
 
 
-def load_source(source: SourceInfo, settings: RunSettings):
-    """The stored original, decoded with the run's caps: (rgb, alpha or None)."""
-    data = work_store(settings).get(source.path)
-    if hashlib.sha256(data).hexdigest() != source.sha256:
-        raise ValueError("the stored source photo does not match its checksum (validate it again)")
-    decoded = decode_image(
-        data, name=f"sku {source.sku_id}", max_pixels=settings.max_pixels, max_bytes=settings.max_bytes
-    )
-    return decoded.rgb, decoded.alpha
-
-
 @task(
     name="render_sku",
-    cache_key_fn=key_from(_attempt_key),
+    cache_key_fn=key_from(attempt_key),
     persist_result=True,
     retries=1,
     retry_condition_fn=retry_transient,
@@ -99,10 +87,8 @@ def render_sku(
     specs = profiles_for(settings)
     store = work_store(settings)
     with _stage("segment", timings):
-        rgb, alpha = load_source(source, settings)
         need = target_product_px([specs[p] for p in profiles], params.fill)
-        work = product_mask(source.sha256, rgb, alpha, settings, params, need)
-        del rgb, alpha  # from here on the photo is its working-resolution copy
+        work = product_mask(source, settings, params, need)  # the photo at its working resolution
     with _stage("upscale", timings):
         cutout = cut_out(source.sha256, work.rgb, work.mask, profiles, settings, params)
     renders, composites, files = [], {}, {}
@@ -123,17 +109,19 @@ def render_sku(
                 )
             )
             composites[profile], files[profile] = (composite, info, data), str(path)
+        upscaler, upscale_reused = cutout.upscaler, cutout.reused
+        del cutout, composite  # QC needs the canvases, not the crop
     with _stage("qc", timings):  # on the working grid: the placements in ``info`` start there
         graded = grade(
             {
-                p: evidence(work.rgb, work.mask, c, info, specs[p], data, cutout.upscaler, work.model != ALPHA_CUTOUT)
+                p: evidence(work.rgb, work.mask, c, info, specs[p], data, upscaler, work.model != ALPHA_CUTOUT)
                 for p, (c, info, data) in composites.items()
             },
             work.confidence,
             settings,
             files,
         )
-    for stage, reused in (("segment", work.reused), ("upscale", cutout.reused)):
+    for stage, reused in (("segment", work.reused), ("upscale", upscale_reused)):
         if reused:
             timings[stage] = "cached"
     return SkuOutcome.graded(
@@ -145,14 +133,14 @@ def render_sku(
         [graded[p] for p in profiles],
         {
             "segment": work.model,
-            "upscale": cutout.upscaler,
+            "upscale": upscaler,
             "provenance": {r.profile: r.digital_source_type for r in renders},  # per render row (report.json)
         },
         timings,
+        work.mask_sha256,
     )
 
 
 def work_files_present(outcome: SkuOutcome, settings: RunSettings) -> bool:
     """Whether every file a (cached) outcome points at is still in the work store."""
-    store = work_store(settings)
-    return all(store.exists(ref) for ref in outcome.files())
+    return all(all_exist(work_store(settings), outcome.files()))

@@ -98,51 +98,67 @@ def set_batch_state(
 def record_failures(database_url: str, failures: dict[int, str]) -> None:
     """SKU row id -> reason. Each SKU ends ``failed`` with the reason; none is dropped."""
     with session_scope(database_url) as s:
-        for sku_id, why in failures.items():
-            repo.fail_sku(s, sku_id, why)
+        repo.fail_skus(s, failures)
 
 
 @task(name="record_sources", **DB_RETRIES, **REPLAYED)
 def record_sources(database_url: str, sources: list[SourceInfo]) -> None:
+    """Every validated photo and the move to ``validated``: one transaction, a few queries
+    for the whole batch (catalog.repository.record_sources)."""
     with session_scope(database_url) as s:
-        for src in sources:
-            repo.record_source(
-                s,
-                src.sku_id,
-                sha256=src.sha256,
-                width=src.width,
-                height=src.height,
-                fmt=src.format,
-                size=src.size_bytes,
-            )
-            repo.set_sku_state(s, src.sku_id, SkuState.validated)
+        repo.record_sources(
+            s,
+            [
+                dict(
+                    sku_id=src.sku_id,
+                    sha256=src.sha256,
+                    width=src.width,
+                    height=src.height,
+                    fmt=src.format,
+                    size=src.size_bytes,
+                )
+                for src in sources
+            ],
+        )
 
 
 @task(name="record_sku_states", **DB_RETRIES, **REPLAYED)
 def record_sku_states(database_url: str, states: dict[int, SkuState], reasons: dict[int, str] | None = None) -> None:
     reasons = reasons or {}
     with session_scope(database_url) as s:
-        for sku_id, state in states.items():
-            repo.set_sku_state(s, sku_id, state, reasons.get(sku_id))
+        for sku_id, sku in repo.skus_by_id(s, states).items():
+            repo.move_sku(sku, states[sku_id], reasons.get(sku_id))
 
 
 @task(name="record_attempts", **DB_RETRIES)
 def record_attempts(database_url: str, outcomes: list[SkuOutcome]) -> None:
-    """One round of render attempts, in one transaction: per SKU a render row and a QC row
-    per profile, its timings, and its walk rendering -> rendered -> qc_passed | qc_failed."""
+    """Render attempts in one transaction (a shard's round, or the cached attempts a re-run
+    takes over): per SKU a render row and a QC row per profile, its timings, and its walk
+    rendering -> rendered -> qc_passed | qc_failed. Several attempts of one SKU go in their
+    order. The rows are loaded in one query and inserted in two (docs/ARCHITECTURE.md#unit-of-work)."""
     with session_scope(database_url) as s:
-        for outcome in outcomes:
-            sku_id = outcome.sku_id
-            for state in (
-                SkuState.rendering,
-                SkuState.rendered,
-                SkuState.qc_passed if outcome.status == "passed" else SkuState.qc_failed,
-            ):
-                repo.set_sku_state(s, sku_id, state)
-            for render, qc in zip(outcome.renders, outcome.qcs, strict=True):
-                row = repo.record_render(
-                    s,
-                    sku_id,
+        write_attempts(s, outcomes)
+
+
+def write_attempts(session, outcomes: list[SkuOutcome]) -> None:
+    """``record_attempts`` inside the caller's transaction."""
+    if not outcomes:
+        return
+    skus = repo.skus_by_id(session, (o.sku_id for o in outcomes))
+    renders, qcs = [], []
+    for outcome in outcomes:
+        sku = skus[outcome.sku_id]
+        for state in (
+            SkuState.rendering,
+            SkuState.rendered,
+            SkuState.qc_passed if outcome.status == "passed" else SkuState.qc_failed,
+        ):
+            repo.move_sku(sku, state)
+        for render, qc in zip(outcome.renders, outcome.qcs, strict=True):
+            sku.attempts = max(sku.attempts or 0, render.params.attempt)
+            renders.append(
+                dict(
+                    sku_id=sku.id,
                     attempt=render.params.attempt,
                     profile=render.profile,
                     template=render.template,
@@ -153,17 +169,18 @@ def record_attempts(database_url: str, outcomes: list[SkuOutcome]) -> None:
                     content_sha256=render.sha256,
                     segment_confidence=outcome.confidence,
                 )
-                repo.record_qc(
-                    s,
-                    row.id,
+            )
+            qcs.append(
+                dict(
                     thresholds_version=qc.thresholds_version,
                     status=qc.status,
                     metrics=qc.metrics,
                     checks=qc.checks,
                     failing=qc.failing,
                 )
-            for stage, value in outcome.timings.items():
-                repo.add_timing(s, sku_id, stage, value)
+            )
+        sku.timings = {**(sku.timings or {}), **outcome.timings}
+    repo.record_renders(session, renders, qcs)
 
 
 @task(name="count_sku_states", cache_policy=NO_CACHE, **DB_RETRIES)

@@ -10,10 +10,9 @@ credentials, and task results are persisted)."""
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
-import numpy as np
 from prefect import task
 from prefect.blocks.core import Block
 
@@ -24,11 +23,11 @@ from catalog import repository as repo
 from catalog.db import session_scope
 from catalog.states import SkuState
 from imaging.profiles import ExportProfile
-from tasks.bookkeeping import DB_RETRIES
+from tasks.bookkeeping import DB_RETRIES, REPLAYED
 from tasks.common import profiles_for, retry_transient
 from tasks.records import DestinationSpec, ExportInfo, RunSettings, SkuJob
-from tasks.results import SkuOutcome
-from tasks.workdir import decode_work_image, work_store
+from tasks.results import ReviewItem, SkuOutcome
+from tasks.workdir import work_store
 
 CONTENT_TYPES = {"jpeg": "image/jpeg", "webp": "image/webp", "png": "image/png"}
 
@@ -67,14 +66,6 @@ def deliver(
         skipped=done.skipped,
         seconds=round(time.perf_counter() - started, 4),
     )
-
-
-def encode_mask(mask: np.ndarray) -> bytes:
-    """8-bit single-channel PNG on the source photo's pixel grid."""
-    ok, buf = cv2.imencode(".png", mask, [cv2.IMWRITE_PNG_COMPRESSION, 6])
-    if not ok:
-        raise OSError("could not encode the mask")
-    return buf.tobytes()
 
 
 DESTINATION_TYPES = (LocalFolderDestination, S3Destination, ShopifyStore)
@@ -121,55 +112,80 @@ def check_destinations(destinations: list[DestinationSpec], out_dir: str, profil
             raise ValueError(f"destination {spec.block}: a Shopify product takes images, not masks")
 
 
+@dataclass(frozen=True)
+class Planned:
+    """One file of a SKU for one destination: where it goes and which bytes (the work
+    store's file, shipped as it is: what QC graded, or the mask as stored)."""
+
+    profile: str
+    key: str
+    ref: str
+    sha256: str | None  # None: not known without reading the file (an older outcome's mask)
+    content_type: str
+
+
+def plan_deliveries(
+    destination, spec: DestinationSpec, job: SkuJob, outcome: SkuOutcome, profiles: dict[str, ExportProfile]
+) -> list[Planned]:
+    """What ``export_sku`` delivers for this SKU to this destination, in order."""
+    if isinstance(destination, ShopifyStore) and not job.shopify_product_id:
+        raise ValueError(f"SKU {job.sku!r} has no shopify_product_id in the manifest, so it cannot go to {spec.block}")
+    planned = []
+    for render, qc in zip(outcome.renders, outcome.qcs, strict=True):
+        if spec.profiles is not None and render.profile not in spec.profiles:
+            continue
+        profile = profiles[render.profile]
+        planned.append(
+            Planned(
+                profile=render.profile,
+                key=destination.object_key(job.dirname, profile.filename()),
+                ref=qc.encoded_path,  # what QC graded is what ships
+                sha256=render.sha256 if render.path == qc.encoded_path else None,
+                content_type=CONTENT_TYPES[profile.format],
+            )
+        )
+    if outcome.mask_path and sends_mask(spec, destination):
+        planned.append(
+            Planned(
+                profile="mask",
+                key=destination.object_key(job.dirname, "mask.png"),
+                ref=outcome.mask_path,
+                sha256=outcome.mask_sha256,
+                content_type="image/png",
+            )
+        )
+    return planned
+
+
 def _deliver_all(
     destination,
     spec: DestinationSpec,
     job: SkuJob,
     outcome: SkuOutcome,
-    mask: bytes | None,
     profiles: dict[str, ExportProfile],
     settings: RunSettings,
 ) -> list[ExportInfo]:
-    if isinstance(destination, ShopifyStore) and not job.shopify_product_id:
-        raise ValueError(f"SKU {job.sku!r} has no shopify_product_id in the manifest, so it cannot go to {spec.block}")
-    results = []
-    for render, qc in zip(outcome.renders, outcome.qcs, strict=True):
-        if spec.profiles is not None and render.profile not in spec.profiles:
-            continue
-        profile = profiles[render.profile]
-        data = work_store(settings).get(qc.encoded_path)  # what QC graded is what ships (store cached per process)
-        context = ExportContext(
-            sku=job.sku, title=job.title, alt_text=job.title, profile=render.profile, product_id=job.shopify_product_id
+    store = work_store(settings)  # cached per process
+    return [
+        deliver(
+            destination,
+            settings.database_url,
+            sku_id=job.sku_id,
+            render_id=None,
+            profile=planned.profile,
+            key=planned.key,
+            data=store.get(planned.ref),
+            content_type=planned.content_type,
+            context=ExportContext(
+                sku=job.sku,
+                title=None if planned.profile == "mask" else job.title,
+                alt_text=None if planned.profile == "mask" else job.title,
+                profile=planned.profile,
+                product_id=job.shopify_product_id,
+            ),
         )
-        key = destination.object_key(job.dirname, profile.filename())
-        results.append(
-            deliver(
-                destination,
-                settings.database_url,
-                sku_id=job.sku_id,
-                render_id=None,
-                profile=render.profile,
-                key=key,
-                data=data,
-                content_type=CONTENT_TYPES[profile.format],
-                context=context,
-            )
-        )
-    if mask is not None and sends_mask(spec, destination):
-        results.append(
-            deliver(
-                destination,
-                settings.database_url,
-                sku_id=job.sku_id,
-                render_id=None,
-                profile="mask",
-                key=destination.object_key(job.dirname, "mask.png"),
-                data=mask,
-                content_type="image/png",
-                context=ExportContext(sku=job.sku, profile="mask", product_id=job.shopify_product_id),
-            )
-        )
-    return results
+        for planned in plan_deliveries(destination, spec, job, outcome, profiles)
+    ]
 
 
 @task(name="export_sku", task_run_name="export-{job.sku}", retry_condition_fn=retry_transient, **DB_RETRIES)
@@ -184,13 +200,11 @@ def export_sku(
     Default destination: ``out_dir/<sku>/`` on local disk."""
     started = time.perf_counter()
     profiles = profiles_for(settings)
-    store = work_store(settings)
-    mask = encode_mask(decode_work_image(store.get(outcome.mask_path), 1, "stored mask")) if outcome.mask_path else None
     results = []
     for spec in destinations or [DestinationSpec()]:
         destination = open_destination(spec, out_dir)
         try:
-            results += _deliver_all(destination, spec, job, outcome, mask, profiles, settings)
+            results += _deliver_all(destination, spec, job, outcome, profiles, settings)
         finally:
             if isinstance(destination, ShopifyStore):
                 destination.close()
@@ -204,3 +218,36 @@ def export_sku(
             "skipped (already exported)" if skipped else round(time.perf_counter() - started, 4),
         )
     return results
+
+
+@task(name="exported_already", retry_condition_fn=retry_transient, **DB_RETRIES, **REPLAYED)
+def exported_already(
+    items: list[ReviewItem], out_dir: str, settings: RunSettings, destinations: list[DestinationSpec] | None = None
+) -> list[int]:
+    """The approved SKUs whose every file is already delivered to every destination, as
+    these very bytes (a re-run of a catalog): each is moved to ``exported`` here, in one
+    transaction for all of them, with no ``export_sku`` run of its own. Returns their row
+    ids; the rest go through ``export_sku`` (which skips, file by file, what is done)."""
+    profiles = profiles_for(settings)
+    wanted: dict[int, list[tuple[str, str, str]]] = {}
+    for spec in destinations or [DestinationSpec()]:
+        destination = open_destination(spec, out_dir)
+        try:
+            for item in items:
+                try:
+                    planned = plan_deliveries(destination, spec, item.job, item.outcome, profiles)
+                except ValueError:  # export_sku fails it, with the reason
+                    planned = [Planned("", "", "", None, "")]
+                wanted.setdefault(item.job.sku_id, []).extend(
+                    (destination.destination_id, p.key, p.sha256) for p in planned
+                )
+        finally:
+            if isinstance(destination, ShopifyStore):
+                destination.close()
+    with session_scope(settings.database_url) as s:
+        done = repo.done_exports(s, (w for files in wanted.values() for w in files if w[2]))
+        shipped = [i for i, files in wanted.items() if files and all(w in done for w in files)]
+        for sku in repo.skus_by_id(s, shipped).values():
+            repo.move_sku(sku, SkuState.exported)
+            sku.timings = {**(sku.timings or {}), "export": "skipped (already exported)"}
+    return shipped

@@ -105,7 +105,6 @@ class SourceInfo(Record):
     height: int
     format: str
     size_bytes: int
-    has_alpha: bool = False
 
 
 DEFAULT_FILL = 0.85  # the profiles' product fill when a render used the default

@@ -50,6 +50,7 @@ class SkuOutcome(Record):
     attempts: int = 0
     confidence: float | None = None
     mask_path: str | None = None  # the product mask on the source grid (exported as mask.png)
+    mask_sha256: str | None = None  # of the stored mask's bytes, which export ships as they are
     renders: list[RenderInfo] = Field(default_factory=list)
     qcs: list[QcInfo] = Field(default_factory=list)
     failing: list[str] = Field(default_factory=list)
@@ -71,6 +72,7 @@ class SkuOutcome(Record):
         qcs: list[QcInfo],
         model_versions: dict,
         timings: dict,
+        mask_sha256: str | None = None,
     ) -> SkuOutcome:
         """A rendered attempt: passed, or qc_failed with the failing checks named."""
         failing = [f"{q.profile}:{name}" for q in qcs if q.status == "fail" for name in q.failing]
@@ -86,6 +88,7 @@ class SkuOutcome(Record):
             attempts=params.attempt,
             confidence=confidence,
             mask_path=mask_path,
+            mask_sha256=mask_sha256,
             renders=renders,
             qcs=qcs,
             failing=failing,

@@ -158,19 +158,22 @@ def enter_review(
         if not items and not repo.skus_in_states(s, batch_id, [SkuState.held]):
             return ReviewHold(round=repo.find_batch(s, batch_id).review_round, held=[])
         round_ = repo.open_review_round(s, batch_id)
+        skus = repo.skus_by_id(s, (item.job.sku_id for item in items))  # one query, one insert: batched
+        decisions = []
         for item in items:
-            sku_id, outcome = item.job.sku_id, item.outcome
-            repo.store_review_item(s, sku_id, item.model_dump(mode="json"))
+            sku, outcome = skus[item.job.sku_id], item.outcome
+            sku.review_item = item.model_dump(mode="json")
             decision = policy_decision(outcome, policy)
             if decision is None:
-                repo.set_sku_state(s, sku_id, SkuState.held)
+                repo.move_sku(sku, SkuState.held)
                 continue
             note = None if decision == "approve" else f"failed QC after {outcome.attempts} attempts"
-            repo.record_review(s, sku_id, decision=decision, reviewer=AUTO_REVIEWER, note=note, round=round_)
+            decisions.append(dict(sku_id=sku.id, decision=decision, reviewer=AUTO_REVIEWER, note=note))
             if decision == "approve":
-                repo.set_sku_state(s, sku_id, SkuState.approved)
+                repo.move_sku(sku, SkuState.approved)
             else:
-                repo.set_sku_state(s, sku_id, SkuState.rejected, outcome.reason)
+                repo.move_sku(sku, SkuState.rejected, outcome.reason)
+        repo.record_reviews(s, decisions, round_)
         held = [ReviewItem.model_validate(row.review_item) for row in repo.skus_in_states(s, batch_id, [SkuState.held])]
     return ReviewHold(round=round_, held=held)
 

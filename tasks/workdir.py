@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 # Bump when an algorithm changes its output for the same inputs: invalidates the task caches.
-PIPELINE_VERSION = "2026.12.1"
+PIPELINE_VERSION = "2026.12.2"  # .2: masks stored as exported (PNG level 6)
 
 
 def digest(*parts: object) -> str:
@@ -91,6 +91,17 @@ class S3WorkStore:
         return ref.startswith(self.base) and self.destination.has_object(self._key(ref))
 
 
+def all_exist(store: WorkStore, refs: list[str]) -> list[bool]:
+    """``store.exists`` for many references: in 8 threads for a remote store (a HEAD
+    each), in order on local disk (a stat each)."""
+    if not isinstance(store, S3WorkStore) or len(refs) < 2:
+        return [store.exists(ref) for ref in refs]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return list(pool.map(store.exists, refs))
+
+
 def work_store(settings) -> WorkStore:
     """The run's store: ``settings.work_store`` (an S3Destination block's slug) or local."""
     return _store(Path(settings.data_dir), settings.work_store)
@@ -127,12 +138,16 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-def encode_png(pixels: np.ndarray) -> bytes:
-    """Lossless PNG of RGB, RGBA or single-channel uint8 pixels (fast compression)."""
+MASK_PNG_COMPRESSION = 6  # masks are stored as export ships them (mask.png): encoded once
+
+
+def encode_png(pixels: np.ndarray, compression: int = 1) -> bytes:
+    """Lossless PNG of RGB, RGBA or single-channel uint8 pixels (fast compression unless
+    ``compression`` says otherwise: 0-9, zlib's levels)."""
     if pixels.ndim == 3:
         code = cv2.COLOR_RGBA2BGRA if pixels.shape[2] == 4 else cv2.COLOR_RGB2BGR
         pixels = cv2.cvtColor(pixels, code)
-    ok, buf = cv2.imencode(".png", pixels, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    ok, buf = cv2.imencode(".png", pixels, [cv2.IMWRITE_PNG_COMPRESSION, compression])
     if not ok:
         raise OSError("could not encode a work PNG")
     return buf.tobytes()

@@ -11,6 +11,7 @@ the server (a process worker ignores SIGTERM once its server is gone).
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -197,9 +198,28 @@ def batch_deployment(tmp_path_factory) -> Iterator[BatchDeployment]:
 # --- running batches on it ----------------------------------------------------------
 
 
-def small_manifest(folder: Path, skus: tuple[str, ...]) -> Path:
+def small_manifest(folder: Path, skus: tuple[str, ...], fresh: bool = False) -> Path:
+    """The sample manifest's rows for ``skus``. The session's server shares one result store,
+    so a SKU another test rendered is reused from the cache and runs no shard; ``fresh``
+    nudges one pixel of every photo so this test's SKUs are new and render."""
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copytree(EXAMPLES / "images", folder / "images", dirs_exist_ok=True)
+    if fresh:
+        from PIL import Image
+
+        for photo in (folder / "images").iterdir():
+            if photo.suffix.lower() in (".png", ".jpg", ".jpeg"):
+                try:
+                    with Image.open(photo) as im:
+                        im.load()
+                        nudged, fmt = im.copy(), im.format
+                except OSError:  # the sample's hostile files stay as they are
+                    continue
+                x, y = secrets.randbelow(nudged.width), secrets.randbelow(nudged.height)
+                pixel = nudged.getpixel((x, y))
+                bump = (lambda v: v ^ 1) if not isinstance(pixel, tuple) else (lambda v: tuple(c ^ 1 for c in v))
+                nudged.putpixel((x, y), bump(pixel))
+                nudged.save(photo, format=fmt, quality=95)
     rows = [line for line in (EXAMPLES / "manifest.csv").read_text().splitlines() if line.startswith(("sku,", *skus))]
     (folder / "manifest.csv").write_text("\n".join(rows) + "\n")
     return folder / "manifest.csv"

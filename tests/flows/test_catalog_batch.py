@@ -91,6 +91,25 @@ def test_batch_end_to_end_then_rerun_reuses_everything(small_catalog, tmp_path, 
             assert entry["timings"]["export"].startswith("skipped")
     with session_scope(settings.database_url) as s:
         assert s.scalar(select(func.count()).select_from(Export)) == exports_before
+    # A re-run costs no task run (nor shard) per cached SKU: known photos, cached attempts
+    # and done exports are found in one task run each (tasks/validate.py, tasks/reuse.py,
+    # tasks/export.py). The hostile files are validated (and fail) again.
+    names = _task_runs_of_latest_batch()
+    per_sku = [name for name in names if name.endswith(tuple(GOOD)) or name.startswith("render-shard")]
+    assert per_sku == [], per_sku
+    assert any(name.startswith("validate-BROKEN") for name in names), names
+
+
+def _task_runs_of_latest_batch() -> list[str]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    with get_client(sync_client=True) as client:
+        (run,) = client.read_flow_runs(sort=FlowRunSort.START_TIME_DESC, limit=1)
+        assert run.name.startswith("batch-")
+        tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])))
+    return [t.name for t in tasks]
 
 
 def test_cached_work_whose_files_are_gone_is_done_again(small_catalog, tmp_path, run_settings):

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from blocks.destinations import ExportContext
 from catalog.db import migrate, session_scope
 from catalog.models import Export
-from tasks.export import _deliver_all, check_destinations, deliver
+from tasks.export import check_destinations, deliver, plan_deliveries
 from tasks.records import DestinationSpec, SkuJob, SourceInfo
 from tasks.results import ReviewItem, SkuOutcome
 from tests.conftest import EXAMPLES
@@ -146,14 +146,12 @@ def test_a_crash_after_shopify_attached_is_finished_by_the_next_run_without_a_se
 def test_shopify_needs_the_skus_product_id(shopify_admin, tmp_path):  # noqa: F811
     job = SkuJob(sku_id=1, sku=CUP, dirname=CUP, source_path="a.png", template="white_studio")
     with pytest.raises(ValueError, match="has no shopify_product_id in the manifest"):
-        _deliver_all(
+        plan_deliveries(
             shopify_store(shopify_admin),
             DestinationSpec(block="lightbox-shopify-store/x"),
             job,
             SkuOutcome(sku_id=1, status="passed"),
-            None,
             {},
-            None,
         )
 
 

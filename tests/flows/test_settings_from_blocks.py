@@ -61,7 +61,7 @@ def test_no_flow_run_holds_the_catalog_password(batch_deployment, blocks, tmp_pa
 
     catalog, store, url = blocks
     settings = _named_settings(batch_deployment, run_settings, catalog, store)
-    manifest = small_manifest(tmp_path / "catalog", (STICKER,))
+    manifest = small_manifest(tmp_path / "catalog", (STICKER,), fresh=True)
     name = f"blocks-{uuid4().hex[:6]}"
     run_id = start_batch(batch_deployment, manifest, tmp_path / "out", settings, name=name)
     state = wait_for(batch_deployment, run_id, lambda s: s.is_final(), "final", timeout_s=300)
@@ -91,7 +91,7 @@ def test_a_block_changed_after_deploying_is_used_by_the_next_run(batch_deploymen
 
     catalog, store, url = blocks
     settings = _named_settings(batch_deployment, run_settings, catalog, store)
-    manifest = small_manifest(tmp_path / "catalog", (STICKER,))
+    manifest = small_manifest(tmp_path / "catalog", (STICKER,), fresh=True)
     first = start_batch(batch_deployment, manifest, tmp_path / "out-1", settings, name="before-move")
     assert wait_for(batch_deployment, first, lambda s: s.is_final(), "final", timeout_s=300).is_completed()
 
