@@ -112,8 +112,20 @@ def record_product_delivery(
 ) -> DeliveryStatus:
     """Record one delivery and, when accepted, its pending event, in ``db``'s transaction
     (a Session or a Connection): the receiver's path and the reconciliation's."""
-    return record_delivery(
-        db,
+    fields = delivery_fields(payload, product_updated_at, triggered_at, payload_sha256, now, shopify_event_id)
+    return record_delivery(db, **fields, event=product_event(payload, now))
+
+
+def delivery_fields(
+    payload: dict[str, Any],
+    product_updated_at: datetime | None,
+    triggered_at: datetime | None,
+    payload_sha256: str,
+    now: datetime,
+    shopify_event_id: str | None,
+) -> dict[str, Any]:
+    """The delivery row's fields, as ``record_delivery`` and ``recording_params`` take them."""
+    return dict(
         webhook_id=payload["webhook_id"],
         shop=payload["shop"],
         topic=payload["topic"],
@@ -123,7 +135,6 @@ def record_product_delivery(
         payload_sha256=payload_sha256,
         now=now,
         shopify_event_id=shopify_event_id,
-        event=product_event(payload, now),
     )
 
 
@@ -174,18 +185,8 @@ class IntakeConnections(StatementPool):
         event in one statement, committed when this returns."""
         event = product_event(payload, now)
         sql, names, constants = postgres_recording_statement()
-        params = recording_params(
-            webhook_id=payload["webhook_id"],
-            shop=payload["shop"],
-            topic=payload["topic"],
-            product_id=payload["product_id"],
-            triggered_at=triggered_at,
-            product_updated_at=product_updated_at,
-            payload_sha256=payload_sha256,
-            now=now,
-            shopify_event_id=shopify_event_id,
-            event_id=event["id"],
-        )
+        fields = delivery_fields(payload, product_updated_at, triggered_at, payload_sha256, now, shopify_event_id)
+        params = recording_params(**fields, event_id=event["id"])
         params.update(constants)
         params["p_event"] = json.dumps(event, separators=(",", ":"))
         rows = await self.run(sql, [params[name] for name in names])
