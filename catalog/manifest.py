@@ -1,5 +1,5 @@
 """Catalog manifests: a CSV (``sku,image`` + optional ``title,template,priority,
-shopify_product_id``), a folder
+shopify_product_id,image_problem``), a folder
 of images (the SKU is the file stem) or a ZIP holding either.
 
 Problems with the manifest as a whole raise ``ManifestError`` (the batch cannot run).
@@ -27,7 +27,8 @@ from catalog.unzip import ZipRefused, archive_sha256, remove_unpacked, unpack
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif"})
 PRIORITIES = ("urgent", "standard", "backfill")
 REQUIRED = ("sku", "image")
-OPTIONAL = ("title", "template", "priority", "shopify_product_id")
+OPTIONAL = ("title", "template", "priority", "shopify_product_id", "image_problem")
+MAX_PROBLEM_CHARS = 300  # an image_problem is a reason, not a document
 SHOPIFY_PRODUCT_ID = re.compile(r"(?:gid://shopify/Product/)?([1-9][0-9]{0,19})")
 MAX_MANIFEST_BYTES = 20 * 2**20
 MAX_ROWS = 100_000
@@ -141,6 +142,8 @@ def _entry(number: int, record: dict[str, str], base: Path, seen: _Seen) -> Mani
     template = (record.get("template") or "").strip() or None
     priority = (record.get("priority") or "").strip().lower() or "standard"
     product = (record.get("shopify_product_id") or "").strip() or None
+    # Written by whatever fetched the images (the Shopify refresh): the SKU fails with it.
+    image_problem = " ".join((record.get("image_problem") or "").split())[:MAX_PROBLEM_CHARS] or None
 
     def bad(reason: str, image: Path | None = None) -> ManifestEntry:
         return ManifestEntry(number, raw_sku, image, title, template, "standard", reason)
@@ -159,6 +162,8 @@ def _entry(number: int, record: dict[str, str], base: Path, seen: _Seen) -> Mani
         if found is None:
             return bad(f"shopify_product_id {product!r} is neither a number nor gid://shopify/Product/<n>")
         product = f"gid://shopify/Product/{found.group(1)}"
+    if image_problem is not None:
+        return bad(image_problem)
     try:
         image = contained_path(base, (record.get("image") or "").strip())
     except UnsafeName as exc:

@@ -50,7 +50,14 @@ def add_run_parser(commands) -> None:
         dest="profiles",
         help=f"export profile, repeatable (default: {' '.join(DEFAULT_PROFILES)})",
     )
-    run.add_argument("--database-url", help="catalog DB (default: SQLite under --data-dir)")
+    catalog = run.add_mutually_exclusive_group()
+    catalog.add_argument("--database-url", help="catalog DB (default: SQLite under --data-dir)")
+    catalog.add_argument(
+        "--catalog-block",
+        metavar="NAME",
+        help="the catalog DB of a saved CatalogDatabase block (loaded from PREFECT_API_URL's server, "
+        "as deployed runs load it; its password stays out of the run's parameters)",
+    )
     run.add_argument("--batch-name", help="batch name (default: the manifest's name)")
     run.add_argument(
         "--data-dir",
@@ -59,6 +66,12 @@ def add_run_parser(commands) -> None:
         help="work files, caches and the SQLite DB (default: ./.lightbox)",
     )
     run.add_argument("--model-dir", type=Path, help="weights (default: DATA_DIR/models)")
+    run.add_argument(
+        "--model-store-block",
+        metavar="NAME",
+        help="weights, segmenter, upscaler, device and lifestyle weights of a saved ModelStore block "
+        "(not with --model-dir, --segmenter or --upscaler: the block sets them)",
+    )
     run.add_argument(
         "--diffusion-dir",
         type=Path,
@@ -69,10 +82,12 @@ def add_run_parser(commands) -> None:
         "--review-policy", default="auto", choices=["auto"], help="auto: QC passes are approved, QC failures rejected"
     )
     run.add_argument(
-        "--segmenter", default="u2netp", help="u2netp (bundled), birefnet-general or rmbg-1.4 (weights you supply)"
+        "--segmenter", help="u2netp (the default, bundled), birefnet-general or rmbg-1.4 (weights you supply)"
     )
     run.add_argument(
-        "--upscaler", default="auto", choices=["auto", "lanczos", "realesrgan-x4plus-ncnn", "realesrgan-x4plus"]
+        "--upscaler",
+        choices=["auto", "lanczos", "realesrgan-x4plus-ncnn", "realesrgan-x4plus"],
+        help="default: auto",
     )
     run.add_argument("--max-attempts", type=int, default=3, help="renders per SKU before QC gives up")
     run.add_argument(
@@ -141,6 +156,28 @@ def _diffusion(path: Path | None) -> dict[str, str]:
     return diffusion_layout(path)
 
 
+def _catalog(args, data_dir: Path, check_url, sqlite_url) -> dict:
+    if args.catalog_block:
+        return {"catalog_block": args.catalog_block}
+    return {"database_url": check_url(args.database_url or sqlite_url(data_dir / "catalog.db"))}
+
+
+def _models(args, data_dir: Path) -> dict:
+    """The weights and backends: a ModelStore block's, or the options' (defaults filled)."""
+    if args.model_store_block:
+        given = [
+            f"--{n.replace('_', '-')}" for n in ("model_dir", "segmenter", "upscaler") if getattr(args, n) is not None
+        ]
+        if given:
+            raise ValueError(f"{' and '.join(given)} given beside --model-store-block, which sets them")
+        return {"model_store_block": args.model_store_block}
+    return {
+        "model_dir": (args.model_dir or data_dir / "models").resolve(),
+        "segmenter": args.segmenter or "u2netp",
+        "upscaler": args.upscaler or "auto",
+    }
+
+
 def run(args) -> int:
     started = time.time()
     data_dir = args.data_dir.resolve()
@@ -158,18 +195,16 @@ def run(args) -> int:
     from catalog.manifest import ManifestError
     from imaging.errors import WeightsMissing
     from imaging.profile_files import load_profile_files
-    from tasks.preflight import preflight
+    from tasks.preflight import check_prefect_api, preflight
     from tasks.records import RunSettings
+    from tasks.settings import resolve_settings
 
     profiles = args.profiles or DEFAULT_PROFILES
     try:
-        database_url = check_url(args.database_url or sqlite_url(data_dir / "catalog.db"))
-        settings = RunSettings(
+        named = RunSettings(
             data_dir=data_dir,
-            database_url=database_url,
-            model_dir=(args.model_dir or data_dir / "models").resolve(),
-            upscaler=args.upscaler,
-            segmenter=args.segmenter,
+            **_catalog(args, data_dir, check_url, sqlite_url),
+            **_models(args, data_dir),
             max_attempts=args.max_attempts,
             templates_dir=args.templates_dir.resolve() if args.templates_dir else None,
             thresholds=_thresholds(args.thresholds),
@@ -177,6 +212,12 @@ def run(args) -> int:
             diffusion=_diffusion(args.diffusion_dir),
             profiles=load_profile_files(args.profiles_dir.resolve()) if args.profiles_dir else {},
         )
+        if not named.resolved:  # blocks live on a server: a temporary one has none
+            if not PREFECT_API_URL.value():
+                raise ValueError("a block is loaded from a Prefect server: set PREFECT_API_URL (`make up` prints it)")
+            check_prefect_api(PREFECT_API_URL.value())
+        settings = resolve_settings(named)  # what a deployed run's load_settings does
+        database_url = check_url(settings.database_url)
         preflight(
             settings,
             args.template,
@@ -196,7 +237,7 @@ def run(args) -> int:
     options = dict(
         manifest=str(args.manifest.resolve()),
         out_dir=str(out),
-        settings=settings,
+        settings=named,  # block names, not their values: the flow loads them (tasks/settings.py)
         name=name,
         template=args.template,
         profiles=profiles,

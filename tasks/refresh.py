@@ -74,9 +74,6 @@ class BatchRow(Record):
     problem: str | None = None
 
 
-NOT_FETCHED = "image-not-fetched"  # the manifest's image for a product whose fetch failed
-
-
 def shop_folder(data_dir: Path, shop: str) -> Path:
     return Path(data_dir) / "shopify" / sku_dirname(shop)
 
@@ -205,19 +202,17 @@ def take_deferred(database_url: str, shop: str, window_start: datetime, run_id: 
 @task(name="write_batch_manifest")
 def write_batch_manifest(rows: list[BatchRow], folder: str) -> str:
     """The shop's batch manifest in ``folder`` (the shop's folder, above each product's):
-    one row per product; a product whose image could not be fetched names an image that
-    does not exist, so its SKU starts ``failed`` in the batch (the fetch's reason is in the
-    refresh's summary and ``pending_refreshes``). Its name follows its content."""
+    one row per product; a product whose image could not be fetched has no image and the
+    fetch's reason in ``image_problem``, so its SKU starts ``failed`` in the batch with that
+    reason (catalog/manifest.py). Its name follows its content."""
     base = Path(folder)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["sku", "image", "shopify_product_id"])
+    writer.writerow(["sku", "image", "shopify_product_id", "image_problem"])
     for row in rows:
-        if row.image is not None:
-            image = Path(row.image).relative_to(base).as_posix()
-        else:
-            image = f"{sku_dirname(row.product_id)}/{NOT_FETCHED}"
-        writer.writerow([row.sku, image, row.product_id])
+        image = Path(row.image).relative_to(base).as_posix() if row.image is not None else ""
+        problem = "" if row.image is not None else row.problem or "image not fetched"
+        writer.writerow([row.sku, image, row.product_id, problem])
     data = buffer.getvalue().encode("utf-8")
     path = base / f"batch-{hashlib.sha256(data).hexdigest()[:16]}.csv"
     if not path.is_file():

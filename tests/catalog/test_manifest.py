@@ -43,6 +43,25 @@ def test_shopify_product_ids_are_normalised_to_gids(tmp_path):
     assert d.problem == "shopify_product_id 'gid://shopify/Variant/7' is neither a number nor gid://shopify/Product/<n>"
 
 
+def test_an_image_problem_fails_the_sku_with_that_reason(tmp_path):
+    """The Shopify refresh writes why a product's image could not be fetched; the SKU fails
+    with those words (one line, bounded), not with "image file not found"."""
+    _images(tmp_path, "a.png")
+    long = "image not fetched: " + "x" * 1000
+    (tmp_path / "m.csv").write_text(
+        "sku,image,image_problem\n"
+        "A,a.png,\n"
+        'B,,"image not fetched: 41 MB is over the\n 20 MB cap"\n'
+        f"C,,{long}\n"
+        ',,"image not fetched: timed out"\n'
+    )
+    a, b, c, d = load_manifest(tmp_path / "m.csv").entries
+    assert a.problem is None and a.image == tmp_path / "a.png"
+    assert b.problem == "image not fetched: 41 MB is over the 20 MB cap"
+    assert c.problem.startswith("image not fetched: xxx") and len(c.problem) == 300
+    assert "empty SKU" in d.problem  # a bad SKU is named as such first
+
+
 @pytest.mark.parametrize(
     "text,reason",
     [

@@ -216,7 +216,8 @@ def test_a_bulk_edit_is_one_offpeak_batch_per_shop(refresh_pool, served, pg_cata
         f"lightbox-demo-{fetch_fails}": "failed",
         f"lightbox-demo-{broken}": "failed",
     }
-    assert "image-not-fetched" in skus[f"lightbox-demo-{fetch_fails}"].reason
+    fetch_reason = skus[f"lightbox-demo-{fetch_fails}"].reason  # the fetch's own words, not a missing file
+    assert fetch_reason.startswith("image not fetched") and "cap" in fetch_reason, fetch_reason
     assert skus[f"lightbox-demo-{broken}"].reason
     assert rows[cup].outcome == "exported" and rows[cup].batch_run == str(batch_run.id)
     assert rows[fetch_fails].outcome == "failed" and "image not fetched" in rows[fetch_fails].reason
