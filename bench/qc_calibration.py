@@ -37,6 +37,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench import qc_corpus  # noqa: E402
+from bench.qc_gate import gate_evidence  # noqa: E402
 from quality.gate import QcEvidence, score_sku  # noqa: E402
 from quality.thresholds import MARKETPLACE_PROFILES, QcThresholds  # noqa: E402
 
@@ -63,26 +64,8 @@ PROFILE = "amazon-main"
 
 
 def evidence(case, render) -> QcEvidence:
-    shipped = icc = None
-    if render.encoded is not None:
-        from imaging.encode import read_encoded
-        from quality.marketplace import icc_is_srgb
-
-        shipped, icc = read_encoded(render.encoded, pixels=render.encoded[:2] == b"\xff\xd8")  # JPEG
-    return QcEvidence(
-        source_rgb=case.product.source_rgb,
-        source_mask=case.source_mask,
-        output_rgb=render.rgb,
-        output_alpha=render.alpha,
-        placement=render.placement.matrix(),
-        background_rgb=render.background_rgb,
-        shadow_style=render.shadow_style,
-        light_direction_deg=render.light_direction_deg,
-        grounded=render.grounded,
-        encoded_bytes=len(render.encoded) if render.encoded else None,
-        icc_is_srgb=icc_is_srgb(icc) if render.encoded else None,
-        shipped_rgb=shipped,
-    )
+    """What production's gate sees (bench/qc_gate.gate_evidence), the cut being the case's."""
+    return gate_evidence(case.product.source_rgb, case.source_mask, render)
 
 
 def grade(case) -> dict:

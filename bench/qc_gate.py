@@ -57,12 +57,21 @@ def _timed(fn):
 
 
 def evidence(product, render, shipped=None) -> QcEvidence:
-    """The gate's view of one render as tasks/score.py builds it (``shipped``: the
-    decoded ``(grey, icc)``, read from ``render.encoded`` when not given)."""
-    grey, icc = shipped or decode_shipped(render.encoded, jpeg=render.encoded[:2] == b"\xff\xd8")
+    """The gate's view of one render of a product cut with its true mask."""
+    return gate_evidence(product.source_rgb, product.true_mask, render, shipped)
+
+
+def gate_evidence(source_rgb, source_mask, render, shipped=None) -> QcEvidence:
+    """The gate's view of one corpus render as tasks/score.evidence builds it in production:
+    the encoded file read back with ``decode_shipped`` (``shipped``: its ``(grey, icc)``,
+    read from ``render.encoded`` when not given); a render with no file has no file checks.
+    bench/qc_calibration.py grades with this too, so its thresholds meet production's inputs."""
+    grey = icc = None
+    if render.encoded is not None:
+        grey, icc = shipped or decode_shipped(render.encoded, jpeg=render.encoded[:2] == b"\xff\xd8")
     return QcEvidence(
-        source_rgb=product.source_rgb,
-        source_mask=product.true_mask,
+        source_rgb=source_rgb,
+        source_mask=source_mask,
         output_rgb=render.rgb,
         output_alpha=render.alpha,
         placement=render.placement.matrix(),
@@ -70,8 +79,8 @@ def evidence(product, render, shipped=None) -> QcEvidence:
         shadow_style=render.shadow_style,
         light_direction_deg=render.light_direction_deg,
         grounded=render.grounded,
-        encoded_bytes=len(render.encoded),
-        icc_is_srgb=icc_is_srgb(icc),
+        encoded_bytes=len(render.encoded) if render.encoded is not None else None,
+        icc_is_srgb=icc_is_srgb(icc) if render.encoded is not None else None,
         shipped_grey=grey,
     )
 
