@@ -293,6 +293,7 @@ class DiffusionSceneGenerator:
                 "generated_size": size,
                 "post": post_meta,
                 "light_direction_deg": template.light_direction_deg,
+                "feather_px": feather_for(canvas_size),
             }
             results.append(Composite(out, alpha, placement, None, None, meta))
         if self.scorer is not None:
@@ -314,7 +315,7 @@ class DiffusionSceneGenerator:
             shadow=ShadowSpec(style="none"),
             fill=template.fill,
             to_source=to_source,
-            feather_px=max(1.0, max(canvas_size) / 1024),
+            feather_px=feather_for(canvas_size),
             transparent=True,
         )
         colour, alpha, placement = placed.rgb.astype(np.float32), placed.product_alpha, placed.placement
@@ -378,6 +379,11 @@ class DiffusionSceneGenerator:
             raise FloatingPointError(f"scene model gave NaN/inf for seed {seed}: use float32 or an fp16-safe VAE")
         scene = np.clip(out, 0.0, 1.0).astype(np.float32) * 255.0
         return cv2.resize(scene, canvas_size, interpolation=cv2.INTER_CUBIC) if resize else scene
+
+
+def feather_for(canvas_size: tuple[int, int]) -> float:
+    """The product's edge feather on a painted scene (px): 1 per 1024 px of canvas, at least 1."""
+    return max(1.0, max(canvas_size) / 1024)
 
 
 def placement_floor(alpha: np.ndarray) -> int:

@@ -31,6 +31,9 @@ if TYPE_CHECKING:
     from quality.gate import QcEvidence
 
 RANK = {"pass": 0, "warn": 1, "fail": 2}
+# 90 % -> 10 % width of a step blurred by a Gaussian, per sigma (2 x 1.2816, the normal's
+# 90th percentile): what the compositor's feather (imaging/compose.py) adds to every edge.
+FEATHER_WIDTH = 2.5631
 T = TypeVar("T")
 
 
@@ -247,7 +250,8 @@ def edge_checks(ev: QcEvidence, th: QcThresholds) -> tuple[list[CheckResult], di
     big = max(1.0, s)
     width = e.transition_width_px / big  # source px (canvas px where the canvas shrinks)
     photo = (transition_width(ev.source_mask, profile_px=th.edge_profile_px) or 0.0) * min(1.0, s)
-    softer = math.sqrt(max(width**2 - photo**2, 0.0))
+    feather = FEATHER_WIDTH * ev.feather_px / big  # the compositor's own, on purpose: not a defect
+    softer = math.sqrt(max(width**2 - photo**2 - feather**2, 0.0))
     checks = [
         graded(
             "edge.halo",
@@ -267,8 +271,8 @@ def edge_checks(ev: QcEvidence, th: QcThresholds) -> tuple[list[CheckResult], di
             "edge.transition_width",
             softer,
             th.edge_transition_px,
-            f"edge {width:.1f} px wide against the photo's cut {photo:.1f} px (source px; "
-            f"{e.transition_width_px:.1f} canvas px at {s:.1f}x enlargement)",
+            f"edge {width:.1f} px wide against the photo's cut {photo:.1f} px and the feather's "
+            f"{feather:.1f} px (source px; {e.transition_width_px:.1f} canvas px at {s:.1f}x enlargement)",
         ),
         graded(
             "edge.roughness",

@@ -82,6 +82,7 @@ class QcEvidence:
     shipped_rgb: np.ndarray | None = None
     upscaled: bool = False
     shipped_grey: np.ndarray | None = None
+    feather_px: float = 1.0  # the compositor's Gaussian feather of the coverage (canvas px): a clean edge has it
     _memo: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -109,6 +110,8 @@ class QcEvidence:
             raise ValueError(f"unknown shadow_style {self.shadow_style!r}")
         if self.light_direction_deg is not None and not np.isfinite(self.light_direction_deg):
             raise ValueError("light_direction_deg must be finite")
+        if not (np.isfinite(self.feather_px) and self.feather_px >= 0.0):
+            raise ValueError(f"feather_px must be finite and >= 0, got {self.feather_px}")
         if self.encoded_bytes is not None and self.encoded_bytes <= 0:
             raise ValueError(f"encoded_bytes must be > 0, got {self.encoded_bytes}")
 

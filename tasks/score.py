@@ -71,6 +71,7 @@ def evidence(
         old_background_known=old_background_known,
         shipped_grey=shipped,
         upscaled=upscaler not in ("none", "lanczos"),
+        feather_px=float(composite.meta.get("feather_px", 1.0)),
     )
 
 

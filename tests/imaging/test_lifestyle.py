@@ -84,6 +84,7 @@ def test_variants_are_composites_without_studio_shadow_or_backdrop(scenes):
         assert comp.meta["template"] == "marble_counter" and comp.meta["controlnet"] == "depth"
         assert "key light from the upper left" in comp.meta["prompt"]
         assert comp.meta["generator"].startswith("sdxl-controlnet-inpaint@")
+        assert comp.meta["feather_px"] == 1.0  # the gate allows for it (tasks/score.evidence)
         assert comp.placement.scale == 1.0
 
 

@@ -191,6 +191,23 @@ def test_clean_renders_fail_none_of_these_checks(scene):
     assert drawn.failing == [], drawn.failing
 
 
+def test_the_compositors_feather_is_not_a_soft_edge(scene):
+    """A lifestyle scene feathers the product's coverage by 2 px on a 2048 px canvas
+    (imaging/lifestyle.feather_for): declared in the evidence, that edge is as sharp as the
+    cut; the same pixels with no feather declared are 5 px softer than the photo's cut."""
+    s = scene.make(**CLEAN)
+    feathered = cv2.GaussianBlur(s.output_alpha, (0, 0), 2.0)
+    warped = cv2.warpAffine(s.source_rgb.astype(np.float32), s.placement, (640, 640))
+    out = feathered[..., None] * warped + (1 - feathered[..., None]) * 255.0
+    s.output_rgb, s.output_alpha = np.clip(out.round(), 0, 255).astype(np.uint8), feathered
+    plain = dict(shadow_style="none", grounded=False)
+    declared = {c.name: c for c in score_image(_ev(s, **plain, feather_px=2.0), TH, GENERIC).checks}
+    undeclared = {c.name: c for c in score_image(_ev(s, **plain, feather_px=0.0), TH, GENERIC).checks}
+    assert declared["edge.transition_width"].value < 1.0, declared["edge.transition_width"].detail
+    assert declared["edge.transition_width"].status == "pass"
+    assert undeclared["edge.transition_width"].value > 4.5 and undeclared["edge.transition_width"].status == "fail"
+
+
 def test_score_sku_measures_shared_checks_once(scene):
     big = _ev(scene.make(**CLEAN))
     small = _ev(scene.make(**{**CLEAN, "size": 400, "scale": 0.6}))
