@@ -65,7 +65,16 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from catalog.db import redacted
 from catalog.db import scrub as scrub_url
-from infra.desired import ALERT_BLOCK, alert_block, block_types, desired_automations, desired_blocks, stack_variables
+from infra.desired import (
+    ALERT_BLOCK,
+    ZOMBIE_AFTER_S,
+    alert_block,
+    block_types,
+    desired_automations,
+    desired_blocks,
+    stack_variables,
+    zombie_automation,
+)
 
 TEMPLATES = Path(__file__).parent / "job_templates"
 POOLS = {"lightbox-cpu": "cpu", "lightbox-gpu": "gpu"}
@@ -356,6 +365,7 @@ async def bootstrap(args: argparse.Namespace, env: dict[str, str]) -> list[Chang
             changes.append(await ensure_block_type(client, cls, args.dry_run))
         for block, name in blocks:
             changes.append(await ensure_block(client, block, name, args.dry_run))
+        changes.append(await ensure_automation(client, zombie_automation(args.zombie_after), args.dry_run))
         changes += await ensure_alerts(client, env, args.dry_run)
     changes.append(await ensure_catalog_schema(blocks[0][0], args.dry_run))
     return changes
@@ -399,6 +409,12 @@ def parser() -> argparse.ArgumentParser:
         "--inbox", type=Path, help="folder the nightly batch reads (variable lightbox_inbox; default DATA_DIR/inbox)"
     )
     p.add_argument("--export-dir", type=Path, help="LocalFolderDestination 'exports' (default DATA_DIR/exports)")
+    p.add_argument(
+        "--zombie-after",
+        type=int,
+        default=ZOMBIE_AFTER_S,
+        help=f"seconds without a heartbeat before a flow run is marked Crashed (default {ZOMBIE_AFTER_S})",
+    )
     p.add_argument("--dry-run", action="store_true", help="say what would change, change nothing")
     return p
 

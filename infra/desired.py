@@ -9,6 +9,8 @@ from uuid import UUID
 
 from prefect.blocks.core import Block
 
+from catalog.states import COMPLETED_WITH_REJECTIONS, HELD_FOR_REVIEW
+
 if TYPE_CHECKING:
     from prefect.events.schemas.automations import AutomationCore
 
@@ -159,3 +161,59 @@ def desired_automations(block_document_id: UUID) -> list[AutomationCore]:
             tags=["lightbox"],
         ),
     ]
+
+
+ZOMBIE_AUTOMATION = "lightbox-crash-zombie-runs"
+# Workers send a heartbeat every 30 s (PREFECT_FLOWS_HEARTBEAT_FREQUENCY); a run started
+# anywhere else (``lightbox run`` against the stack's server) sends Prefect's default, one
+# every 180 s: the window is longer than that, so a live run is never taken for a zombie.
+ZOMBIE_AFTER_S = 300
+# A run leaves these without a final state and without a process to send heartbeats: held
+# for review (Suspended, Paused), handed over to a later window (Scheduled and its kin),
+# and the named final states our flows end in (catalog/states.py).
+QUIET_STATES = (
+    "Completed",
+    "Failed",
+    "Cancelled",
+    "Crashed",
+    "Suspended",
+    "Paused",
+    "Scheduled",
+    "AwaitingRetry",
+    "AwaitingConcurrencySlot",
+    COMPLETED_WITH_REJECTIONS,
+    HELD_FOR_REVIEW,
+)
+
+
+def zombie_automation(after_s: int = ZOMBIE_AFTER_S) -> AutomationCore:
+    """Prefect's documented zombie detection ("detect zombie flows"): a flow run that sent
+    heartbeats and then none for ``after_s`` seconds, without a final state or one of the
+    other ``QUIET_STATES``, is marked Crashed. A render shard that crashed is then queued again by its batch
+    (flows/dispatch.py); a batch run that crashed records why (its on_crashed hook)."""
+    from datetime import timedelta
+
+    from prefect.client.schemas.objects import StateType
+    from prefect.events.actions import ChangeFlowRunState
+    from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
+
+    return AutomationCore(
+        name=ZOMBIE_AUTOMATION,
+        description=f"A flow run that stopped sending heartbeats for {after_s} s is marked Crashed.",
+        trigger=EventTrigger(
+            after={"prefect.flow-run.heartbeat"},
+            expect={"prefect.flow-run.heartbeat", *(f"prefect.flow-run.{name}" for name in QUIET_STATES)},
+            match={"prefect.resource.id": ["prefect.flow-run.*"]},
+            for_each={"prefect.resource.id"},
+            posture=Posture.Proactive,
+            threshold=1,
+            within=timedelta(seconds=after_s),
+        ),
+        actions=[
+            ChangeFlowRunState(
+                state=StateType.CRASHED,
+                message=f"No heartbeat for {after_s} s: its worker or machine is gone (lightbox zombie detection)",
+            )
+        ],
+        tags=["lightbox"],
+    )

@@ -14,9 +14,10 @@ gone), then the receiver, then the server: SIGTERM to each process group, SIGKIL
 ``STOP_TIMEOUT_S``; the pid files are removed. A worker's flow-run processes (each in a
 session of its own) get SIGTERM too, and a worker still alive after ``WORKER_GRACE_S``
 a second one (``stop_worker``). A flow run still running is ended with its
-worker; before the server stops, such runs are marked Crashed with the reason (Prefect
-would otherwise show them Running for ever). Running one again reuses every finished step
-from the cache.
+worker; Prefect's engine ends it Crashed, or, when it could not (a killed process), its
+missing heartbeats do: bootstrap's zombie automation (infra/desired.py) marks a run Crashed
+after 300 s without one, and a batch queues a crashed shard again. Running one again
+reuses every finished step from the cache.
 
 Settings (environment): ``LIGHTBOX_STACK_HOME`` (default ``.lightbox/stack``),
 ``LIGHTBOX_PREFECT_PORT`` (4200), ``LIGHTBOX_WEBHOOK_PORT`` (8787), ``LIGHTBOX_MODEL_DIR``
@@ -203,6 +204,11 @@ class Stack:
             folder.mkdir(mode=0o700, exist_ok=True)
             os.chmod(folder, 0o700)  # mkdir leaves an existing folder's mode as it was
 
+    def worker_env(self) -> dict[str, str]:
+        """The workers' environment: their flow runs send a heartbeat every 30 s, so one
+        whose process or machine died is marked Crashed by bootstrap's zombie automation."""
+        return {**self.child_env(), "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30"}
+
     def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> int:
         log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 (the child keeps it open)
         try:
@@ -309,6 +315,7 @@ class Stack:
                     "--limit",
                     str(self.cpu_runs),
                 ],
+                self.worker_env(),
             )
             self.start(
                 "worker-gpu",
@@ -323,6 +330,7 @@ class Stack:
                     "--limit",
                     str(self.gpu_slots),
                 ],
+                self.worker_env(),
             )
             self.start("webhook", self.receiver_argv(), self.receiver_env())
             self.wait_http("webhook", f"http://127.0.0.1:{self.webhook_port}/healthz")
@@ -359,11 +367,6 @@ class Stack:
     def down(self) -> list[str]:
         lines = []
         for name in STOP_ORDER:
-            if name == "webhook" and self.pid_of("server") is not None:
-                try:  # the workers are gone, the server is not yet
-                    lines += self.mark_orphans()
-                except (StackError, OSError) as exc:  # reported; stopping goes on regardless
-                    lines.append(f"flow runs left as they were: {exc}")
             pid_file = self.pids / f"{name}.pid"
             pid = self.pid_of(name)
             if pid is not None and ours(pid):
@@ -373,20 +376,6 @@ class Stack:
                 lines.append(f"{name}: was not running")
             pid_file.unlink(missing_ok=True)
         return lines or ["nothing was running"]
-
-    def mark_orphans(self) -> list[str]:
-        """Flow runs the stopped workers were running (or had picked up) would show Running
-        for ever: mark them Crashed, saying why. Scheduled and suspended runs stay."""
-        query = {"flow_runs": {"state": {"type": {"any_": ["RUNNING", "PENDING"]}}}}
-        runs = _api(f"{self.api_url}/flow_runs/filter", method="POST", body=query)
-        for run in runs:
-            state = {
-                "type": "CRASHED",
-                "name": "Crashed",
-                "message": "make down stopped its worker; run it again to continue",
-            }
-            _api(f"{self.api_url}/flow_runs/{run['id']}/set_state", method="POST", body={"state": state, "force": True})
-        return [f"flow run {run['name']}: marked Crashed (it was {run['state']['name']})" for run in runs]
 
     def status(self) -> list[str]:
         lines = [f"{n}: {f'running (pid {p})' if (p := self.pid_of(n)) else 'stopped'}" for n in STOP_ORDER]

@@ -6,6 +6,12 @@ the ``batch_deployment`` session fixture from here.
 
 Processes are started in their own session and stopped by their own ids, the worker before
 the server (a process worker ignores SIGTERM once its server is gone).
+
+The server keeps its state in PostgreSQL, as the compose stack's does (infra/compose.yaml;
+infra/stack.py when PREFECT_API_DATABASE_CONNECTION_URL is set): a fresh database per server
+on the tests' PostgreSQL (``LIGHTBOX_TEST_PG``, see tests/conftest.py), dropped when the
+server has stopped. Only where that PostgreSQL cannot be reached does it fall back to
+SQLite in its PREFECT_HOME (with a warning).
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -44,6 +52,7 @@ class PrefectServer:
     url: str  # the UI; the API is url + "/api"
     home: Path
     env: dict[str, str]  # what a client process (worker, CLI) needs to talk to it
+    database_url: str | None = None  # the server's postgresql+asyncpg:// database; None: SQLite in home
 
     @property
     def api_url(self) -> str:
@@ -66,14 +75,63 @@ def _log_tail(path: Path, lines: int = 40) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
 
+def _reachable_pg() -> str | None:
+    """The tests' PostgreSQL (``PG_ADMIN_URL`` of tests/conftest.py, ``LIGHTBOX_TEST_PG``) as a
+    libpq DSN, or None (and a warning) when it does not answer."""
+    import psycopg
+
+    from tests.conftest import _pg_admin_dsn  # not at the top: conftest imports this module
+
+    dsn = _pg_admin_dsn()
+    try:
+        psycopg.connect(dsn, autocommit=True, connect_timeout=5).close()
+    except psycopg.OperationalError as exc:
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+        warnings.warn(f"PostgreSQL at {dsn} not reachable ({reason}): Prefect test server on SQLite", stacklevel=4)
+        return None
+    return dsn
+
+
+@contextmanager
+def _prefect_database() -> Iterator[str | None]:
+    """A fresh, empty PostgreSQL database ``prefect_test_<8 hex>`` for one Prefect server,
+    yielded as its ``postgresql+asyncpg://`` URL and dropped on the way out; None (Prefect's
+    default, SQLite in PREFECT_HOME) when PostgreSQL is not reachable."""
+    dsn = _reachable_pg()
+    if dsn is None:
+        yield None
+        return
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    name = f"prefect_test_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(dsn).set(drivername="postgresql+asyncpg", database=name).render_as_string(hide_password=False)
+    finally:  # after the server stopped; FORCE ends any connection it left behind
+        with psycopg.connect(dsn, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @contextmanager
 def run_prefect_server(root: Path) -> Iterator[PrefectServer]:
-    """``prefect server start`` on a free loopback port with its own PREFECT_HOME (SQLite)."""
+    """``prefect server start`` on a free loopback port with its own PREFECT_HOME and its own
+    PostgreSQL database (``_prefect_database``: dropped after the server stopped; SQLite in
+    PREFECT_HOME only when PostgreSQL is unreachable)."""
+    with _prefect_database() as database_url, _serve(root, database_url) as server:
+        yield server
+
+
+@contextmanager
+def _serve(root: Path, database_url: str | None) -> Iterator[PrefectServer]:
     home = root / "prefect-home"
     home.mkdir(parents=True)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    if database_url is not None:
+        env["PREFECT_API_DATABASE_CONNECTION_URL"] = database_url
     env.update(
         PREFECT_HOME=str(home),
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
@@ -106,8 +164,9 @@ def run_prefect_server(root: Path) -> Iterator[PrefectServer]:
                 raise TimeoutError(f"prefect server not healthy in {SERVER_START_TIMEOUT_S} s:\n{_log_tail(log)}")
             time.sleep(0.5)
         client_env = {**env, "PREFECT_API_URL": f"{url}/api"}
-        client_env.pop("PREFECT_UI_API_URL")
-        yield PrefectServer(url=url, home=home, env=client_env)
+        for server_only in ("PREFECT_UI_API_URL", "PREFECT_API_DATABASE_CONNECTION_URL"):
+            client_env.pop(server_only, None)
+        yield PrefectServer(url=url, home=home, env=client_env, database_url=database_url)
     finally:
         _stop(proc)
 
@@ -182,8 +241,9 @@ def deploy_catalog_batch(server: PrefectServer) -> str:
 
 @pytest.fixture(scope="session")
 def batch_deployment(tmp_path_factory) -> Iterator[BatchDeployment]:
-    """A Prefect server on loopback (own PREFECT_HOME, SQLite), catalog-batch deployed to a
-    process pool, and a worker polling it every second. Stopped worker first."""
+    """A Prefect server on loopback (own PREFECT_HOME and PostgreSQL database, see
+    ``run_prefect_server``), catalog-batch deployed to a process pool, and a worker polling
+    it every second. Stopped worker first."""
     root = tmp_path_factory.mktemp("prefect-server")
     with run_prefect_server(root) as server:
         deployed = BatchDeployment(server=server, name="", root=root, worker_log=root)

@@ -178,6 +178,9 @@ def test_bootstrap_creates_everything_then_changes_nothing(server, tmp_path):
     failed, review = (next(a for a in before["automations"] if a[0] == name) for name in AUTOMATIONS)
     assert failed[1] and "prefect.flow-run.Failed" in failed[2] and "prefect.flow-run.Crashed" in failed[2]
     assert "prefect.flow-run.Suspended" in review[2] and "send-notification" in review[3]
+    zombie = next(a for a in before["automations"] if a[0] == "lightbox-crash-zombie-runs")
+    # made with or without alerts
+    assert "prefect.flow-run.heartbeat" in zombie[2] and "change-flow-run-state" in zombie[3]
 
     second = bootstrap(server, tmp_path, "--gpu-slots", "2", **secrets)
     assert second.returncode == 0, second.stderr
