@@ -58,7 +58,14 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "touches_edge": ("framing.cut_off", "market.border_purity"),
     "source_small": ("source.resolution",),
     "source_cut_off": ("source.cut_off",),
-    "model_cut": ("cut.background_inside", "cut.background_attached", "cut.fragments", "cut.lost_part", "cut.split"),
+    "model_cut": (
+        "cut.background_inside",
+        "cut.background_attached",
+        "cut.fragments",
+        "cut.lost_part",
+        "cut.split",
+        "cut.wrong_object",
+    ),
 }
 PROFILE = "amazon-main"
 

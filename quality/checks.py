@@ -25,6 +25,7 @@ from quality.fidelity import product_colour_fidelity
 from quality.marketplace import background_purity, product_fill
 from quality.shadow import ShadowGeometry, estimate_light_direction, shadow_geometry
 from quality.shadow import work_grid as _reduce
+from quality.surround import surround_backdrop_share
 from quality.thresholds import Limit, MarketplaceRules, QcThresholds, Status
 
 if TYPE_CHECKING:
@@ -171,6 +172,17 @@ def cut_checks(ev: QcEvidence, th: QcThresholds) -> list[CheckResult]:
     if ev.old_background_known:
         checks.append(
             graded("source.cut_off", q.cut_off, th.source_cut_off, "share of the product outline on the photo's border")
+        )
+        surround = surround_backdrop_share(ev.source_rgb, ev.source_mask)
+        checks.append(
+            graded(
+                "cut.wrong_object",
+                surround,
+                th.cut_surround_backdrop,
+                "share of the band round the cut in the colours of the photo's border (the backdrop)"
+                if surround is not None
+                else "not measurable: the photo's border is mostly product",
+            )
         )
     return checks
 

@@ -35,6 +35,9 @@ DEFECTS: dict[str, Defect] = {
     "cut.lost_part": Defect("part of the product missing", _KEEP_MORE),
     "cut.split": Defect("part of the product missing", _KEEP_MORE),  # a thin part cut through
     "source.cut_off": Defect("product cut off in the photo", None),
+    # The segmenter followed another outline (a ring's hole, a box's label): a re-render
+    # cuts the same photo with the same model again. A person, or another segmenter.
+    "cut.wrong_object": Defect("the cut is not the product", None),
     "source.resolution": Defect("source too small", None),
     "segment.confidence": Defect("uncertain cut", {"refine_strength": "+1"}),
     # The product's own pixels are composited back by construction (studio and generated

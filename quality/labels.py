@@ -71,6 +71,9 @@ CHECK_LABELS: dict[str, CheckLabel] = {
     "cut.fragments": _l("Stray background fragments", "Stray fragments", "{} of the product", "%"),
     "cut.lost_part": _l("Part of the product cut away", "Product left out", "{} of the product", "%"),
     "cut.split": _l("Thin part cut through", "Cut in two", "{} of the gap is product", "%"),
+    "cut.wrong_object": _l(
+        "The cut is not the product", "Backdrop round the cut", "{} of its surround is backdrop", "%"
+    ),
     "source.cut_off": _l(
         "Product cut off in the photo", "Cut off in the photo", "{} of the outline on its border", "%"
     ),

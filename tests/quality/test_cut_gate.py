@@ -58,7 +58,24 @@ def lost_part(scene):
     return _rendered(_photo(scene, body), cut)
 
 
+def wrong_object(scene):
+    body = scene.ellipse(H, W, 200, 200, 130, 130)
+    hole = scene.ellipse(H, W, 200, 200, 60, 60)  # a ring: the cut took its hole, not the ring
+    return _rendered(_photo(scene, np.clip(body - hole, 0, 1)), hole)
+
+
+def label_only(scene):
+    """A red product with a white label: the cut took the label, not the product."""
+    body = scene.ellipse(H, W, 200, 200, 150, 130)
+    label = np.zeros((H, W), np.float32)
+    label[160:240, 120:280] = 1.0
+    photo = _photo(scene, body)
+    photo[label > 0] = (235, 232, 220)
+    return _rendered(photo, label)
+
+
 CASES = {
+    "cut.wrong_object": wrong_object,
     "cut.background_inside": background_inside,
     "cut.background_attached": background_attached,
     "cut.fragments": fragments,
@@ -85,5 +102,25 @@ def test_a_right_cut_passes_the_cut_checks(scene):
         "cut.fragments",
         "cut.lost_part",
         "cut.split",
+        "cut.wrong_object",
     }
+    assert cut["cut.wrong_object"].value > 0.95
     assert all(c.status == "pass" for c in cut.values()), {n: (c.value, c.status) for n, c in cut.items()}
+
+
+def test_a_cut_of_the_label_alone_is_not_the_product(scene):
+    report = score_image(label_only(scene), TH, GENERIC)
+    check = next(c for c in report.checks if c.name == "cut.wrong_object")
+    assert check.status == "fail" and check.value < 0.1, (check.value, check.detail)
+    assert "the cut is not the product" in report.reasons
+
+
+def test_a_white_product_on_a_white_backdrop_is_the_product(scene):
+    """White on white: the band round a right cut is the border's white (with its shadow)."""
+    body = scene.ellipse(H, W, 200, 190, 120, 120)
+    back = 238 + np.random.default_rng(2).normal(0, 2, (H, W, 1))
+    shade = 1.0 - 0.25 * np.clip(scene.ellipse(H, W, 200, 320, 130, 25) - body, 0, 1)  # its shadow below
+    photo = np.repeat(body[..., None] * 246.0 + (1 - body[..., None]) * back * shade[..., None], 3, axis=2)
+    report = score_image(_rendered(np.clip(photo, 0, 255).round().astype(np.uint8), body), TH, GENERIC)
+    check = next(c for c in report.checks if c.name == "cut.wrong_object")
+    assert check.status == "pass" and check.value > 0.9, (check.value, check.detail)

@@ -1,0 +1,101 @@
+"""Whether the cut is the product at all: what lies just outside it should be the backdrop.
+
+A segmenter can follow the wrong outline and leave no trace the other cut checks see: the
+hole of a ring or a frame cut instead of the ring, the label of a box cut instead of the
+box. Such a cut is clean on both sides, so halo, fringe and the colour models round the
+outline (quality/cut.py, which learn the backdrop from outside the cut) all pass it. What
+gives it away is its surround: outside a right cut lies the backdrop, and the photo's own
+border is backdrop too (the product is framed inside it; ``source.cut_off`` reports a
+product that runs off it). So the measure is the share of a band round the cut whose
+colours the photo's border also has, with a cast shadow (the backdrop darker, its chroma
+kept) counted as backdrop. A right cut reads near 1, white on white included (the band is
+the border's white); a cut of a hole or a label reads near 0 (its band is the ring's red,
+the box's black). None when the border is mostly product (nothing to learn the backdrop
+from) or the band is too small to judge.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+__all__ = ["surround_backdrop_share"]
+
+WORK_SIDE = 384  # px: the measure reads colours, not detail
+BAND_GAP = 0.01  # of the product's size: the mixed rim right outside the cut is left out
+BAND = 0.05  # of the product's size: the band's width beyond the gap (at least 3 px)
+BORDER = 0.04  # of the photo's shorter side: the strip along the photo's edge
+MIN_BORDER = 0.3  # least share of the strip clear of the product for a backdrop to learn
+L_BINS, AB_BINS = 8, 16  # Lab (8-bit) quantised: 32 levels of L, 16 of a and b
+SHADOW_BINS = 2  # a band pixel this many L bins darker than a border colour is its shadow
+FLOOR = 0.002  # least share of the border (after a one-bin blur) a colour needs to count
+
+
+def surround_backdrop_share(source_rgb: np.ndarray, source_mask: np.ndarray) -> float | None:
+    """Share of the band just outside the cut whose colour the photo's border has (a shadow
+    of such a colour included). Inputs: (H, W, 3) uint8 sRGB and (H, W) float in [0, 1],
+    already checked.
+
+    >>> rgb = np.full((200, 200, 3), 230, np.uint8); mask = np.zeros((200, 200), np.float32)
+    >>> rgb[50:150, 50:150] = (200, 30, 30); mask[50:150, 50:150] = 1.0  # a red box, cut right
+    >>> round(surround_backdrop_share(rgb, mask), 2)
+    1.0
+    >>> label = np.zeros_like(mask); label[80:120, 80:120] = 1.0  # only a patch of the box
+    >>> round(surround_backdrop_share(rgb, label), 2)
+    0.0
+    """
+    h, w = source_mask.shape
+    scale = min(1.0, WORK_SIDE / max(h, w))
+    if scale < 1.0:
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        rgb = cv2.resize(source_rgb, size, interpolation=cv2.INTER_AREA)
+        mask = cv2.resize(source_mask.astype(np.float32), size, interpolation=cv2.INTER_AREA)
+    else:
+        rgb, mask = source_rgb, source_mask
+    product = (mask >= 0.5).astype(np.uint8)
+    area = int(product.sum())
+    if area < 64:
+        return None
+    side = float(np.sqrt(area))
+    gap = max(1, round(BAND_GAP * side))
+    band_px = max(3, round(BAND * side))
+    near = cv2.dilate(product, _disc(gap))
+    reach = cv2.dilate(product, _disc(gap + band_px))
+    band = (reach > 0) & (near == 0)
+    hh, ww = product.shape
+    b = max(2, round(BORDER * min(hh, ww)))
+    strip = np.zeros((hh, ww), bool)
+    strip[:b], strip[-b:], strip[:, :b], strip[:, -b:] = True, True, True, True
+    border = strip & (reach == 0)
+    if border.sum() < MIN_BORDER * strip.sum() or band.sum() < 32:
+        return None
+    bins = _bins(cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB))
+    hist = np.bincount(bins[border], minlength=L_BINS * AB_BINS * AB_BINS).astype(np.float32)
+    hist = hist.reshape(L_BINS, AB_BINS, AB_BINS)
+    hist = _blur(hist) / max(float(border.sum()), 1.0)
+    seen = hist >= FLOOR
+    for k in range(1, SHADOW_BINS + 1):  # a colour seen lighter on the border: its shadow
+        seen[:-k] |= hist[k:] >= FLOOR
+    return float(seen.reshape(-1)[bins[band]].mean())
+
+
+def _bins(lab: np.ndarray) -> np.ndarray:
+    lab = lab.astype(np.int32)
+    return (
+        (lab[..., 0] * L_BINS // 256) * AB_BINS * AB_BINS
+        + (lab[..., 1] * AB_BINS // 256) * AB_BINS
+        + (lab[..., 2] * AB_BINS // 256)
+    )
+
+
+def _blur(hist: np.ndarray) -> np.ndarray:
+    """Each bin takes the largest of its neighbours (a colour a bin away counts as seen)."""
+    out = hist.copy()
+    for axis in range(3):
+        for shift in (-1, 1):
+            out = np.maximum(out, np.roll(hist, shift, axis=axis))
+    return out
+
+
+def _disc(radius: int) -> np.ndarray:
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
