@@ -156,7 +156,10 @@ def _diffusion(path: Path | None) -> dict[str, str]:
     return diffusion_layout(path)
 
 
-def _catalog(args, data_dir: Path, check_url, sqlite_url) -> dict:
+def _catalog(args, data_dir: Path) -> dict:
+    """The catalog: a CatalogDatabase block's name, or the URL given (SQLite by default)."""
+    from catalog.db import check_url, sqlite_url
+
     if args.catalog_block:
         return {"catalog_block": args.catalog_block}
     return {"database_url": check_url(args.database_url or sqlite_url(data_dir / "catalog.db"))}
@@ -191,7 +194,7 @@ def run(args) -> int:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     from prefect.settings import PREFECT_API_URL
 
-    from catalog.db import DatabaseUnavailable, check_url, sqlite_url
+    from catalog.db import DatabaseUnavailable, check_url
     from catalog.manifest import ManifestError
     from imaging.errors import WeightsMissing
     from imaging.profile_files import load_profile_files
@@ -203,7 +206,7 @@ def run(args) -> int:
     try:
         named = RunSettings(
             data_dir=data_dir,
-            **_catalog(args, data_dir, check_url, sqlite_url),
+            **_catalog(args, data_dir),
             **_models(args, data_dir),
             max_attempts=args.max_attempts,
             templates_dir=args.templates_dir.resolve() if args.templates_dir else None,
