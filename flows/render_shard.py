@@ -18,6 +18,7 @@ from tasks.adjust import follow_up
 from tasks.attempt import render_sku
 from tasks.bookkeeping import record_attempts, record_failures
 from tasks.common import reason
+from tasks.heap import give_back_freed
 from tasks.records import RenderParams, RunSettings
 from tasks.results import ShardItem, SkuOutcome, add_timings, best_attempt, resolve
 from tasks.reuse import cached_attempts
@@ -62,6 +63,7 @@ def render_shard(
                 live.pop(sku_id)
             else:
                 params[sku_id] = following
+        give_back_freed()  # what the round's attempts freed leaves the worker (tasks/heap.py)
     return [outcomes[item.job.sku_id] for item in items]
 
 

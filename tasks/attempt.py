@@ -27,7 +27,6 @@ from imaging.profiles import encode_for_profile
 from imaging.templates import TemplateError, get_template
 from quality.thresholds import QcThresholds
 from tasks.common import STAGE_NOTE, key_from, profiles_for, retry_transient
-from tasks.heap import give_back_freed
 from tasks.records import RenderInfo, RenderParams, RunSettings, SkuJob, SourceInfo
 from tasks.render import cut_out, render_profile, scene_identity, target_product_px, template_library
 from tasks.results import SkuOutcome
@@ -83,17 +82,7 @@ def _stage(name: str, timings: dict) -> Iterator[None]:
 def render_sku(
     job: SkuJob, source: SourceInfo, params: RenderParams, profiles: list[str], settings: RunSettings
 ) -> SkuOutcome:
-    """One attempt of one SKU: every profile rendered, encoded and graded. What the attempt
-    freed goes back to the kernel when it ends (tasks/heap.py: the worker stays flat)."""
-    try:
-        return _attempt(job, source, params, profiles, settings)
-    finally:
-        give_back_freed()
-
-
-def _attempt(
-    job: SkuJob, source: SourceInfo, params: RenderParams, profiles: list[str], settings: RunSettings
-) -> SkuOutcome:
+    """One attempt of one SKU: every profile rendered, encoded and graded."""
     timings: dict = {}
     specs = profiles_for(settings)
     store = work_store(settings)

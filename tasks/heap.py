@@ -5,11 +5,13 @@ glibc keeps freed memory for reuse: its mmap threshold rises to 32 MB after the 
 free, so canvases and masks come from the heap, and every new thread gets an arena of its
 own (up to 8 per core; every shard starts a new pool). What a later small allocation pins
 stays resident, and the largest process grew with the batch: 1182 MB at 10 SKUs, 1330 MB
-at 120, 1813 MB at 400 (bench/throughput.py, 2026-12-03). Fixing the threshold low enough
-to map every large array cost 13 % of the batch's time in page faults (400 SKUs: 802 s vs
-711 s) and still grew (1134 -> 1400 MB). What is kept instead: two arenas, glibc's own
-reuse within an attempt, and ``malloc_trim`` after each attempt, which hands the free pages
-of every arena back to the kernel.
+at 120, 1813 MB at 400 (bench/throughput.py, 2026-12-03). Two fixes that cost too much:
+a fixed 1 MB mmap threshold (every canvas its own mapping) made the batch 13 % slower in
+page faults (400 SKUs: 802 s vs 711 s) and still grew (1134 -> 1400 MB); ``malloc_trim``
+after every attempt held 400 SKUs to 1477 MB but made camera-size batches 14 % slower
+(every attempt faulted its pages in again). What is kept: two arenas, glibc's own reuse
+within a shard's round, and ``malloc_trim`` once per round (flows/render_shard.py), which
+hands the free pages of every arena back to the kernel.
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ def limit_arenas() -> bool:
 
 
 def give_back_freed() -> bool:
-    """Return the free pages of every arena to the kernel (``malloc_trim(0)``): after an
-    attempt, what it freed stops counting as the worker's memory. True when any was."""
+    """Return the free pages of every arena to the kernel (``malloc_trim(0)``): after a
+    shard's round, what its attempts freed stops counting as the worker's memory. True
+    when any was."""
     libc = _glibc()
     return libc is not None and bool(libc.malloc_trim(0))

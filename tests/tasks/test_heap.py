@@ -1,4 +1,4 @@
-"""tasks/heap.py: after an attempt, what it freed leaves the worker (the growth
+"""tasks/heap.py: after a shard's round, what it freed leaves the worker (the growth
 bench/throughput.py measured at 400 SKUs), and the arenas are capped. Each case runs in a
 fresh interpreter: malloc's state is the process's."""
 
@@ -56,7 +56,7 @@ def _run(code: str) -> str:
     return run.stdout.strip()
 
 
-def test_what_an_attempt_freed_leaves_the_process():
+def test_what_a_round_freed_leaves_the_process():
     freed_alone, after_trim, trimmed = _run(PROBE).split()
     assert int(freed_alone) < 50  # glibc keeps the 200 MB the arrays used
     assert int(after_trim) > 150 and trimmed == "True"  # give_back_freed hands it to the kernel
