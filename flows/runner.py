@@ -4,7 +4,7 @@ Prefect's default thread pool is unbounded, so a 25-SKU shard rendered and score
 canvases of ~2048 px at once: 10.8 GB peak at 100 SKUs, and on 2 cores the threads mostly
 thrash (100 SKUs: 342 s unbounded vs 250 s at 2 threads, measured 2026-11). Bounded, the
 peak follows the number of workers, not the shard or batch size; the heap is kept from
-growing with the batch by tasks/heap.py (two malloc arenas, trimmed after each attempt).
+growing with the batch by tasks/heap.py (two malloc arenas, trimmed after each shard round).
 """
 
 from __future__ import annotations
