@@ -8,8 +8,11 @@ import ctypes.util
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
+
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.skipif(
     "libc.so" not in (ctypes.util.find_library("c") or ""), reason="mallopt and malloc_trim are glibc's"
@@ -20,13 +23,13 @@ pytestmark = pytest.mark.skipif(
 # arrays leaves their pages resident until they are trimmed.
 PROBE = textwrap.dedent(
     """
-    import sys
+    import resource
     import numpy as np
     from tasks.heap import give_back_freed
 
     def rss_mb():
         with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * 4096 / 2**20
+            return int(f.read().split()[1]) * resource.getpagesize() / 2**20
 
     big = np.ones(16 << 20, np.uint8); del big
     arrays, pins = [], []
@@ -43,7 +46,6 @@ PROBE = textwrap.dedent(
 
 ARENAS = textwrap.dedent(
     """
-    import threading
     from tasks.heap import limit_arenas
     if limit_arenas():
         print("capped")
@@ -52,7 +54,9 @@ ARENAS = textwrap.dedent(
 
 
 def _run(code: str) -> str:
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    run = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120, check=True
+    )
     return run.stdout.strip()
 
 
