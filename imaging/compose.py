@@ -132,7 +132,7 @@ def compose_studio(
 
     if transparent:
         canvas = _backdrop(Background("solid", background.colour), width, height)
-        product = np.rint(colour[src]).astype(np.uint8)
+        product = np.rint(colour[src], out=colour[src]).astype(np.uint8)  # colour is ours to round
         product[alpha[src] == 0.0] = background.colour
         canvas[dst] = product
         meta["transparent"] = True
@@ -142,13 +142,17 @@ def compose_studio(
     if shadow.style != "none" and shadow.strength > 0.0:
         coverage = np.zeros((height, width), np.float32)
         coverage[dst] = cov[src]
-        _apply_shadow(canvas, _shadow_map(coverage, box, shadow))
-    col = colour[src]
-    out = canvas[dst].astype(np.float32)  # col + (backdrop - col) * (1 - a): exactly col at a == 1
-    out -= col
-    out *= (1.0 - alpha[src])[..., None]
-    out += col
-    canvas[dst] = np.rint(out, out=out).astype(np.uint8)
+        s_map = _shadow_map(coverage, box, shadow)
+        del coverage
+        _apply_shadow(canvas, s_map)
+        del s_map
+    col, over = colour[src], canvas[dst]
+    for rows in _strips(over.shape[0]):  # col + (backdrop - col) * (1 - a): exactly col at a == 1
+        out = over[rows].astype(np.float32)
+        out -= col[rows]
+        out *= (1.0 - alpha[src][rows])[..., None]
+        out += col[rows]
+        over[rows] = np.rint(out, out=out).astype(np.uint8)
     return Composite(canvas, product_alpha, placement, shadow, background, meta)
 
 
@@ -183,18 +187,22 @@ def _feathered_colour(prem, cov, feather_px):
     """(unpremultiplied colour, feathered alpha). Colour is exactly ``prem`` where
     cov == 1 and ``prem / cov`` where the product covers at least a quarter of the pixel;
     thinner edge pixels and the rim that feathering adds take a blur-weighted average of
-    their neighbours (a ratio of two tiny numbers is noise, and there is none outside)."""
+    their neighbours (a ratio of two tiny numbers is noise, and there is none outside).
+    The colour is made in ``prem``'s own buffer (the caller has no further use for it):
+    one product-sized float copy less at the compositor's peak."""
     alpha = cv2.GaussianBlur(cov, (0, 0), feather_px) if feather_px > 0.0 else cov.copy()
     alpha[alpha < _SNAP] = 0.0
     alpha[alpha > 1.0 - _SNAP] = 1.0
-    colour = prem.copy()
     edge = np.nonzero((cov < 1.0 - 1e-6) & (alpha > 0.0))
-    colour[edge] = prem[edge] / np.maximum(cov[edge], _RELIABLE)[:, None]
     weak = tuple(i[cov[edge] < _RELIABLE] for i in edge)
-    if weak[0].size:
+    if weak[0].size:  # the neighbours' average, from the premultiplied colours as they came
         sigma = max(feather_px, 1.0)
-        ext_prem, ext_cov = cv2.GaussianBlur(prem, (0, 0), sigma), cv2.GaussianBlur(cov, (0, 0), sigma)
-        colour[weak] = ext_prem[weak] / np.maximum(ext_cov[weak], 1e-6)[:, None]
+        ext_cov = cv2.GaussianBlur(cov, (0, 0), sigma)[weak]
+        ext = cv2.GaussianBlur(prem, (0, 0), sigma)[weak] / np.maximum(ext_cov, 1e-6)[:, None]
+    colour = prem
+    colour[edge] = prem[edge] / np.maximum(cov[edge], _RELIABLE)[:, None]
+    if weak[0].size:
+        colour[weak] = ext
     np.clip(colour, 0.0, 255.0, out=colour)
     return colour, alpha
 
@@ -238,8 +246,10 @@ def _shadow_map(coverage: np.ndarray, box: tuple[int, int, int, int], spec: Shad
         s_map = 1.0 - (1.0 - contact) * (1.0 - cast)
     s_map = cv2.resize(s_map, (width, height), interpolation=cv2.INTER_LINEAR)
     band = max(2, round(0.01 * min(width, height)))
-    s_map *= np.minimum(_ramp(height, band)[:, None], _ramp(width, band)[None, :])
-    s_map = cv2.threshold(s_map, _SNAP, 0.0, cv2.THRESH_TOZERO)[1]  # below 0.5/255 -> 0
+    down, across = _ramp(height, band), _ramp(width, band)
+    for rows in _strips(height):
+        s_map[rows] *= np.minimum(down[rows, None], across[None, :])
+    cv2.threshold(s_map, _SNAP, 0.0, cv2.THRESH_TOZERO, dst=s_map)  # below 0.5/255 -> 0
     return np.minimum(s_map, 1.0, out=s_map)
 
 
@@ -271,9 +281,16 @@ def _apply_shadow(canvas: np.ndarray, s_map: np.ndarray) -> None:
     ys, xs = np.nonzero(s_map.any(axis=1))[0], np.nonzero(s_map.any(axis=0))[0]
     if ys.size == 0:
         return
-    window = np.s_[ys[0] : ys[-1] + 1, xs[0] : xs[-1] + 1]
-    keep = 1.0 - s_map[window]
-    canvas[window] = cv2.multiply(canvas[window], cv2.merge([keep, keep, keep]), dtype=cv2.CV_8U)
+    under, shade = canvas[ys[0] : ys[-1] + 1, xs[0] : xs[-1] + 1], s_map[ys[0] : ys[-1] + 1, xs[0] : xs[-1] + 1]
+    for rows in _strips(under.shape[0]):
+        keep = 1.0 - shade[rows]
+        under[rows] = cv2.multiply(under[rows], cv2.merge([keep, keep, keep]), dtype=cv2.CV_8U)
+
+
+def _strips(height: int, rows: int = 256):
+    """Row slices of at most ``rows``: per-pixel float work on a whole canvas, done a band
+    at a time, keeps its temporaries a band's size (the result is the same to the bit)."""
+    return (slice(top, min(top + rows, height)) for top in range(0, height, rows))
 
 
 def _bbox(where: np.ndarray) -> tuple[int, int, int, int]:
