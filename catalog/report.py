@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 
 from sqlalchemy import select
@@ -128,3 +129,37 @@ def sku_label(entry: dict) -> str:
         if c.get("status") == "warn"
     ]
     return ", ".join(dict.fromkeys(warn + entry["consistency_flags"])) or entry["state"]
+
+
+# Prefect refuses events over 1.5 MB, and an artifact's lifecycle event carries its data:
+# the QC table must stay well under it (a 400-SKU table of every check's status was 1.6 MB).
+QC_TABLE_BYTES = 1_000_000
+_ORDER = {"red": 0, "amber": 1, "green": 2}
+
+
+def qc_table(report: dict, budget: int = QC_TABLE_BYTES) -> tuple[list[dict], int]:
+    """The batch's QC table for the Prefect UI: one row per SKU (sku, state, status, why)
+    and, per profile, the checks that did not pass ("fail: cut.lost_part; warn: edge.halo",
+    "pass" when none). Red SKUs come first, then amber, then green (manifest order within
+    each), and rows stop before their JSON passes ``budget`` bytes: ``(rows, SKUs left out)``.
+    Every SKU and every check's figures stay in report.json and report.html."""
+    profiles = sorted({p for e in report["skus"] for p in e["qc"]})
+    entries = sorted(report["skus"], key=lambda e: _ORDER.get(e["status"], 0))
+    rows, used = [], 2
+    for entry in entries:
+        row = {"sku": entry["sku"], "state": entry["state"], "status": entry["status"], "why": sku_label(entry)}
+        for profile in profiles:
+            row[profile] = _not_passed(entry["qc"].get(profile))
+        size = len(json.dumps(row)) + 2  # and the ", " before the next row
+        if used + size > budget:
+            break
+        rows.append(row)
+        used += size
+    return rows, len(entries) - len(rows)
+
+
+def _not_passed(qc: dict | None) -> str:
+    if qc is None:
+        return "not rendered"
+    named = {s: [c["name"] for c in qc["checks"] if c.get("status") == s] for s in ("fail", "warn")}
+    return "; ".join(f"{s}: {', '.join(n)}" for s, n in named.items() if n) or "pass"

@@ -12,7 +12,7 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact
 
 from catalog.db import session_scope
-from catalog.report import build_report, sku_label
+from catalog.report import build_report, qc_table, sku_label
 from catalog.report_html import render_report
 from catalog.report_images import batch_thumbs, image_refs
 from imaging.contact_sheet import Tile, contact_sheet
@@ -77,22 +77,17 @@ def write_report(batch_id: str, out_dir: str, settings: RunSettings, consistency
 
 @task(name="publish_summary")
 def publish_summary(report: dict, outcome: str = "", links: dict[str, str] | None = None) -> None:
-    """The batch's table artifact (pass/warn/fail per check, key ``batch-qc-<name>``) and a
+    """The batch's table artifact (key ``batch-qc-<name>``: per SKU, the checks that did not
+    pass in each profile; ``catalog.report.qc_table``, kept under Prefect's event size) and a
     markdown summary (``batch-summary-<name>``: the final state ``outcome``, the counts, the
     links to the report and contact sheet, the SKUs that need a look). Keys are per batch
     name, so the Artifacts page keeps one history per nightly, backfill... batch."""
-    rows = []
-    for entry in report["skus"]:
-        row = {"sku": entry["sku"], "state": entry["state"], "status": entry["status"], "why": sku_label(entry)}
-        for profile, qc in entry["qc"].items():
-            for check in qc["checks"]:
-                row[f"{profile}:{check['name']}"] = check.get("status")
-        rows.append(row)
-    columns = sorted({k for r in rows for k in r}, key=lambda k: (":" in k, k))
+    rows, left_out = qc_table(report)
+    more = f"; {left_out} more SKUs, the greenest, in report.html" if left_out else ""
     create_table_artifact(
-        [{c: r.get(c, "") for c in columns} for r in rows],
+        rows,
         key=artifact_key("batch-qc", report["name"]),
-        description=f"QC per SKU and check for batch {report['name']} ({report['batch_id'][:8]})",
+        description=f"QC per SKU for batch {report['name']} ({report['batch_id'][:8]}), worst first{more}",
     )
     counts = " · ".join(f"**{n}** {s}" for s, n in report["counts"].items())
     counts_table = "| state | SKUs |\n|---|---|\n" + "\n".join(f"| {s} | {n} |" for s, n in report["counts"].items())
@@ -100,7 +95,16 @@ def publish_summary(report: dict, outcome: str = "", links: dict[str, str] | Non
     create_markdown_artifact(
         f"# Batch {report['name']}: {outcome or report['state']}\n\n{counts} in {report['wall_seconds']} s\n\n"
         f"{counts_table}\n\n{link_lines}\n\n"
-        + "\n".join(f"- `{e['sku']}` — {e['state']}: {sku_label(e)}" for e in report["skus"] if e["status"] != "green"),
+        + _needing_a_look(report),
         key=artifact_key("batch-summary", report["name"]),
         description=f"Batch {report['name']} ({report['batch_id'][:8]}): {outcome or report['state']}",
     )
+
+
+SUMMARY_LINES = 200  # SKUs named in the summary; the rest are counted (the artifact's event has a size cap)
+
+
+def _needing_a_look(report: dict) -> str:
+    lines = [f"- `{e['sku']}` — {e['state']}: {sku_label(e)}" for e in report["skus"] if e["status"] != "green"]
+    more = len(lines) - SUMMARY_LINES
+    return "\n".join(lines[:SUMMARY_LINES] + ([f"- … and {more} more in report.html"] if more > 0 else []))
