@@ -94,8 +94,7 @@ def publish_summary(report: dict, outcome: str = "", links: dict[str, str] | Non
     link_lines = "\n".join(f"- [{kind}]({url})" for kind, url in (links or {}).items())
     create_markdown_artifact(
         f"# Batch {report['name']}: {outcome or report['state']}\n\n{counts} in {report['wall_seconds']} s\n\n"
-        f"{counts_table}\n\n{link_lines}\n\n"
-        + _needing_a_look(report),
+        f"{counts_table}\n\n{link_lines}\n\n" + _needing_a_look(report),
         key=artifact_key("batch-summary", report["name"]),
         description=f"Batch {report['name']} ({report['batch_id'][:8]}): {outcome or report['state']}",
     )
