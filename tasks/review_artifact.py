@@ -29,8 +29,12 @@ from tasks.workdir import WorkStore, work_store
 THUMB_SIDE = 160
 THUMB_QUALITY = 80
 MAX_URL_EXPIRY_S = 7 * 24 * 3600  # S3's limit on a presigned URL
-MAX_INLINE = 200  # data-URI thumbnails per artifact (~10 kB each); more need thumbnail_store
-MAX_LISTED = 50  # SKUs named in the form's text; the artifact lists them all
+# An artifact's lifecycle event carries its text, and Prefect's server drops events over
+# 1.5 MB: the review table stays under ARTIFACT_BYTES, its data-URI thumbnails (2-8 kB
+# each) under INLINE_BYTES; more need thumbnail_store (presigned URLs, ~0.6 kB each).
+ARTIFACT_BYTES = 1_000_000
+INLINE_BYTES = 800_000
+MAX_LISTED = 50  # SKUs named in the form's text; the artifact lists them (as far as ARTIFACT_BYTES goes)
 HEADLINE = (
     ("colour.delta_e_mean", "ΔE00 mean"),
     ("colour.delta_e_p95", "ΔE00 p95"),
@@ -130,18 +134,25 @@ def publish_review(
     expires = max(1, min(url_expires_s, MAX_URL_EXPIRY_S))
     key = f"review-{batch_id[:8]}-round-{hold.round}"
     rows = ["| image | SKU | QC figures | failing / warning checks |", "|---|---|---|---|"]
+    used = sum(len(r) + 1 for r in rows)
     for number, item in enumerate(hold.held):
-        if store is None and number >= MAX_INLINE:
-            image = f"not shown: more than {MAX_INLINE} held; set thumbnail_store"
+        if store is None and used >= INLINE_BYTES:
+            image = "not shown: no room for more inline thumbnails; set thumbnail_store"
         else:
             url = _image_url(item, batch_id, store, expires, work_store(settings) if settings else None)
             image = f"![{md(item.job.sku)}]({url})" if url else "no render"
         status, checks = _figures(item)
         title = f"<br>{md(item.job.title)}" if item.job.title else ""
-        rows.append(
+        row = (
             f"| {image} | **{md(item.job.sku)}**{title}<br>{md(item.outcome.reason) or 'passed QC'} "
             f"| {status} | {checks} |"
         )
+        if used + len(row.encode("utf-8")) + 1 > ARTIFACT_BYTES:
+            left = len(hold.held) - number
+            rows.append(f"| | and {left} more held SKUs: too many for one artifact (report.html lists them) | | |")
+            break
+        rows.append(row)
+        used += len(row.encode("utf-8")) + 1
     then = (
         f"SKUs sent back now are re-rendered and come back to the next round ({rounds_left} more in this run)."
         if rounds_left

@@ -332,3 +332,52 @@ def test_review_text_is_escaped_and_thumbnails_are_small_jpegs(tmp_path):
     assert thumb.shape == (80, 160, 3) and thumb.min() > 245
     with pytest.raises(FileNotFoundError, match="render missing"):
         thumbnail_jpeg(str(tmp_path / "gone.png"))
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_large_hold_keeps_its_review_artifact_under_prefects_event_cap(tmp_path):
+    """Prefect drops an artifact's event over 1.5 MB (its data rides in it): inline
+    thumbnails stop at INLINE_BYTES and rows at ARTIFACT_BYTES, the rest counted."""
+    import re
+
+    import cv2
+    import numpy as np
+    from prefect import flow
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    from tasks.review import ReviewHold
+    from tasks.review_artifact import ARTIFACT_BYTES, INLINE_BYTES, publish_review
+
+    render = tmp_path / "render.png"  # noise: a thumbnail of ~15 kB, larger than any product's
+    cv2.imwrite(str(render), np.random.default_rng(0).integers(0, 255, (400, 300, 3), dtype=np.uint8))
+    info = RenderInfo(
+        profile="shopify", template="white_studio", path=str(render), sha256="0" * 64, scale=1.0,
+        offset_x=0.0, offset_y=0.0, params=RenderParams(),
+    )  # fmt: skip
+    held = [
+        ReviewItem(
+            job=SkuJob(sku_id=i, sku=f"SKU-{i:05d}", dirname=f"d{i}", source_path="a.png", template="white_studio"),
+            source=SourceInfo(sku_id=i, sha256="1" * 64, path="/s.png", width=1, height=1, format="PNG", size_bytes=1),
+            outcome=SkuOutcome(sku_id=i, status="qc_failed", reason="qc: part of the product missing", renders=[info]),
+        )
+        for i in range(4000)
+    ]
+
+    @flow
+    def publish() -> str:
+        return publish_review("cd" * 16, "big", ReviewHold(round=1, held=held), [], 1)
+
+    publish()
+    with get_client(sync_client=True) as client:
+        (artifact,) = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["review-cdcdcdcd-round-1"]))
+        )
+    data = artifact.data
+    assert len(data.encode("utf-8")) <= ARTIFACT_BYTES + 1_000  # + the heading
+    uris = re.findall(r"data:image/jpeg;base64,[A-Za-z0-9+/=]+", data)
+    assert 0 < len(uris) < len(held)
+    assert sum(len(u) for u in uris) <= INLINE_BYTES + max(len(u) for u in uris)  # the last one may cross it
+    assert "not shown: no room for more inline thumbnails; set thumbnail_store" in data
+    listed = data.count("| **SKU-")
+    assert f"and {len(held) - listed} more held SKUs" in data
