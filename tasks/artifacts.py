@@ -17,6 +17,9 @@ from prefect.artifacts import create_image_artifact, create_link_artifact
 from blocks.destinations import ExportContext, S3Destination
 from tasks.export import load_destination
 
+# An artifact's lifecycle event carries its data, and Prefect's server drops events over
+# 1.5 MB ("Refusing to publish event"): every artifact Lightbox writes stays under this.
+ARTIFACT_BYTES = 1_000_000
 LINK_EXPIRY_S = 7 * 24 * 3600  # S3's longest presigned URL: a week of nights to look back
 REPORT_FILES = {"report": ("report.html", "text/html"), "contact-sheet": ("contact_sheet.png", "image/png")}
 

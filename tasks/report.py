@@ -16,7 +16,7 @@ from catalog.report import build_report, qc_table, sku_label
 from catalog.report_html import render_report
 from catalog.report_images import batch_thumbs, image_refs
 from imaging.contact_sheet import Tile, contact_sheet
-from tasks.artifacts import artifact_key
+from tasks.artifacts import ARTIFACT_BYTES, artifact_key
 from tasks.records import RunSettings
 from tasks.workdir import WorkStore, decode_work_image, work_store, write_atomic
 
@@ -82,7 +82,7 @@ def publish_summary(report: dict, outcome: str = "", links: dict[str, str] | Non
     markdown summary (``batch-summary-<name>``: the final state ``outcome``, the counts, the
     links to the report and contact sheet, the SKUs that need a look). Keys are per batch
     name, so the Artifacts page keeps one history per nightly, backfill... batch."""
-    rows, left_out = qc_table(report)
+    rows, left_out = qc_table(report, ARTIFACT_BYTES)
     more = f"; {left_out} more SKUs, the greenest, in report.html" if left_out else ""
     create_table_artifact(
         rows,

@@ -19,6 +19,7 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 
 from blocks.destinations import ExportContext, S3Destination
+from tasks.artifacts import ARTIFACT_BYTES
 from tasks.bookkeeping import REPLAYED
 from tasks.export import load_destination
 from tasks.records import RunSettings
@@ -29,10 +30,9 @@ from tasks.workdir import WorkStore, work_store
 THUMB_SIDE = 160
 THUMB_QUALITY = 80
 MAX_URL_EXPIRY_S = 7 * 24 * 3600  # S3's limit on a presigned URL
-# An artifact's lifecycle event carries its text, and Prefect's server drops events over
-# 1.5 MB: the review table stays under ARTIFACT_BYTES, its data-URI thumbnails (2-8 kB
-# each) under INLINE_BYTES; more need thumbnail_store (presigned URLs, ~0.6 kB each).
-ARTIFACT_BYTES = 1_000_000
+# The review table stays under ARTIFACT_BYTES (tasks/artifacts.py: Prefect's event cap), its
+# data-URI thumbnails (2-8 kB each) under INLINE_BYTES; more need thumbnail_store
+# (presigned URLs, ~0.6 kB each).
 INLINE_BYTES = 800_000
 MAX_LISTED = 50  # SKUs named in the form's text; the artifact lists them (as far as ARTIFACT_BYTES goes)
 HEADLINE = (

@@ -3,7 +3,9 @@ SKUs first, and small enough for Prefect's 1.5 MB event cap at any batch size.""
 
 import json
 
-from catalog.report import QC_TABLE_BYTES, qc_table
+from catalog.report import qc_table
+
+BUDGET = 1_000_000  # what tasks/report.py passes (tasks.artifacts.ARTIFACT_BYTES)
 
 CHECKS = [f"family{i // 6}.check_{i}" for i in range(40)]  # about as many as the gate runs
 
@@ -34,7 +36,7 @@ def test_rows_name_the_checks_that_did_not_pass_worst_first():
             _entry(4, "red", fails=(CHECKS[9],)),
         ]
     }
-    rows, left_out = qc_table(report)
+    rows, left_out = qc_table(report, BUDGET)
     assert left_out == 0
     assert [r["sku"] for r in rows] == ["SKU-00002", "SKU-00004", "SKU-00001", "SKU-00000", "SKU-00003"]
     assert rows[0]["amazon-main"] == f"fail: {CHECKS[0]}, {CHECKS[7]}; warn: {CHECKS[3]}"
@@ -52,12 +54,12 @@ def test_a_large_batch_fits_the_event_cap_and_keeps_its_worst_skus():
         for i in range(20_000)
     ]
     report = {"skus": skus}
-    rows, left_out = qc_table(report)
-    assert len(json.dumps(rows)) <= QC_TABLE_BYTES
+    rows, left_out = qc_table(report, BUDGET)
+    assert len(json.dumps(rows)) <= BUDGET
     assert left_out == len(skus) - len(rows) > 0
     reds = sum(1 for e in skus if e["status"] == "red")
     assert [r["status"] for r in rows[:reds]] == ["red"] * reds  # every red SKU listed before any green
     assert rows[-1]["status"] == "green"
 
     small = {"skus": skus[:400]}
-    assert qc_table(small)[1] == 0  # a 400-SKU batch is listed whole
+    assert qc_table(small, BUDGET)[1] == 0  # a 400-SKU batch is listed whole

@@ -346,8 +346,9 @@ def test_a_large_hold_keeps_its_review_artifact_under_prefects_event_cap(tmp_pat
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
+    from tasks.artifacts import ARTIFACT_BYTES
     from tasks.review import ReviewHold
-    from tasks.review_artifact import ARTIFACT_BYTES, INLINE_BYTES, publish_review
+    from tasks.review_artifact import INLINE_BYTES, publish_review
 
     render = tmp_path / "render.png"  # noise: a thumbnail of ~15 kB, larger than any product's
     cv2.imwrite(str(render), np.random.default_rng(0).integers(0, 255, (400, 300, 3), dtype=np.uint8))
