@@ -119,7 +119,7 @@ class QcThresholds(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     version: str = Field(
-        "2.4.0",
+        "2.4.1",
         description="Bump on any change; recorded in every QcReport and cache key. "
         "2.0.0: every limit recalibrated on the labelled corpus (bench/qc_calibration.py). "
         "2.1.0: halos judged against the compositing equation on the backdrop side (fail 0.05), "
@@ -131,7 +131,9 @@ class QcThresholds(BaseModel):
         "the backdrop's colour that meets the outline only at its ends is not backdrop stuck to it; "
         "source.cut_off fails at 0.003 (was 0.02). "
         "2.3.2: the compositor's feather is not a soft edge (edge.transition_width fails at 3.0, was 3.25). "
-        "2.4.0: a cut whose surround is not the backdrop is not the product (cut.wrong_object).",
+        "2.4.0: a cut whose surround is not the backdrop is not the product (cut.wrong_object). "
+        "2.4.1: a region inked darker than anything on the backdrop round the product is a printed "
+        "label, not background inside (quality/cut.py PRINT).",
     )
     # --- analysis resolution (speed; the metrics say where they downsample) ---
     analysis_max_side: int = Field(
