@@ -29,7 +29,8 @@ sets the smallest region seen):
   gone again a little farther out, as a band of the product's own shading is), whose mean
   colour is the backdrop predicted there (within 1.25 of the backdrop's own deviation from
   its prediction, twice the median), and whose grain is the backdrop's (not print: a
-  label's text is detail the backdrop lacks). Enclosed ones of at least half a visible hole
+  label's text is detail the backdrop lacks), with no ink darker than anything on the
+  backdrop round the product (a paper label over written paper). Enclosed ones of at least half a visible hole
   (0.5 % of the product) are holes; ones lying along the outline are backdrop stuck to the
   edge (with stronger evidence, and up to a quarter of the product: more is the product;
   a band that meets the outline only at its ends, a logo's stripe, is the product's own).
