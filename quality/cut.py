@@ -30,10 +30,11 @@ sets the smallest region seen):
   colour is the backdrop predicted there (within 1.25 of the backdrop's own deviation from
   its prediction, twice the median), and whose grain is the backdrop's (not print: a
   label's text is detail the backdrop lacks), with no ink darker than anything on the
-  backdrop round the product (a paper label over written paper). Enclosed ones of at least half a visible hole
-  (0.5 % of the product) are holes; ones lying along the outline are backdrop stuck to the
-  edge (with stronger evidence, and up to a quarter of the product: more is the product;
-  a band that meets the outline only at its ends, a logo's stripe, is the product's own).
+  backdrop round the product (a paper label over written paper). Enclosed ones of at least
+  half a visible hole (0.5 % of the product) are holes; ones lying along the outline are
+  backdrop stuck to the edge (with stronger evidence, and up to a quarter of the product:
+  more is the product; a band that meets the outline only at its ends, a logo's stripe, is
+  the product's own).
 * **stray fragments**: mask components apart from the product, under a tenth of it, whose
   pixels look like backdrop (a pair of shoes keeps both shoes).
 * **part of the product missing**: regions outside the mask that look like the product
