@@ -65,7 +65,9 @@ def evidence(
         background_rgb=render["background"],
         shadow_style=render["shadow_style"],
         light_direction_deg=render["light_direction_deg"],
-        grounded=render["shadow_style"] != "floating",
+        # A cut-out on transparency stands on nothing: no contact shadow is asked of it
+        # (nor drawn: tasks/render.py), at whatever fill its profile places it.
+        grounded=spec.background != "transparent" and render["shadow_style"] != "floating",
         encoded_bytes=len(data),
         icc_is_srgb=icc_is_srgb(icc),
         old_background_known=old_background_known,

@@ -1,0 +1,67 @@
+"""tasks/score.py: a transparent cut-out stands on nothing, so the gate asks it for no
+contact shadow, whatever fill its profile draws it at.
+
+Production called every render without a "floating" shadow grounded, the transparent
+export included: drawn at a fill under the built-in 0.95 (a profile override such as
+``{"transparent": {"fill": 0.8}}``) the base no longer touches the canvas's bottom, the
+contact check read the empty space under it, and every SKU failed "product floats". The
+calibration corpus (bench/_corpus_defects.Scene.render) already built transparent
+evidence ungrounded, so it never saw this."""
+
+import numpy as np
+import pytest
+
+from imaging.compose import compose_studio
+from imaging.encode import encode_image
+from imaging.profiles import BUILTIN_PROFILES, profile_canvas
+from imaging.types import ShadowSpec
+from quality.gate import score_image
+from quality.thresholds import QcThresholds
+from tasks.records import RenderParams
+from tasks.score import evidence, marketplace_rules
+
+
+def _photo():
+    """A textured bottle-like product standing on a grey photo backdrop."""
+    h, w = 480, 360
+    yy, xx = np.mgrid[:h, :w]
+    mask = (((xx - 180) / 110) ** 2 + ((yy - 250) / 200) ** 2 <= 1).astype(np.float32)
+    product = np.array([150.0, 70, 40]) + 30 * (np.sin(xx / 6.0) * np.cos(yy / 5.0))[..., None]
+    rgb = mask[..., None] * product + (1 - mask[..., None]) * np.array([120.0, 125, 130])
+    return rgb.round().astype(np.uint8), mask
+
+
+@pytest.mark.parametrize("fill", [0.95, 0.8, 0.6])
+def test_transparent_export_is_not_asked_for_a_contact_shadow(fill):
+    rgb, mask = _photo()
+    spec = BUILTIN_PROFILES["transparent"].model_copy(update={"fill": fill})
+    canvas = profile_canvas(spec, None, ShadowSpec("soft"), product_size=(220, 400))
+    composite = compose_studio(
+        rgb,
+        mask,
+        canvas_size=canvas.size,
+        background=canvas.background,
+        shadow=canvas.shadow,
+        fill=fill,
+        transparent=True,
+    )
+    p = composite.placement
+    info = dict(  # what tasks/render.render_profile says of a transparent render
+        profile="transparent",
+        template="white_studio",
+        scale=p.scale,
+        offset_x=p.offset_x,
+        offset_y=p.offset_y,
+        params=RenderParams(),
+        shadow_style=None,
+        light_direction_deg=None,
+        background=None,
+        seed=None,
+    )
+    data = encode_image(composite.rgb, composite.product_alpha, fmt="png", icc=True)
+    ev = evidence(rgb, mask, composite, info, spec, data, "none", True)
+    assert not ev.grounded
+    report = score_image(ev, QcThresholds(), marketplace_rules(spec))
+    statuses = {c.name: c.status for c in report.checks}
+    assert "shadow.contact" not in statuses and statuses["shadow.direction"] == "pass"
+    assert "product floats" not in " ".join(report.reasons), report.reasons
