@@ -158,7 +158,7 @@ _FIELD_OF = {
     "source.cut_off": "source_cut_off",
     "source.resolution": "source_enlargement",
     "framing.cut_off": "framing_cut_off",
-    "artefacts.jpeg": "jpeg_block_steps",
+    "artefacts.jpeg": "jpeg_tiles",
     "edge.halo": "halo_share",
     "edge.fringe": "fringe_share",
     "edge.transition_width": "edge_transition_px",

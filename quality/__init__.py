@@ -1,7 +1,7 @@
 """Lightbox quality gate: pure numpy/OpenCV metrics, thresholds, and the per-image and
 per-batch scoring built on them. No Prefect, no I/O (DESIGN.md, "Quality gate")."""
 
-from quality.artefacts import block_steps
+from quality.artefacts import tile_share
 from quality.consistency import DIMENSIONS, BatchConsistency, ImageFeatures, batch_outliers, image_features
 from quality.cut import CutQuality, cut_quality
 from quality.defects import DEFECTS, Defect, defect_of, describe_failures, plan_retry
@@ -52,7 +52,7 @@ __all__ = [
     "score_batch",
     "cut_quality",
     "CutQuality",
-    "block_steps",
+    "tile_share",
     "DEFECTS",
     "Defect",
     "defect_of",

@@ -16,7 +16,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from quality._validate import bbox
-from quality.artefacts import block_steps
+from quality.artefacts import TILE_STEP, tile_share
 from quality.cut import cut_quality
 from quality.defects import defect_of
 from quality.edges import edge_quality, estimate_old_background, transition_width
@@ -449,9 +449,9 @@ def framing_checks(ev: QcEvidence, th: QcThresholds) -> list[CheckResult]:
         checks.append(
             graded(
                 "artefacts.jpeg",
-                block_steps(shipped, ev.output_rgb, a, validate=False),
-                th.jpeg_block_steps,
-                "steps between the encoder's 8x8 blocks on the product, grey levels",
+                tile_share(shipped, ev.output_rgb, a, validate=False),
+                th.jpeg_tiles,
+                f"share of the encoder's 8x8 block edges on the product that step by > {TILE_STEP} grey levels",
             )
         )
     return checks
