@@ -38,8 +38,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench import qc_corpus  # noqa: E402
 from bench.qc_gate import gate_evidence  # noqa: E402
+from imaging.profiles import BUILTIN_PROFILES  # noqa: E402
 from quality.gate import QcEvidence, score_sku  # noqa: E402
-from quality.thresholds import MARKETPLACE_PROFILES, QcThresholds  # noqa: E402
+from quality.thresholds import QcThresholds  # noqa: E402
+from tasks.score import marketplace_rules  # noqa: E402
 
 # The checks meant to catch each defect class: "named right" means one of them failed.
 TARGETS: dict[str, tuple[str, ...]] = {
@@ -68,6 +70,9 @@ TARGETS: dict[str, tuple[str, ...]] = {
     ),
 }
 PROFILE = "amazon-main"
+# production's rules for the profile (tasks/score.marketplace_rules), the frame-edge and
+# residue rules included: what a clean render must pass in a real run
+RULES = marketplace_rules(BUILTIN_PROFILES[PROFILE])
 
 
 def evidence(case, render) -> QcEvidence:
@@ -79,7 +84,7 @@ def grade(case) -> dict:
     """One case through the gate: its labels, status, failing checks and every figure."""
     th = QcThresholds()
     ev = {PROFILE: evidence(case, case.renders[PROFILE])}
-    report = score_sku(ev, th, {PROFILE: MARKETPLACE_PROFILES[PROFILE]})[PROFILE]
+    report = score_sku(ev, th, {PROFILE: RULES})[PROFILE]
     nominal = case.detail.get("nominal", case.severity)
     return {
         "product": case.product.name,

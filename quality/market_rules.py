@@ -13,12 +13,13 @@ square).
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-from quality._validate import check_pair
+from quality._validate import bbox, check_pair
 from quality.checks import CheckResult, graded, rule
 from quality.defects import defect_of
 from quality.marketplace import product_fill
@@ -27,7 +28,15 @@ from quality.thresholds import Limit, MarketplaceRules, QcThresholds
 if TYPE_CHECKING:
     from quality.gate import QcEvidence
 
-__all__ = ["edge_touch", "background_residue", "frame_step", "aspect_error", "strict_enlargement", "market_rule_checks"]
+__all__ = [
+    "edge_touch",
+    "background_residue",
+    "contact_zone",
+    "frame_step",
+    "aspect_error",
+    "strict_enlargement",
+    "market_rule_checks",
+]
 
 COVERED = 1.0 / 255.0  # product coverage that counts as product (one 8-bit level)
 
@@ -78,6 +87,7 @@ def background_residue(
     *,
     levels: int,
     clearance: float,
+    contact: float = 0.0,
     validate: bool = True,
 ) -> float | None:
     """Share of the far backdrop that is off ``colour`` by more than ``levels``: grey or
@@ -85,7 +95,9 @@ def background_residue(
     product and the shadow the compositor draws next to it.
 
     The far backdrop is every backdrop pixel (coverage < 1/255) more than ``clearance``
-    times the canvas's longest side away from the product. None when there is none.
+    times the canvas's longest side away from the product, less the contact zone when
+    ``contact`` > 0: the base line +- ``contact`` x the product's size, across the base
+    and ``contact`` x its size beyond (``contact_zone``). None when nothing is left.
     Inputs as ``edge_touch``. Reference: Amazon main image (pure white background, no
     props or residue).
 
@@ -98,6 +110,9 @@ def background_residue(
     if not 0.0 <= clearance < 1.0 or not 0 <= levels <= 255:
         raise ValueError(f"need 0 <= clearance < 1 and 0 <= levels <= 255, got {clearance}, {levels}")
     far = _far_backdrop(output_alpha, clearance * max(output_alpha.shape))
+    if contact > 0.0:
+        x0, y0, x1, y1 = contact_zone(output_alpha, contact)
+        far[y0:y1, x0:x1] = 0
     n = cv2.countNonZero(far)
     if n == 0:
         return None
@@ -105,6 +120,28 @@ def background_residue(
     hi = np.array([min(255, int(c) + levels) for c in colour], np.uint8)
     on_colour = cv2.countNonZero(cv2.bitwise_and(cv2.inRange(output_rgb, lo, hi), far))
     return (n - on_colour) / n
+
+
+def contact_zone(alpha: np.ndarray, reach: float) -> tuple[int, int, int, int]:
+    """``(x0, y0, x1, y1)``, half-open: where a contact shadow lies under the product. The
+    base is the product's columns (coverage >= 0.5) in its lowest 8 % of rows, the span
+    imaging/compose.py draws its contact ellipse under (1.1x the base's width, fading within
+    0.04 of the product's size of the base line); the zone runs ``reach`` x the product's
+    size beyond the base on each side and above and below the base line. A product that
+    stands on legs or two ear cups has its contact shadow between them, however far that
+    lies from any product pixel.
+
+    >>> a = np.zeros((100, 100), np.float32); a[20:80, 30:33] = 1; a[20:80, 67:70] = 1; a[20:24, 30:70] = 1
+    >>> contact_zone(a, 0.1)
+    (24, 74, 76, 86)
+    """
+    x0, y0, x1, y1 = bbox(alpha)
+    size = max(x1 - x0, y1 - y0)
+    top = max(y0, y1 - max(1, math.ceil(0.08 * (y1 - y0))))
+    cols = np.flatnonzero((alpha[top:y1, x0:x1] >= 0.5).any(axis=0)) + x0
+    pad = round(reach * size)
+    h, w = alpha.shape
+    return max(0, int(cols[0]) - pad), max(0, y1 - pad), min(w, int(cols[-1]) + 1 + pad), min(h, y1 + pad)
 
 
 def _far_backdrop(alpha: np.ndarray, radius: float) -> np.ndarray:
@@ -226,7 +263,13 @@ def market_rule_checks(ev: QcEvidence, th: QcThresholds, rules: MarketplaceRules
         floating = getattr(ev, "shadow_style", None) == "floating"
         clearance = th.residue_clearance_floating if floating else th.residue_clearance
         share = background_residue(
-            ev.output_rgb, ev.output_alpha, colour, levels=th.residue_levels, clearance=clearance, validate=False
+            ev.output_rgb,
+            ev.output_alpha,
+            colour,
+            levels=th.residue_levels,
+            clearance=clearance,
+            contact=0.0 if floating else th.residue_contact_zone,
+            validate=False,
         )
         checks.append(
             graded(
@@ -234,6 +277,7 @@ def market_rule_checks(ev: QcEvidence, th: QcThresholds, rules: MarketplaceRules
                 share,
                 th.background_residue,
                 f"share of the backdrop beyond {clearance:.0%} of the frame from the product "
+                f"{'' if floating else 'and out of the contact zone under its base '}"
                 f"that is more than {th.residue_levels} levels off white"
                 if share is not None
                 else "no backdrop far from the product",
