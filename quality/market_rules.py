@@ -88,6 +88,7 @@ def background_residue(
     levels: int,
     clearance: float,
     contact: float = 0.0,
+    floating: bool = False,
     validate: bool = True,
 ) -> float | None:
     """Share of the far backdrop that is off ``colour`` by more than ``levels``: grey or
@@ -97,7 +98,8 @@ def background_residue(
     The far backdrop is every backdrop pixel (coverage < 1/255) more than ``clearance``
     times the canvas's longest side away from the product, less the contact zone when
     ``contact`` > 0: the base line +- ``contact`` x the product's size, across the base
-    and ``contact`` x its size beyond (``contact_zone``). None when nothing is left.
+    and ``contact`` x its size beyond (``contact_zone``; under the whole product and twice
+    as far down for a ``floating`` shadow). None when nothing is left.
     Inputs as ``edge_touch``. Reference: Amazon main image (pure white background, no
     props or residue).
 
@@ -111,7 +113,7 @@ def background_residue(
         raise ValueError(f"need 0 <= clearance < 1 and 0 <= levels <= 255, got {clearance}, {levels}")
     far = _far_backdrop(output_alpha, clearance * max(output_alpha.shape))
     if contact > 0.0:
-        x0, y0, x1, y1 = contact_zone(output_alpha, contact)
+        x0, y0, x1, y1 = contact_zone(output_alpha, contact, floating)
         far[y0:y1, x0:x1] = 0
     n = cv2.countNonZero(far)
     if n == 0:
@@ -122,25 +124,29 @@ def background_residue(
     return (n - on_colour) / n
 
 
-def contact_zone(alpha: np.ndarray, reach: float) -> tuple[int, int, int, int]:
-    """``(x0, y0, x1, y1)``, half-open: where a contact shadow lies under the product. The
-    base is the product's columns (coverage >= 0.5) in its lowest 8 % of rows, the span
+def contact_zone(alpha: np.ndarray, reach: float, floating: bool = False) -> tuple[int, int, int, int]:
+    """``(x0, y0, x1, y1)``, half-open: where the compositor's shadow under the product lies.
+    The base is the product's columns (coverage >= 0.5) in its lowest 8 % of rows, the span
     imaging/compose.py draws its contact ellipse under (1.1x the base's width, fading within
     0.04 of the product's size of the base line); the zone runs ``reach`` x the product's
-    size beyond the base on each side and above and below the base line. A product that
-    stands on legs or two ear cups has its contact shadow between them, however far that
-    lies from any product pixel.
+    size beyond the base on each side and above and below the base line. A ``floating``
+    shadow is an ellipse 0.8x the product's width after a gap, reaching at most 0.09 of its
+    size below the base line: its zone spans the product's box and twice ``reach`` below.
+    A product that stands on legs or two ear cups has its shadow between them, however far
+    that lies from any product pixel.
 
     >>> a = np.zeros((100, 100), np.float32); a[20:80, 30:33] = 1; a[20:80, 67:70] = 1; a[20:24, 30:70] = 1
-    >>> contact_zone(a, 0.1)
-    (24, 74, 76, 86)
+    >>> contact_zone(a, 0.1), contact_zone(a, 0.1, floating=True)
+    ((24, 74, 76, 86), (24, 74, 76, 92))
     """
     x0, y0, x1, y1 = bbox(alpha)
     size = max(x1 - x0, y1 - y0)
-    top = max(y0, y1 - max(1, math.ceil(0.08 * (y1 - y0))))
-    cols = np.flatnonzero((alpha[top:y1, x0:x1] >= 0.5).any(axis=0)) + x0
     pad = round(reach * size)
     h, w = alpha.shape
+    if floating:
+        return max(0, x0 - pad), max(0, y1 - pad), min(w, x1 + pad), min(h, y1 + 2 * pad)
+    top = max(y0, y1 - max(1, math.ceil(0.08 * (y1 - y0))))
+    cols = np.flatnonzero((alpha[top:y1, x0:x1] >= 0.5).any(axis=0)) + x0
     return max(0, int(cols[0]) - pad), max(0, y1 - pad), min(w, int(cols[-1]) + 1 + pad), min(h, y1 + pad)
 
 
@@ -268,7 +274,8 @@ def market_rule_checks(ev: QcEvidence, th: QcThresholds, rules: MarketplaceRules
             colour,
             levels=th.residue_levels,
             clearance=clearance,
-            contact=0.0 if floating else th.residue_contact_zone,
+            contact=th.residue_contact_zone,
+            floating=floating,
             validate=False,
         )
         checks.append(
@@ -277,7 +284,7 @@ def market_rule_checks(ev: QcEvidence, th: QcThresholds, rules: MarketplaceRules
                 share,
                 th.background_residue,
                 f"share of the backdrop beyond {clearance:.0%} of the frame from the product "
-                f"{'' if floating else 'and out of the contact zone under its base '}"
+                "and out of the shadow's zone under its base "
                 f"that is more than {th.residue_levels} levels off white"
                 if share is not None
                 else "no backdrop far from the product",
