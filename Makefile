@@ -55,6 +55,7 @@ browser:
 bench: models
 	$(BIN)/python bench/cpu_models.py --model-dir $(MODEL_DIR)
 	$(BIN)/python bench/qc_calibration.py --model-dir $(MODEL_DIR)
+	$(BIN)/python bench/qc_audit.py
 	$(BIN)/python bench/qc_gate.py --with-segmentation $(MODEL_DIR)
 	$(BIN)/python bench/segmentation_quality.py --model-dir $(MODEL_DIR)
 
