@@ -112,7 +112,7 @@ def background_residue(
     if not 0.0 <= clearance < 1.0 or not 0 <= levels <= 255:
         raise ValueError(f"need 0 <= clearance < 1 and 0 <= levels <= 255, got {clearance}, {levels}")
     far = _far_backdrop(output_alpha, clearance * max(output_alpha.shape))
-    if contact > 0.0:
+    if contact > 0.0 and cv2.minMaxLoc(output_alpha)[1] >= 0.5:  # a product to stand on
         x0, y0, x1, y1 = contact_zone(output_alpha, contact, floating)
         far[y0:y1, x0:x1] = 0
     n = cv2.countNonZero(far)
