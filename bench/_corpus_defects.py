@@ -94,6 +94,7 @@ class Scene:
             shadow.light_direction_deg if opaque else None,
             opaque and shadow.style in ("soft", "hard"),
             encoded,
+            not opaque,
         )
 
     def render_self(self):

@@ -156,6 +156,7 @@ class Render:
     light_direction_deg: float | None  # what the compositor was asked to draw
     grounded: bool  # True: the product should stand on the floor (contact shadow expected)
     encoded: bytes | None  # the file as shipped; for "jpeg" the low-quality bytes (rgb stays the lossless canvas)
+    transparent: bool = False  # the file ships the cut-out on transparency (no backdrop, no shadow)
 
 
 @dataclass(frozen=True)

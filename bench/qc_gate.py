@@ -79,6 +79,7 @@ def gate_evidence(source_rgb, source_mask, render, shipped=None) -> QcEvidence:
         shadow_style=render.shadow_style,
         light_direction_deg=render.light_direction_deg,
         grounded=render.grounded,
+        backdrop=not render.transparent,
         encoded_bytes=len(render.encoded) if render.encoded is not None else None,
         icc_is_srgb=icc_is_srgb(icc) if render.encoded is not None else None,
         shipped_grey=grey,

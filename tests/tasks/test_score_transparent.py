@@ -60,8 +60,41 @@ def test_transparent_export_is_not_asked_for_a_contact_shadow(fill):
     )
     data = encode_image(composite.rgb, composite.product_alpha, fmt="png", icc=True)
     ev = evidence(rgb, mask, composite, info, spec, data, "none", True)
-    assert not ev.grounded
+    assert not ev.grounded and not ev.backdrop
     report = score_image(ev, QcThresholds(), marketplace_rules(spec))
     statuses = {c.name: c.status for c in report.checks}
     assert "shadow.contact" not in statuses and statuses["shadow.direction"] == "pass"
     assert "product floats" not in " ".join(report.reasons), report.reasons
+    # nothing behind the product: no shadow is measured (the gate's time goes to what ships)
+    assert not any(k.startswith("shadow.") for k in report.metrics), report.metrics
+    direction = next(c for c in report.checks if c.name == "shadow.direction")
+    assert direction.detail == "not checked: a cut-out on transparency"
+
+
+def test_an_opaque_render_of_the_same_photo_has_its_shadow_measured():
+    """The control: the same photo on the white studio canvas is measured as before."""
+    rgb, mask = _photo()
+    spec = BUILTIN_PROFILES["amazon-main"]
+    canvas = profile_canvas(spec, None, ShadowSpec("soft"), product_size=(220, 400))
+    composite = compose_studio(
+        rgb, mask, canvas_size=canvas.size, background=canvas.background, shadow=canvas.shadow, fill=spec.fill
+    )
+    p = composite.placement
+    info = dict(
+        profile="amazon-main",
+        template="white_studio",
+        scale=p.scale,
+        offset_x=p.offset_x,
+        offset_y=p.offset_y,
+        params=RenderParams(),
+        shadow_style="soft",
+        light_direction_deg=canvas.shadow.light_direction_deg,
+        background=(255, 255, 255),
+        seed=None,
+    )
+    data = encode_image(composite.rgb, None, fmt="jpeg", quality=90, icc=True)
+    ev = evidence(rgb, mask, composite, info, spec, data, "none", True)
+    assert ev.grounded and ev.backdrop
+    report = score_image(ev, QcThresholds(), marketplace_rules(spec))
+    assert report.metrics["shadow.darkening_mass"] > 0.0
+    assert {c.name for c in report.checks} >= {"shadow.direction", "shadow.contact"}
