@@ -65,6 +65,7 @@ class EdgeQuality:
     # course; corners count as roughness, which the median tolerates while they are few
     halo_product_side_share: float = 0.0  # ... with an excursion on the product side only
     # (alpha >= 0.5: a physical rim or a painted one; not judged)
+    fringe_measured: int = 0  # profiles where the old background can be told apart (fringe_share's base)
 
 
 def estimate_old_background(
@@ -410,7 +411,7 @@ def edge_quality(
     # count by their share (a box halo of w px reads ~w).
     halo_width = np.abs(exc).sum(axis=1) / np.maximum(np.abs(exc).max(axis=1), 1e-9)
 
-    fringe_share, f_weight, f_width = None, 0.0, 0.0
+    fringe_share, f_weight, f_width, measured = None, 0.0, 0.0, 0
     if old_background_rgb is not None:
         o = np.asarray(old_background_rgb, dtype=np.float64)
         fg, bg = prof[:, inner].mean(axis=1), prof[:, outer].mean(axis=1)
@@ -434,7 +435,7 @@ def edge_quality(
             v = np.where(resid <= fringe_min_separation, np.clip(v, 0.0, 1.0), 0.0)
             v_peak = _median_along(np.where(ok, v.max(axis=1), 0.0), ids)
             fringe = ok & (v_peak > fringe_weight)
-            fringe_share = float(fringe.sum() / ok.sum())
+            fringe_share, measured = float(fringe.sum() / ok.sum()), int(ok.sum())
             if fringe.any():
                 f_weight = float(np.median(v_peak[fringe]))
                 vf = v[fringe]
@@ -445,6 +446,7 @@ def edge_quality(
         halo_excursion=float(peak[halo].mean()) if halo.any() else 0.0,
         halo_width_px=float(np.median(halo_width[halo])) if halo.any() else 0.0,
         fringe_share=fringe_share,
+        fringe_measured=measured,
         fringe_weight=f_weight,
         fringe_width_px=f_width,
         transition_width_px=float(np.median(width)),

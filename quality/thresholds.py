@@ -119,7 +119,7 @@ class QcThresholds(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     version: str = Field(
-        "2.4.3",
+        "2.4.4",
         description="Bump on any change; recorded in every QcReport and cache key. "
         "2.0.0: every limit recalibrated on the labelled corpus (bench/qc_calibration.py). "
         "2.1.0: halos judged against the compositing equation on the backdrop side (fail 0.05), "
@@ -136,7 +136,8 @@ class QcThresholds(BaseModel):
         "label, not background inside (quality/cut.py PRINT). "
         "2.4.2: JPEG blocking is the share of visible tile edges (jpeg_tiles), not the mean block step, "
         "which failed every file of quality 85 and below. "
-        "2.4.3: residue is not looked for in the contact zone under the base (residue_contact_zone).",
+        "2.4.3: residue is not looked for in the contact zone under the base (residue_contact_zone). "
+        "2.4.4: the fringe share is judged at its lower confidence bound (fringe_confidence_z).",
     )
     # --- analysis resolution (speed; the metrics say where they downsample) ---
     analysis_max_side: int = Field(
@@ -272,6 +273,16 @@ class QcThresholds(BaseModel):
         gt=0,
         description="8-bit sRGB distance the old background must keep from the "
         "product/backdrop mix line to be measurable (and max residual of the mixing fit).",
+    )
+    fringe_confidence_z: float = Field(
+        1.0,
+        ge=0,
+        description="The fringe share is judged at the lower end of its Wilson interval, this many "
+        "standard errors below: on black on dark or white on light the old backdrop can be told apart on "
+        "a handful of edge profiles only, and 5 flagged of 11 is noise, not a fringe round the product. "
+        "Corpus seeds 0, 7, 13 (270 clean renders, 373 visible fringes, 2026-12-03): the two clean "
+        "renders failed for fringe read 5 of 11 and 3 of 7 measurable profiles; at z = 1 none fails "
+        "and visible fringes failed for fringe go from 235 to 231 (z = 0.5: 232; 1.64: 225).",
     )
     fringe_share: Limit = _hi(
         0.3,
