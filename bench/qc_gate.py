@@ -41,6 +41,7 @@ from imaging.profiles import BUILTIN_PROFILES  # noqa: E402
 from quality import checks  # noqa: E402
 from quality.consistency import image_features  # noqa: E402
 from quality.gate import QcEvidence, score_sku  # noqa: E402
+from quality.jpeg_quality import jpeg_quality  # noqa: E402
 from quality.market_rules import market_rule_checks  # noqa: E402
 from quality.marketplace import icc_is_srgb  # noqa: E402
 from quality.thresholds import QcThresholds  # noqa: E402
@@ -80,6 +81,7 @@ def gate_evidence(source_rgb, source_mask, render, shipped=None) -> QcEvidence:
         light_direction_deg=render.light_direction_deg,
         grounded=render.grounded,
         backdrop=not render.transparent,
+        jpeg_quality=jpeg_quality(render.encoded) if render.encoded is not None else None,
         encoded_bytes=len(render.encoded) if render.encoded is not None else None,
         icc_is_srgb=icc_is_srgb(icc) if render.encoded is not None else None,
         shipped_grey=grey,

@@ -471,6 +471,15 @@ def framing_checks(ev: QcEvidence, th: QcThresholds) -> list[CheckResult]:
             "product pixels on the canvas border per product width",
         )
     ]
+    if ev.jpeg_quality is not None:
+        checks.append(
+            graded(
+                "artefacts.jpeg_quality",
+                ev.jpeg_quality,
+                th.jpeg_quality_floor,
+                f"encoded at JPEG quality {ev.jpeg_quality:.0f} (the IJG quality its luma table matches)",
+            )
+        )
     shipped = ev.shipped_grey if ev.shipped_grey is not None else ev.shipped_rgb
     if shipped is not None:
         checks.append(

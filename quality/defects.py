@@ -57,6 +57,7 @@ DEFECTS: dict[str, Defect] = {
     "exposure.clipped_highlights": Defect("highlights blown out", None),
     "exposure.clipped_shadows": Defect("shadows crushed to black", None),
     "artefacts.jpeg": Defect("compression artefacts", None),
+    "artefacts.jpeg_quality": Defect("compression artefacts", None),
     "framing.cut_off": Defect("product cut off by the frame", {"fill": "-0.05"}),
     "market.fill": Defect("product too large or small in the frame", {"fill": "target"}),
     "market.border_purity": Defect("off-white frame edge", {"shadow_strength": "*0.6"}),

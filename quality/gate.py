@@ -62,6 +62,7 @@ class QcEvidence:
     straight to its luma: what the blocking check reads, at half the cost of decoding
     colour); when given, the check reads it instead of ``shipped_rgb``. ``backdrop``: False
     for a cut-out shipped on transparency: no shadow is drawn under it, so none is measured.
+    ``jpeg_quality``: ``quality.jpeg_quality.jpeg_quality`` of the shipped bytes.
 
     The arrays are read-only evidence: several checks reuse what one of them measured on
     them (the product's box, the reduced canvas; ``quality.checks.memo``), so they must
@@ -85,6 +86,7 @@ class QcEvidence:
     shipped_grey: np.ndarray | None = None
     feather_px: float = 1.0  # the compositor's Gaussian feather of the coverage (canvas px): a clean edge has it
     backdrop: bool = True  # False: the file ships the cut-out on transparency (nothing to cast a shadow on)
+    jpeg_quality: float | None = None  # the IJG quality the shipped JPEG's own luma table matches (None: no JPEG)
     _memo: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -102,6 +102,7 @@ CHECK_LABELS: dict[str, CheckLabel] = {
     "exposure.clipped_shadows": _l("Shadows crushed to black", "Crushed shadows", "{} of the product", "%"),
     "framing.cut_off": _l("Product runs off the frame", "Off the frame", "{} product widths on the border"),
     "artefacts.jpeg": _l("Compression artefacts", "JPEG blocking", "{} of block edges step visibly", "%"),
+    "artefacts.jpeg_quality": _l("Compression artefacts", "JPEG quality", "encoded at quality {}"),
     # marketplace rules (quality/marketplace.py, quality/thresholds.MarketplaceRules)
     "market.fill": _l("Product too large or small in the frame", "Fill off target", "{} off the target fill", "%"),
     "market.border_purity": _l("Frame edge not pure white", "Edge purity", "{} off-white edge pixels", "%"),

@@ -119,7 +119,7 @@ class QcThresholds(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     version: str = Field(
-        "2.4.4",
+        "2.5.0",
         description="Bump on any change; recorded in every QcReport and cache key. "
         "2.0.0: every limit recalibrated on the labelled corpus (bench/qc_calibration.py). "
         "2.1.0: halos judged against the compositing equation on the backdrop side (fail 0.05), "
@@ -137,7 +137,8 @@ class QcThresholds(BaseModel):
         "2.4.2: JPEG blocking is the share of visible tile edges (jpeg_tiles), not the mean block step, "
         "which failed every file of quality 85 and below. "
         "2.4.3: residue is not looked for in the contact zone under the base (residue_contact_zone). "
-        "2.4.4: the fringe share is judged at its lower confidence bound (fringe_confidence_z).",
+        "2.4.4: the fringe share is judged at its lower confidence bound (fringe_confidence_z). "
+        "2.5.0: the shipped JPEG's own quantiser has a floor (artefacts.jpeg_quality).",
     )
     # --- analysis resolution (speed; the metrics say where they downsample) ---
     analysis_max_side: int = Field(
@@ -492,6 +493,17 @@ class QcThresholds(BaseModel):
         0.05,
         "Product pixels on the canvas border per product width: 0 on every clean render; a product "
         "running off the frame reads 0.6 and up. Any is a warning.",
+    )
+    jpeg_quality_floor: Limit = _lo(
+        50,
+        30,
+        "The IJG quality the shipped JPEG's luma table matches (quality/jpeg_quality.py). Tiles show "
+        "only on detail; a flat product at quality 10-20 shows none and still loses its colour and "
+        "fine detail (corpus: a flat black mug's file 2.5 dE00 of means off its canvas, a flat bottle's "
+        "0.8), which jpeg_tiles missed on seeds 0 and 7 (12 of 14 caught). The exporter never goes under "
+        "quality 60 to fit a byte cap (imaging/encode.fit_bytes), so only a profile set coarser than that "
+        "meets the warning at 50; the failure at 30 lies between the corpus's visible grades (10, 20) "
+        "and quality 35, where jpeg_tiles already fails textured products.",
     )
     jpeg_tiles: Limit = _hi(
         0.0005,

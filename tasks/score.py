@@ -13,6 +13,7 @@ from imaging.encode import read_encoded
 from imaging.profiles import ExportProfile
 from imaging.types import Composite
 from quality.gate import QcEvidence, score_batch, score_sku
+from quality.jpeg_quality import jpeg_quality
 from quality.marketplace import icc_is_srgb
 from quality.thresholds import MarketplaceRules, QcThresholds
 from tasks.common import profiles_for
@@ -75,6 +76,7 @@ def evidence(
         upscaled=upscaler not in ("none", "lanczos"),
         feather_px=float(composite.meta.get("feather_px", 1.0)),
         backdrop=spec.background != "transparent",
+        jpeg_quality=jpeg_quality(data) if spec.format == "jpeg" else None,
     )
 
 

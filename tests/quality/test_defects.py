@@ -41,6 +41,7 @@ def _emitted_names(scene):
         encoded_bytes=400_000,
         icc_is_srgb=True,
         shipped_rgb=s.output_rgb.copy(),
+        jpeg_quality=90.0,
     )
     names = set()
     for rules in (EVERY_RULE, MARKETPLACE_PROFILES["amazon-main"], MARKETPLACE_PROFILES["shopify"]):

@@ -19,6 +19,7 @@ MODULES = [
     "artefacts",
     "defects",
     "market_rules",
+    "jpeg_quality",
 ]
 
 

@@ -9,8 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
+from imaging.encode import encode_image
 from quality.defects import DEFECTS
 from quality.gate import QcEvidence, score_image, score_sku
+from quality.jpeg_quality import jpeg_quality as read_jpeg_quality
 from quality.thresholds import MARKETPLACE_PROFILES, MarketplaceRules, QcThresholds
 
 TH = QcThresholds()
@@ -143,6 +145,14 @@ def jpeg(scene):
     return _ev(s, shipped_rgb=cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1].copy()), GENERIC
 
 
+def jpeg_quality(scene):
+    """A flat canvas shipped at quality 10 by the exporter: no tile need show, the file's
+    own quantiser says what was lost (only the bytes are given: the tile check is not run)."""
+    s = scene.make(**CLEAN)
+    data = encode_image(s.output_rgb, fmt="jpeg", quality=10, icc=True)
+    return _ev(s, jpeg_quality=read_jpeg_quality(data)), GENERIC
+
+
 def srgb(scene):
     return _ev(scene.make(**CLEAN), icc_is_srgb=False), AMAZON
 
@@ -162,6 +172,7 @@ CASES = {
     "source.cut_off": source_cut_off,
     "framing.cut_off": framing_cut_off,
     "artefacts.jpeg": jpeg,
+    "artefacts.jpeg_quality": jpeg_quality,
     "market.srgb": srgb,
 }
 

@@ -31,7 +31,7 @@ def test_every_threshold_states_its_reason():
 
 def test_version_and_json_round_trip():
     th = QcThresholds()
-    assert th.version == "2.4.4"
+    assert th.version == "2.5.0"
     again = QcThresholds.model_validate_json(th.model_dump_json())
     assert again == th
     with pytest.raises(ValidationError):
