@@ -31,6 +31,22 @@ def _photo():
     return rgb.round().astype(np.uint8), mask
 
 
+def _info(profile: str, placement, shadow_style=None, light_direction_deg=None, background=None) -> dict:
+    """What tasks/render.render_profile says of a studio render (the gate's inputs)."""
+    return dict(
+        profile=profile,
+        template="white_studio",
+        scale=placement.scale,
+        offset_x=placement.offset_x,
+        offset_y=placement.offset_y,
+        params=RenderParams(),
+        shadow_style=shadow_style,
+        light_direction_deg=light_direction_deg,
+        background=background,
+        seed=None,
+    )
+
+
 @pytest.mark.parametrize("fill", [0.95, 0.8, 0.6])
 def test_transparent_export_is_not_asked_for_a_contact_shadow(fill):
     rgb, mask = _photo()
@@ -45,19 +61,7 @@ def test_transparent_export_is_not_asked_for_a_contact_shadow(fill):
         fill=fill,
         transparent=True,
     )
-    p = composite.placement
-    info = dict(  # what tasks/render.render_profile says of a transparent render
-        profile="transparent",
-        template="white_studio",
-        scale=p.scale,
-        offset_x=p.offset_x,
-        offset_y=p.offset_y,
-        params=RenderParams(),
-        shadow_style=None,
-        light_direction_deg=None,
-        background=None,
-        seed=None,
-    )
+    info = _info("transparent", composite.placement)  # no shadow, no backdrop drawn
     data = encode_image(composite.rgb, composite.product_alpha, fmt="png", icc=True)
     ev = evidence(rgb, mask, composite, info, spec, data, "none", True)
     assert not ev.grounded and not ev.backdrop
@@ -79,19 +83,7 @@ def test_an_opaque_render_of_the_same_photo_has_its_shadow_measured():
     composite = compose_studio(
         rgb, mask, canvas_size=canvas.size, background=canvas.background, shadow=canvas.shadow, fill=spec.fill
     )
-    p = composite.placement
-    info = dict(
-        profile="amazon-main",
-        template="white_studio",
-        scale=p.scale,
-        offset_x=p.offset_x,
-        offset_y=p.offset_y,
-        params=RenderParams(),
-        shadow_style="soft",
-        light_direction_deg=canvas.shadow.light_direction_deg,
-        background=(255, 255, 255),
-        seed=None,
-    )
+    info = _info("amazon-main", composite.placement, "soft", canvas.shadow.light_direction_deg, (255, 255, 255))
     data = encode_image(composite.rgb, None, fmt="jpeg", quality=90, icc=True)
     ev = evidence(rgb, mask, composite, info, spec, data, "none", True)
     assert ev.grounded and ev.backdrop
