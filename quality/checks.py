@@ -19,10 +19,11 @@ from quality._validate import bbox
 from quality.artefacts import TILE_STEP, tile_share
 from quality.cut import cut_quality
 from quality.defects import defect_of
-from quality.edges import edge_quality, estimate_old_background, transition_width
+from quality.edges import edge_quality, transition_width
 from quality.exposure import clipped_shares, product_exposure
 from quality.fidelity import product_colour_fidelity
 from quality.marketplace import background_purity, product_fill
+from quality.old_backdrop import local_old_backdrop
 from quality.shadow import ShadowGeometry, estimate_light_direction, shadow_geometry
 from quality.shadow import work_grid as _reduce
 from quality.surround import surround_backdrop_share
@@ -258,7 +259,11 @@ def edge_checks(ev: QcEvidence, th: QcThresholds) -> tuple[list[CheckResult], di
     (an enlarged product's edge is as soft as the source's, times the enlargement), the
     width against the photo's own cut: how much softer the canvas's edge is than the
     source mask's (a soft mask is the photo's, not the render's)."""
-    old_bg = estimate_old_background(ev.source_rgb, ev.source_mask, validate=False) if ev.old_background_known else None
+    old_bg = (
+        local_old_backdrop(ev.source_rgb, ev.source_mask, ev.placement, validate=False)
+        if ev.old_background_known
+        else None
+    )
     s = enlargement(ev)
     e = edge_quality(
         ev.output_rgb,

@@ -24,7 +24,9 @@ them). A profile runs from ``-profile_px`` (inside the product) to ``+profile_px
   shoulder) is reported as ``halo_product_side_share`` and judged by nothing.
 * fringe: each rim colour is written as backdrop + u (product - backdrop) +
   v (old backdrop - backdrop) in sRGB values (the space compositors blend in); v is the
-  weight of the *source photo's* background that leaked into the edge. Profiles where
+  weight of the *source photo's* background that leaked into the edge. The old backdrop is
+  the photo's colour beside that place of the outline (quality/old_backdrop.py: on wood or
+  marble the colour that leaks in is the local one, not the photo's median). Profiles where
   the old background is not separable from that mix, or where the backdrop varies
   across its band by more than ``halo_delta_l / 2`` L* (a contact shadow), are left out.
 
@@ -39,8 +41,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from quality._validate import bbox, check_pair, disk, quadratic_smooth_closed, resize_to, smooth_closed
+from quality._validate import bbox, check_pair, quadratic_smooth_closed, smooth_closed
 from quality.delta_e import srgb_to_linear
+from quality.old_backdrop import LocalBackdrop, estimate_old_background
 
 __all__ = ["EdgeQuality", "edge_quality", "estimate_old_background", "transition_width"]
 
@@ -66,44 +69,6 @@ class EdgeQuality:
     halo_product_side_share: float = 0.0  # ... with an excursion on the product side only
     # (alpha >= 0.5: a physical rim or a painted one; not judged)
     fringe_measured: int = 0  # profiles where the old background can be told apart (fringe_share's base)
-
-
-def estimate_old_background(
-    source_rgb: np.ndarray, source_mask: np.ndarray, ring_px: tuple[int, int] = (3, 15), validate: bool = True
-) -> tuple[float, float, float] | None:
-    """Median sRGB colour of the source photo's background just outside the product.
-
-    Inputs: ``source_rgb`` (H, W, 3) uint8 sRGB, ``source_mask`` (H, W) float in [0, 1];
-    the ring spans ``ring_px`` pixels outside the mask, measured on the source reduced to
-    at most 512 px; colour space: the encoded sRGB values (the compositor blends in
-    them). Reference: constructed cases in tests/quality/test_edges.py. Returns None
-    when no background pixel is in the ring (the product
-    fills the photo). A cluttered backdrop gives its median, which is only a guide.
-    ``validate=False`` skips the input checks for arrays already checked (QcEvidence).
-
-    >>> img = np.zeros((64, 64, 3), np.uint8); img[...] = (0, 200, 0); img[20:44, 20:44] = 200
-    >>> m = np.zeros((64, 64), np.float32); m[20:44, 20:44] = 1
-    >>> estimate_old_background(img, m)
-    (0.0, 200.0, 0.0)
-    """
-    source_rgb, source_mask = check_pair("source_rgb", source_rgb, "source_mask", source_mask, validate)
-    f = min(1.0, 512.0 / max(source_mask.shape))
-    rgb, mask = resize_to(source_rgb, f, exact=False), resize_to(source_mask, f, exact=False)
-    fg = (mask >= 0.02).astype(np.uint8)
-    r0, r1 = (max(1, int(round(r * f))) for r in ring_px)
-    ring = cv2.dilate(fg, disk(r1)).astype(bool) & ~cv2.dilate(fg, disk(r0)).astype(bool)
-    if not ring.any():
-        return None
-    pixels = rgb[ring]
-    return tuple(_median_u8(pixels[:, c]) for c in range(3))
-
-
-def _median_u8(values: np.ndarray) -> float:
-    """``np.median`` of uint8 values from their histogram (no sort)."""
-    n = values.size
-    cum = np.cumsum(np.bincount(values, minlength=256))
-    lo, hi = np.searchsorted(cum, [(n - 1) // 2 + 1, n // 2 + 1])
-    return 0.5 * (float(lo) + float(hi))
 
 
 def _boundary(alpha: np.ndarray, max_points: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
@@ -228,7 +193,7 @@ def _composite_range(prof, a_rim, rim, inner, outer, expect_l, scatter_l, old_rg
     a = a_r[sel]
     f_lo, f_hi = f_lo[r, 0], f_hi[r, 0]
     if old_rgb is not None:
-        old = float(np.asarray(old_rgb, np.float64) @ _REC709)
+        old = old_rgb[rows][r] @ _REC709  # the old backdrop near each sample's profile
         spill = (1 - a) * old
         f_lo, f_hi = np.minimum(f_lo, a * f_lo + spill), np.maximum(f_hi, a * f_hi + spill)
     expect, scatter = expect_l[rows][sel], scatter_l[rows][r]
@@ -275,11 +240,38 @@ def _median_along(values: np.ndarray, ids: np.ndarray, width: int = 5) -> np.nda
     return out
 
 
+def _old_backdrop_weights(prof, rim, inner, outer, old, flat, min_sep):
+    """Per profile, whether the old backdrop's share of its rim samples is measurable, and
+    that share ``v`` (N, rim), 0..1: each rim colour unmixed as backdrop + u (product -
+    backdrop) + v (old - backdrop) in sRGB code values (the compositor's "over"), with the
+    coverage ``u`` left free so the product's own shading along that line is not read as old
+    backdrop. Measurable where the old colour lies ``min_sep`` or more off the
+    product/backdrop line; colours the fit leaves more than ``min_sep`` over are something
+    else (a halo) and count 0. (Taking ``u`` from the canvas's alpha instead, where the old
+    colour lies on the line, measured black on dark but read rim shading as fringe: clean
+    white boxes and grey frames at 0.8, README "The fringe against the local backdrop".)"""
+    fg, bg = prof[:, inner].mean(axis=1), prof[:, outer].mean(axis=1)
+    d1, d2 = fg - bg, old - bg
+    g11, g22, g12 = (d1 * d1).sum(1), (d2 * d2).sum(1), (d1 * d2).sum(1)
+    det = g11 * g22 - g12**2
+    sep = np.sqrt(np.maximum(det, 0.0) / np.maximum(g11, 1e-9))  # distance of old bg to the line
+    ok = (sep >= min_sep) & (g11 >= 1.0) & flat
+    if not ok.any():
+        return ok, None
+    c = prof[:, rim] - bg[:, None, :]
+    r1, r2 = (c * d1[:, None, :]).sum(2), (c * d2[:, None, :]).sum(2)
+    safe = np.where(ok, det, 1.0)[:, None]
+    u = (g22[:, None] * r1 - g12[:, None] * r2) / safe
+    w = (g11[:, None] * r2 - g12[:, None] * r1) / safe
+    resid = np.linalg.norm(c - u[..., None] * d1[:, None, :] - w[..., None] * d2[:, None, :], axis=2)
+    return ok, np.where(ok[:, None] & (resid <= min_sep), np.clip(w, 0.0, 1.0), 0.0)
+
+
 def edge_quality(
     output_rgb: np.ndarray,
     output_alpha: np.ndarray,
     *,
-    old_background_rgb: tuple[float, float, float] | None,
+    old_background_rgb: tuple[float, float, float] | LocalBackdrop | None,
     profile_px: int,
     rim_px: int,
     ref_px: tuple[int, int],
@@ -296,7 +288,9 @@ def edge_quality(
 
     Inputs: ``output_rgb`` (H, W, 3) uint8 sRGB; ``output_alpha`` (H, W) float in [0, 1],
     the product coverage. ``old_background_rgb``: the source photo's background colour
-    (``estimate_old_background``), 0..255 sRGB, or None to skip the fringe check.
+    near each place of the outline (``quality.old_backdrop.local_old_backdrop``), or one
+    colour for all of it (``estimate_old_background``), 0..255 sRGB; None skips the fringe
+    check.
     Distances are canvas pixels: ``profile_px`` half-length of a profile, ``rim_px``
     rim half-width (wider halos saturate at ``2 * rim_px + 1``), ``ref_px`` the
     (near, far) band of the references; ``halo_delta_l`` L* excursion that counts as a
@@ -393,11 +387,15 @@ def edge_quality(
     # painted there (a matting or resampling halo) leaves that range even when it lies
     # between the two sides (a dark rim round a black product on white); a physical rim
     # (a saucer's lip) is product, alpha ~ 1, and keeps the both-sides range above.
+    if isinstance(old_background_rgb, LocalBackdrop):
+        old = old_background_rgb.at(b + (x0, y0))  # the photo's backdrop near each profile
+    elif old_background_rgb is not None:
+        old = np.broadcast_to(np.asarray(old_background_rgb, np.float64), (len(b), 3))
+    else:
+        old = None
     mixed = (a_rim > 0.02) & (a_rim < 0.5) & even
     if mixed.any():
-        lo[mixed], hi[mixed] = _composite_range(
-            prof, a_rim, rim, inner, outer, expect, scatter, old_background_rgb, mixed
-        )
+        lo[mixed], hi[mixed] = _composite_range(prof, a_rim, rim, inner, outer, expect, scatter, old, mixed)
     exc = lum[:, rim] - np.clip(lum[:, rim], lo, hi)
     backdrop_side = a_rim < 0.5
     exc_in = np.where(backdrop_side, 0.0, exc)
@@ -412,27 +410,12 @@ def edge_quality(
     halo_width = np.abs(exc).sum(axis=1) / np.maximum(np.abs(exc).max(axis=1), 1e-9)
 
     fringe_share, f_weight, f_width, measured = None, 0.0, 0.0, 0
-    if old_background_rgb is not None:
-        o = np.asarray(old_background_rgb, dtype=np.float64)
-        fg, bg = prof[:, inner].mean(axis=1), prof[:, outer].mean(axis=1)
-        d1, d2 = fg - bg, o[None, :] - bg
-        g11, g22, g12 = (d1 * d1).sum(1), (d2 * d2).sum(1), (d1 * d2).sum(1)
-        det = g11 * g22 - g12**2
-        sep = np.sqrt(np.maximum(det, 0.0) / np.maximum(g11, 1e-9))  # distance of old bg to the line
+    if old is not None:
         # A backdrop that changes across its reference band (a contact shadow, a gradient)
         # breaks the constant-backdrop mixing model: such profiles are not measurable.
         flat = np.ptp(lum[:, outer], axis=1) <= 0.5 * halo_delta_l
-        ok = (sep >= fringe_min_separation) & (g11 >= 1.0) & flat
+        ok, v = _old_backdrop_weights(prof, rim, inner, outer, old, flat, fringe_min_separation)
         if ok.any():
-            c = prof[:, rim] - bg[:, None, :]
-            r1, r2 = (c * d1[:, None, :]).sum(2), (c * d2[:, None, :]).sum(2)
-            safe = np.where(ok, det, 1.0)[:, None]
-            u = (g22[:, None] * r1 - g12[:, None] * r2) / safe
-            v = (g11[:, None] * r2 - g12[:, None] * r1) / safe
-            # Colours off the product/backdrop/old-background plane are something else
-            # (a dark or bright halo): they do not count as old background.
-            resid = np.linalg.norm(c - u[..., None] * d1[:, None, :] - v[..., None] * d2[:, None, :], axis=2)
-            v = np.where(resid <= fringe_min_separation, np.clip(v, 0.0, 1.0), 0.0)
             v_peak = _median_along(np.where(ok, v.max(axis=1), 0.0), ids)
             fringe = ok & (v_peak > fringe_weight)
             fringe_share, measured = float(fringe.sum() / ok.sum()), int(ok.sum())

@@ -23,7 +23,10 @@ def test_a_fringe_share_read_off_a_handful_of_profiles_does_not_reject_a_clean_c
     row = qc_calibration.grade(_case(7, 18, "clean"))
     m = row["metrics"]
     assert m["edge.fringe_measured"] < 20  # the shoe's outline is measurable in a few places only
-    assert m["edge.fringe_measured"] and m["edge.fringe"] < 0.4 <= m["edge.fringe_share"]
+    # 2.4.4 judged the 5 of 11 at their lower bound; since 2.5.1 (the backdrop read beside each
+    # place, a flagged profile needing weight 0.35) none of the 11 flags: the bound itself is
+    # checked by quality/checks.share_lower_bound's doctest
+    assert m["edge.fringe"] <= m["edge.fringe_share"] < 0.4
     assert "edge.fringe" not in row["failing"], row["reasons"]
 
 
