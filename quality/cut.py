@@ -34,7 +34,9 @@ sets the smallest region seen):
   half a visible hole (0.5 % of the product) are holes; ones lying along the outline are
   backdrop stuck to the edge (with stronger evidence, and up to a quarter of the product:
   more is the product; a band that meets the outline only at its ends, a logo's stripe, is
-  the product's own).
+  the product's own). A region that meets the outline only through necks much narrower
+  than itself (a frame's filled middle, met by the frame's specular stripes as pale as the
+  backdrop) is judged, less the outline's band, as enclosed: in the models' first pass too.
 * **stray fragments**: mask components apart from the product, under a tenth of it, whose
   pixels look like backdrop (a pair of shoes keeps both shoes).
 * **part of the product missing**: regions outside the mask that look like the product
@@ -73,6 +75,8 @@ _BINS, _SHIFT = 32, 3  # 8 levels a histogram bin, 32^3 bins
 _FLOOR = 0.002  # share of a uniform density mixed into each histogram: no colour is impossible
 MARGIN = 0.3  # room around the product (share of its size) for the backdrop and a lost part beside it
 MIN_REGION = 0.002  # smallest region counted, share of the product (candidates from half that)
+NECK = 0.5  # an enclosed body's links to the outline, their width over its thickness, at most
+ENCLOSED_BAND = 0.03  # of the product's size: what lies this near the outline is not a filled middle
 MIN_HOLE = 0.005  # smallest enclosed region counted: half a visible hole (1 %); smaller ones are glints
 # (the sample espresso saucer mirrors the wooden table in spots of 0.3-0.5 %) or print
 PIXEL_LLR = 1.0  # evidence a pixel needs to join a candidate region
@@ -415,7 +419,11 @@ class _Analysis:
                 continue
             sl = _window(stats[k], 2, low.shape)
             region = labels[sl] == k
-            if (region & self.near_exterior[sl]).any() or llr[sl][region].mean() < 0.3:
+            if (region & self.near_exterior[sl]).any():
+                region = self._necked_core(sl, region)  # a frame's middle met by its specular stripes
+                if region is None:
+                    continue
+            if llr[sl][region].mean() < 0.3:
                 continue
             out[sl] |= region
         return out
@@ -467,8 +475,33 @@ class _Analysis:
             ring_out = (cv2.dilate(r8, disk(1)) > 0) & ~region
             contact = float((ring_out & self.near_exterior[sl]).sum()) / max(1, int(ring_out.sum()))
             if contact < ATTACHED_CONTACT:
-                return "", 0.0  # reaches the outline only at its ends: a band of the product's own
+                # reaches the outline only at its ends: a band of the product's own, unless
+                # what reaches it are necks off an enclosed body (a frame's filled middle, met
+                # by the frame's specular stripes): opened, that body stands alone
+                return self._enclosed_body(sl, r8, product)
             return ("attached", share) if float(llr[region].mean()) >= ATTACHED_LLR else ("", 0.0)
+        return ("inside", share) if share >= MIN_HOLE else ("", 0.0)
+
+    def _necked_core(self, sl, region) -> np.ndarray | None:
+        """``region`` (a window ``sl`` of the grid) less the outline's band, when it meets that
+        band only through necks, narrower than ``NECK`` x its thickness (a frame's filled
+        middle met by the frame's specular stripes); else None (a band crossing the product
+        meets it with its full width, twice; backdrop stuck on lies along it)."""
+        band = self.to_exterior[sl] <= max(_REACH + 1.0, ENCLOSED_BAND * self.size_px)
+        core = region & ~band
+        if not core.any():
+            return None
+        thick = 2.0 * float(cv2.distanceTransform(core.astype(np.uint8), cv2.DIST_L2, 3).max())
+        meets = (cv2.dilate(core.astype(np.uint8), disk(1)) > 0) & band & region
+        return core if float(meets.sum()) <= NECK * thick else None
+
+    def _enclosed_body(self, sl, r8, product) -> tuple[str, float]:
+        """("inside", share) when region ``r8`` is an enclosed body that meets the outline
+        only through necks (``_necked_core``), else ("", 0.0)."""
+        core = self._necked_core(sl, r8 > 0)
+        if core is None:
+            return "", 0.0
+        share = float(((cv2.dilate(core.astype(np.uint8), disk(_REACH + 1)) > 0) & product).sum()) / self.area
         return ("inside", share) if share >= MIN_HOLE else ("", 0.0)
 
     def _inked(self, sl, r8) -> bool:

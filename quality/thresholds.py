@@ -119,7 +119,7 @@ class QcThresholds(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     version: str = Field(
-        "2.5.1",
+        "2.5.2",
         description="Bump on any change; recorded in every QcReport and cache key. "
         "2.0.0: every limit recalibrated on the labelled corpus (bench/qc_calibration.py). "
         "2.1.0: halos judged against the compositing equation on the backdrop side (fail 0.05), "
@@ -140,7 +140,9 @@ class QcThresholds(BaseModel):
         "2.4.4: the fringe share is judged at its lower confidence bound (fringe_confidence_z). "
         "2.5.0: the shipped JPEG's own quantiser has a floor (artefacts.jpeg_quality). "
         "2.5.1: the fringe is read against the photo's backdrop beside each place of the outline "
-        "(quality/old_backdrop.py), not one median colour for the whole photo.",
+        "(quality/old_backdrop.py), not one median colour for the whole photo. "
+        "2.5.2: a backdrop-like region that meets the outline only through necks (a frame's "
+        "filled middle met by its specular stripes) is background inside (quality/cut.py NECK).",
     )
     # --- analysis resolution (speed; the metrics say where they downsample) ---
     analysis_max_side: int = Field(

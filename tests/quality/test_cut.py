@@ -318,3 +318,39 @@ def test_a_filled_hole_over_the_same_written_paper_is_still_background_inside():
     area = float(product.true_mask.sum())
     added = (float(filled.sum()) - area) / area
     assert cut_quality(product.source_rgb, filled).background_inside == pytest.approx(added, rel=0.3)
+
+
+@pytest.mark.parametrize("backdrop", ["plain", "wood"])
+def test_a_filled_frame_middle_met_by_highlight_stripes_is_background_inside(scene, backdrop):
+    # Corpus seed 21, frame-37: u2netp cut a silver frame with its middle (60 % of the cut)
+    # and the gate passed it. The frame's specular stripes, as pale as the backdrop, run
+    # from the middle to the outline, so the middle read as a band reaching the outline at
+    # its ends (a logo's stripe) and was not looked at as a hole.
+    outer = np.zeros((H, W), np.float32)
+    outer[60:340, 80:320] = 1.0
+    middle = np.zeros_like(outer)
+    middle[110:290, 130:270] = 1.0
+    frame = outer - middle
+    back = _backdrop(backdrop, scene)
+    img = _photo(frame, _product(scene, (120, 120, 125)), back)
+    for x in (170, 230):  # highlight stripes across the top and bottom bars
+        for y0, y1 in ((60, 110), (290, 340)):
+            img[y0:y1, x : x + 6] = np.clip(back[y0:y1, x : x + 6], 0, 255).astype(np.uint8)
+    expected = middle.sum() / outer.sum()  # 0.375 of the filled cut
+    assert cut_quality(img, outer).background_inside == pytest.approx(expected, rel=0.2)
+    assert cut_quality(img, frame).background_inside <= CLEAN
+
+
+def test_a_corpus_frame_cut_with_its_middle_is_background_inside():
+    from bench import qc_corpus
+
+    product = qc_corpus._product(21, 37)
+    truth = product.true_mask >= 0.5
+    filled = cv2.morphologyEx(truth.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
+    n, labels = cv2.connectedComponents((np.pad(filled, 1) == 0).astype(np.uint8), connectivity=4)
+    whole = (labels != labels[0, 0])[1:-1, 1:-1].astype(np.float32)  # the frame with its middle
+    added = (whole.sum() - truth.sum()) / whole.sum()
+    assert added > 0.3
+    q = cut_quality(product.source_rgb, whole)
+    assert q.background_inside == pytest.approx(added, rel=0.2)
+    assert cut_quality(product.source_rgb, product.true_mask).background_inside <= CLEAN
