@@ -477,7 +477,7 @@ class _Analysis:
             if contact < ATTACHED_CONTACT:
                 # reaches the outline only at its ends: a band of the product's own, unless
                 # what reaches it are necks off an enclosed body (a frame's filled middle, met
-                # by the frame's specular stripes): opened, that body stands alone
+                # by the frame's specular stripes): that body, less the outline's band, is a hole
                 return self._enclosed_body(sl, r8, product)
             return ("attached", share) if float(llr[region].mean()) >= ATTACHED_LLR else ("", 0.0)
         return ("inside", share) if share >= MIN_HOLE else ("", 0.0)
