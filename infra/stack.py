@@ -390,15 +390,38 @@ class Stack:
         ]
 
 
-def _api(url: str, method: str = "GET", body: dict | None = None) -> dict:
+API_RETRY_S = 60.0  # how long a call keeps retrying a busy server (below)
+RETRIED = (502, 503, 504)
+
+
+def _api(url: str, method: str = "GET", body: dict | None = None, retry_s: float = API_RETRY_S) -> dict:
+    """One call to the stack's own Prefect API. A server that answers 502/503/504 is busy,
+    not wrong (Prefect on SQLite answers 503 while ``prefect deploy`` holds the database:
+    seen failing ``make up`` under load), so the call is made again, after the
+    Retry-After it names or a growing pause, until ``retry_s`` has passed; any other
+    error, or a busy server past that, is a StackError naming the call."""
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    deadline = time.monotonic() + retry_s
+    pause = 0.5
+    while True:
+        request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                text = response.read()
+            return json.loads(text) if text else {}
+        except urllib.error.HTTPError as exc:
+            wait = _retry_after(exc.headers.get("Retry-After"), pause)
+            if exc.code not in RETRIED or time.monotonic() + wait > deadline:
+                raise StackError(f"{method} {url} answered {exc.code}: {exc.read()[:300]!r}") from exc
+        time.sleep(wait)
+        pause = min(pause * 2, 8.0)
+
+
+def _retry_after(header: str | None, default: float) -> float:
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            text = response.read()
-    except urllib.error.HTTPError as exc:
-        raise StackError(f"{method} {url} answered {exc.code}: {exc.read()[:300]!r}") from exc
-    return json.loads(text) if text else {}
+        return min(max(float(header), 0.0), 30.0) if header else default
+    except ValueError:  # an HTTP date: not worth parsing for a loopback server
+        return default
 
 
 def main(argv: list[str] | None = None) -> int:
