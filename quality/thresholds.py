@@ -119,7 +119,7 @@ class QcThresholds(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     version: str = Field(
-        "2.5.2",
+        "2.5.3",
         description="Bump on any change; recorded in every QcReport and cache key. "
         "2.0.0: every limit recalibrated on the labelled corpus (bench/qc_calibration.py). "
         "2.1.0: halos judged against the compositing equation on the backdrop side (fail 0.05), "
@@ -142,7 +142,9 @@ class QcThresholds(BaseModel):
         "2.5.1: the fringe is read against the photo's backdrop beside each place of the outline "
         "(quality/old_backdrop.py), not one median colour for the whole photo. "
         "2.5.2: a backdrop-like region that meets the outline only through necks (a frame's "
-        "filled middle met by its specular stripes) is background inside (quality/cut.py NECK).",
+        "filled middle met by its specular stripes) is background inside (quality/cut.py NECK). "
+        "2.5.3: cut.wrong_object learns the backdrop from a 2 % border strip (was 4 %), clear of a "
+        "product that nearly fills the photo (quality/surround.py BORDER).",
     )
     # --- analysis resolution (speed; the metrics say where they downsample) ---
     analysis_max_side: int = Field(
@@ -472,8 +474,10 @@ class QcThresholds(BaseModel):
         "ring read 0.029 and was exported by 2.3.2. bench/qc_calibration.py: clean renders and u2netp's "
         "cuts with IoU >= 0.98 read at least 0.993 / 0.995 (seeds 0 / 7); one u2netp cut on each seed reads 0 "
         "(caught: seed 0 86.5 -> 89.2 %, seed 7 named right 45.5 -> 48.5 %). Fail under 0.5, warn under 0.8; "
-        "not measurable when the photo's border is mostly product (a frame filling the photo: its hole cut "
-        "instead reads 0.96, missed).",
+        "not measurable when the photo's border is mostly product. 2.5.3: the border strip is 2 % of the "
+        "photo's side (was 4 %): a ring nearly filling the photo reached into the wider strip and its hole's "
+        "cut read 1.0 (seed 21 ring-26, exported); now 0.0, a frame's hole cut 0.69 (seed 0 frame-04, "
+        "warn), clean renders and good cuts of seeds 0, 7, 13, 21 still >= 0.987.",
     )
     source_cut_off: Limit = _hi(
         0.001,
