@@ -77,6 +77,8 @@ MARGIN = 0.3  # room around the product (share of its size) for the backdrop and
 MIN_REGION = 0.002  # smallest region counted, share of the product (candidates from half that)
 NECK = 0.5  # an enclosed body's links to the outline, their width over its thickness, at most
 ENCLOSED_BAND = 0.03  # of the product's size: what lies this near the outline is not a filled middle
+HOLE_BODY = 0.05  # an enclosed region this large is a filled middle, its backdrop predicted from afar
+SHARP_RIM = 3.0  # ...and needs no colour step round it when its rim is this much sharper than the grain
 MIN_HOLE = 0.005  # smallest enclosed region counted: half a visible hole (1 %); smaller ones are glints
 # (the sample espresso saucer mirrors the wooden table in spots of 0.3-0.5 %) or print
 PIXEL_LLR = 1.0  # evidence a pixel needs to join a candidate region
@@ -332,10 +334,17 @@ class _Analysis:
         dev = self.lab[ring] - _lab_of(self.backdrop[ring]) if ring.any() else np.zeros((0, 3), np.float32)
         # robust: twice the median deviation (a contact shadow in the ring is not the backdrop's grain)
         self.tol = 2.0 * float(np.median(np.sqrt((dev * dev).sum(axis=1)))) if len(dev) else 0.0
+        # how fast the backdrop's own (smoothed) colour drifts where it was seen, RGB levels per
+        # px: a filled middle lies away from every place it was seen, and its prediction can be
+        # off by that drift over the distance (a vignette lighter in the photo's middle, a sweep)
+        gy, gx = np.gradient(self.backdrop, axis=(0, 1))
+        drift = np.sqrt((gy * gy).sum(axis=2) + (gx * gx).sum(axis=2))
+        self.drift = float(np.median(drift[ring])) if ring.any() else 0.0
         self.llr = self._evidence(self.outer, self.inner, self.seen, self.backdrop, fg)
         self._grain = None
         self._gradient = None
         self._dark = None
+        self._grad_l = None
 
     @property
     def grain(self) -> np.ndarray:
@@ -449,12 +458,25 @@ class _Analysis:
             return "", 0.0  # the product around it looks the same: a highlight, the product's own colour
         beyond = (cv2.dilate(r8, disk(3 * _REACH + 8)) > 0) & ~(cv2.dilate(r8, disk(3 * _REACH + 4)) > 0) & inner
         near, far = _delta(lab, region, ring), _delta(lab, region, beyond)
+        body = float(region.sum()) >= HOLE_BODY * self.area and not (grown & self.near_exterior[sl]).any()
         if near < min_delta or near < STEP * far or (beyond.any() and far < FAR * near):
-            return "", 0.0  # too little difference, one that keeps growing (shading fades, a hole
-            # steps), or one gone again farther out (a band of the product's own shading)
+            # too little difference, one that keeps growing (shading fades, a hole steps), or one
+            # gone again farther out (a band of the product's own shading); unless a large enclosed
+            # region's rim is an edge (a pale ring's filled middle, a shade off its backdrop)
+            if not (body and self._sharp_rim(sl, r8)):
+                return "", 0.0
         wsum = max(1e-6, float(reach.sum()))
         dev = ((lab[region] - _lab_of(self.backdrop[sl][region])) * reach[:, None]).sum(axis=0) / wsum
-        if float(np.sqrt((dev * dev).sum())) > BACKDROP_MATCH * max(self.tol, 1.0):
+        allowed = BACKDROP_MATCH * max(self.tol, 1.0)
+        if body and near >= min_delta:
+            # a large enclosed region (a filled middle) is predicted from afar: its prediction
+            # may be off by the backdrop's drift over its mean distance from where it was seen
+            far_px = float(self.to_exterior[sl][region].mean())
+            c = (self.backdrop[sl][region] * reach[:, None]).sum(axis=0) / wsum
+            step = np.full(3, self.drift * far_px / np.sqrt(3.0))  # a drift in lightness
+            drifted, here = _lab_of(np.stack([c + step, c]).astype(np.float32))
+            allowed += float(np.sqrt(((drifted - here) ** 2).sum()))
+        if float(np.sqrt((dev * dev).sum())) > allowed:
             return "", 0.0  # not the backdrop predicted there: a paler label, not a hole
         filled = _filled(cv2.morphologyEx(r8, cv2.MORPH_CLOSE, disk(4)) > 0) & product
         if float(((filled & ~region) & (smooth[sl] < -PIXEL_LLR)).sum()) > DETAIL * max(1, filled.sum()):
@@ -481,6 +503,23 @@ class _Analysis:
                 return self._enclosed_body(sl, r8, product)
             return ("attached", share) if float(llr[region].mean()) >= ATTACHED_LLR else ("", 0.0)
         return ("inside", share) if share >= MIN_HOLE else ("", 0.0)
+
+    def _sharp_rim(self, sl, r8) -> bool:
+        """Whether the region's rim is an edge (a hole's: the product ends there), not one more
+        level of the product's shading: the lightness gradient across the rim (its upper
+        quartile) ``SHARP_RIM`` x the grain inside the region and in the product round it."""
+        if self._grad_l is None:
+            L = cv2.GaussianBlur(np.ascontiguousarray(self.lab[..., 0]), (0, 0), 1.5)  # grain out, edges kept
+            self._grad_l = np.hypot(cv2.Sobel(L, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(L, cv2.CV_32F, 0, 1, ksize=3))
+        g = self._grad_l[sl]
+        inner = self.inner[sl]
+        rim = (cv2.dilate(r8, disk(_REACH + 2)) > 0) & ~(cv2.erode(r8, disk(2)) > 0) & inner
+        core = cv2.erode(r8, disk(_REACH + 2)) > 0
+        ring = (cv2.dilate(r8, disk(3 * _REACH + 4)) > 0) & ~(cv2.dilate(r8, disk(_REACH + 4)) > 0) & inner
+        if not rim.any() or not core.any() or not ring.any():
+            return False
+        grain = max(float(np.median(g[core])), float(np.median(g[ring])), 1.0)
+        return float(np.percentile(g[rim], 75)) >= SHARP_RIM * grain
 
     def _necked_core(self, sl, region) -> np.ndarray | None:
         """``region`` (a window ``sl`` of the grid) less the outline's band, when it meets that

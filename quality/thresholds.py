@@ -119,7 +119,7 @@ class QcThresholds(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     version: str = Field(
-        "2.5.3",
+        "2.5.4",
         description="Bump on any change; recorded in every QcReport and cache key. "
         "2.0.0: every limit recalibrated on the labelled corpus (bench/qc_calibration.py). "
         "2.1.0: halos judged against the compositing equation on the backdrop side (fail 0.05), "
@@ -144,7 +144,10 @@ class QcThresholds(BaseModel):
         "2.5.2: a backdrop-like region that meets the outline only through necks (a frame's "
         "filled middle met by its specular stripes) is background inside (quality/cut.py NECK). "
         "2.5.3: cut.wrong_object learns the backdrop from a 2 % border strip (was 4 %), clear of a "
-        "product that nearly fills the photo (quality/surround.py BORDER).",
+        "product that nearly fills the photo (quality/surround.py BORDER). "
+        "2.5.4: a large enclosed region is a filled middle when its rim is an edge though its colour "
+        "steps little (quality/cut.py SHARP_RIM), and its backdrop prediction may drift with the "
+        "distance from where the backdrop was seen (a vignette).",
     )
     # --- analysis resolution (speed; the metrics say where they downsample) ---
     analysis_max_side: int = Field(
