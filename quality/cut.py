@@ -292,6 +292,13 @@ def _delta(lab: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
     return float(np.sqrt((diff * diff).sum()))
 
 
+def _gradient_of(lightness: np.ndarray) -> np.ndarray:
+    """|grad| of a (H, W) float32 lightness per px (Sobel / 8)."""
+    gx = cv2.Sobel(lightness, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(lightness, cv2.CV_32F, 0, 1, ksize=3)
+    return cv2.magnitude(gx, gy) * 0.125
+
+
 def _window(stat: np.ndarray, pad: int, shape: tuple[int, int]) -> tuple[slice, slice]:
     """A component's bounding box (``connectedComponentsWithStats`` row) grown by ``pad``."""
     x, y, bw, bh = (int(v) for v in stat[:4])
@@ -334,17 +341,12 @@ class _Analysis:
         dev = self.lab[ring] - _lab_of(self.backdrop[ring]) if ring.any() else np.zeros((0, 3), np.float32)
         # robust: twice the median deviation (a contact shadow in the ring is not the backdrop's grain)
         self.tol = 2.0 * float(np.median(np.sqrt((dev * dev).sum(axis=1)))) if len(dev) else 0.0
-        # how fast the backdrop's own (smoothed) colour drifts where it was seen, RGB levels per
-        # px: a filled middle lies away from every place it was seen, and its prediction can be
-        # off by that drift over the distance (a vignette lighter in the photo's middle, a sweep)
-        gy, gx = np.gradient(self.backdrop, axis=(0, 1))
-        drift = np.sqrt((gy * gy).sum(axis=2) + (gx * gx).sum(axis=2))
-        self.drift = float(np.median(drift[ring])) if ring.any() else 0.0
         self.llr = self._evidence(self.outer, self.inner, self.seen, self.backdrop, fg)
         self._grain = None
         self._gradient = None
         self._dark = None
-        self._grad_l = None
+        self._smooth_gradient = None
+        self._drift = None
 
     @property
     def grain(self) -> np.ndarray:
@@ -508,17 +510,16 @@ class _Analysis:
         """Whether the region's rim is an edge (a hole's: the product ends there), not one more
         level of the product's shading: the lightness gradient across the rim (its upper
         quartile) ``SHARP_RIM`` x the grain inside the region and in the product round it."""
-        if self._grad_l is None:
-            L = cv2.GaussianBlur(np.ascontiguousarray(self.lab[..., 0]), (0, 0), 1.5)  # grain out, edges kept
-            self._grad_l = np.hypot(cv2.Sobel(L, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(L, cv2.CV_32F, 0, 1, ksize=3))
-        g = self._grad_l[sl]
+        if self._smooth_gradient is None:  # blurred: the grain out, edges kept
+            self._smooth_gradient = _gradient_of(cv2.GaussianBlur(np.ascontiguousarray(self.lab[..., 0]), (0, 0), 1.5))
+        g = self._smooth_gradient[sl]
         inner = self.inner[sl]
         rim = (cv2.dilate(r8, disk(_REACH + 2)) > 0) & ~(cv2.erode(r8, disk(2)) > 0) & inner
         core = cv2.erode(r8, disk(_REACH + 2)) > 0
         ring = (cv2.dilate(r8, disk(3 * _REACH + 4)) > 0) & ~(cv2.dilate(r8, disk(_REACH + 4)) > 0) & inner
         if not rim.any() or not core.any() or not ring.any():
             return False
-        grain = max(float(np.median(g[core])), float(np.median(g[ring])), 1.0)
+        grain = max(float(np.median(g[core])), float(np.median(g[ring])), 0.125)
         return float(np.percentile(g[rim], 75)) >= SHARP_RIM * grain
 
     def _necked_core(self, sl, region) -> np.ndarray | None:
@@ -620,13 +621,22 @@ class _Analysis:
 
     @property
     def lightness_gradient(self) -> np.ndarray:
-        """|grad L*| per working px (Sobel / 8), computed when a region first needs it."""
+        """|grad L*| per working px, computed when a region first needs it."""
         if self._gradient is None:
-            lightness = np.ascontiguousarray(self.lab[..., 0])
-            gx = cv2.Sobel(lightness, cv2.CV_32F, 1, 0, ksize=3)
-            gy = cv2.Sobel(lightness, cv2.CV_32F, 0, 1, ksize=3)
-            self._gradient = cv2.magnitude(gx, gy) * 0.125
+            self._gradient = _gradient_of(np.ascontiguousarray(self.lab[..., 0]))
         return self._gradient
+
+    @property
+    def drift(self) -> float:
+        """How fast the backdrop's own (smoothed) colour drifts where it was seen, RGB levels per
+        px: a filled middle lies away from every place it was seen, and its prediction can be
+        off by that drift over the distance (a vignette lighter in the photo's middle, a sweep)."""
+        if self._drift is None:
+            ring = self.outer_ring & self.seen
+            gy, gx = np.gradient(self.backdrop, axis=(0, 1))
+            drift = np.sqrt((gy * gy).sum(axis=2) + (gx * gx).sum(axis=2))
+            self._drift = float(np.median(drift[ring])) if ring.any() else 0.0
+        return self._drift
 
     def _continuity(self, sl, region) -> float:
         """Median dE76 between the region's pixels next to the cut and their nearest product
