@@ -119,7 +119,7 @@ class QcThresholds(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     version: str = Field(
-        "2.5.4",
+        "2.5.5",
         description="Bump on any change; recorded in every QcReport and cache key. "
         "2.0.0: every limit recalibrated on the labelled corpus (bench/qc_calibration.py). "
         "2.1.0: halos judged against the compositing equation on the backdrop side (fail 0.05), "
@@ -147,7 +147,11 @@ class QcThresholds(BaseModel):
         "product that nearly fills the photo (quality/surround.py BORDER). "
         "2.5.4: a large enclosed region is a filled middle when its rim is an edge though its colour "
         "steps little (quality/cut.py SHARP_RIM), and its backdrop prediction may drift with the "
-        "distance from where the backdrop was seen (a vignette).",
+        "distance from where the backdrop was seen (a vignette). "
+        "2.5.5: a thin product-coloured part lost whole counts though it runs past the working crop "
+        "(a stool's legs; quality/cut.py THIN_PART); a large backdrop-like region that reaches the "
+        "outline only along thin lines (a dark ring's filled middle, met by a specular stripe's "
+        "flanks) is judged with the lines opened away (OPEN_LINES).",
     )
     # --- analysis resolution (speed; the metrics say where they downsample) ---
     analysis_max_side: int = Field(

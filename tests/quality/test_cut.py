@@ -406,3 +406,48 @@ def test_a_pale_products_own_shading_is_not_a_hole(scene):
     back = np.full((H, W, 3), 238.0) + rng.normal(0, 1.5, (H, W, 1))
     img = _photo(body, product, back)
     assert cut_quality(img, body).background_inside <= CLEAN
+
+
+@pytest.mark.parametrize("leg_px", [3, 4])
+def test_legs_lost_whole_past_the_working_crop_are_a_lost_part(scene, leg_px):
+    # Corpus seeds 7 and 13 (stand-25, -27, -37, -45, -57, -75, -85; lamps 66, 74, 86): u2netp
+    # kept a stool's seat and thin stubs of its legs and lost the legs, which run far past the
+    # crop the analysis frames on the cut (30 % of its size round it). A region running off
+    # that crop was read as the scene (a table, a floor) unless it went on from the product
+    # across the cut, and a stub too thin to have an inside leaves that unmeasured. A leg is
+    # thin all along (here 1.5-2 % of the cut's size; regions beside clean cuts, 3.4 % and
+    # up) and product-coloured: it counts (THIN_PART). Without it this reads 0.
+    seat = np.zeros((H, W), np.float32)
+    seat[80:120, 100:300] = 1
+    legs, stubs = np.zeros((H, W), np.uint8), np.zeros((H, W), np.uint8)
+    for x_top, x_bottom in ((120, 110), (200, 203), (280, 292)):
+        cv2.line(legs, (x_top, 118), (x_bottom, 390), 1, leg_px)
+        cv2.line(stubs, (x_top, 118), (x_bottom, 390), 1, 1)
+    whole = np.clip(seat + legs, 0, 1)
+    cut = np.clip(seat + stubs * (np.arange(H) < 140)[:, None], 0, 1)  # 20 px of 1 px stub
+    img = _photo(whole, _product(scene, (120, 120, 128)), _backdrop("plain", scene))
+    # the crop reaches 68 px below the cut: the legs' share of the cut inside it, at least
+    inside = (whole - cut)[:200].sum() / cut.sum()
+    assert cut_quality(img, cut).lost_part >= 0.5 * inside
+    assert cut_quality(img, whole).lost_part <= CLEAN
+
+
+def test_a_dark_rings_middle_joined_to_its_outline_by_a_stripes_flanks_is_background_inside(scene):
+    # Corpus seeds 0, 7 and 13 (ring-73, ring-24, ring-72): u2netp cut a black ring on a dark
+    # grey seamless with its middle. The ring's specular stripe rises from black to white,
+    # and its two flanks pass through the backdrop's grey: two thin lines of backdrop-like
+    # pixels run from the middle to the outline, so the middle read as a region reaching
+    # the outline (its step measured against the flanks' surroundings) and passed. Opened
+    # away (OPEN_LINES), the middle is judged as the enclosed region it is.
+    yy, xx = np.mgrid[:H, :W]
+    rng = np.random.default_rng(5)
+    back = np.full((H, W, 3), 46.0) + rng.normal(0, 1.0, (H, W, 1))
+    outer = scene.ellipse(H, W, 200, 200, 180, 180)
+    middle = scene.ellipse(H, W, 200, 200, 100, 100)
+    ring = np.clip(outer - middle, 0, 1)
+    stripe = 180.0 * np.exp(-(((xx - 130) / 14.0) ** 2))  # a vertical highlight across the ring
+    product = (24.0 + stripe)[..., None] + rng.normal(0, 1.0, (H, W, 1))
+    img = _photo(ring, product, back)
+    expected = middle.sum() / outer.sum()  # ~0.31 of the filled cut
+    assert cut_quality(img, outer).background_inside == pytest.approx(expected, rel=0.25)
+    assert cut_quality(img, ring).background_inside <= CLEAN
