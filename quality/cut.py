@@ -52,7 +52,8 @@ sets the smallest region seen):
   product's own holes, or running off the crop, do not count unless they carry the
   product on (or, off the crop, are thin all along and product-coloured: a stool's legs
   lost whole).
-* **cut off by the photo**: share of the product's outline on the photo's border.
+* **cut off by the photo**: share of the product's outline on the photo's border (a stray
+  piece of the cut along the border is a fragment, not the product).
 * **cut in two** (quality/split.py): a thin part cut through, at the source's own scale.
 
 When colour cannot tell most of the product's rim from the backdrop (a white box on paper
@@ -213,21 +214,29 @@ def _pieces(mask: np.ndarray, level: float, min_piece: float = 0.005) -> int:
 
 def _cut_off(mask: np.ndarray, box: tuple[int, int, int, int]) -> float:
     """Share of the product's outline on the photo's border: border pixels of the product
-    over its outline's length (traced inside the box only)."""
+    over its outline's length (traced inside the box only). Stray pieces of the cut (under
+    a tenth of its largest piece, as ``fragments`` counts them) are not the product: a
+    sliver of backdrop cut along the photo's edge is a fragment (which a new cut can fix),
+    not a product the photo cuts off (which none can)."""
     x0, y0, x1, y1 = box
     h, w = mask.shape
     if x0 > 0 and y0 > 0 and x1 < w and y1 < h:
         return 0.0
+    binary = cv2.compare(mask[y0:y1, x0:x1], 0.5, cv2.CMP_GE)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    if n > 2:
+        areas = stats[1:, cv2.CC_STAT_AREA]
+        binary = np.isin(labels, 1 + np.flatnonzero(areas >= 0.1 * areas.max())).astype(np.uint8)
+    bh, bw = binary.shape
     edge = 0
     if y0 == 0:
-        edge += cv2.countNonZero(cv2.compare(mask[0, x0:x1], 0.5, cv2.CMP_GE))
+        edge += cv2.countNonZero(binary[0])
     if y1 == h:
-        edge += cv2.countNonZero(cv2.compare(mask[h - 1, x0:x1], 0.5, cv2.CMP_GE))
+        edge += cv2.countNonZero(binary[bh - 1])
     if x0 == 0:
-        edge += cv2.countNonZero(cv2.compare(mask[y0:y1, 0], 0.5, cv2.CMP_GE))
+        edge += cv2.countNonZero(binary[:, 0])
     if x1 == w:
-        edge += cv2.countNonZero(cv2.compare(mask[y0:y1, w - 1], 0.5, cv2.CMP_GE))
-    binary = cv2.compare(mask[y0:y1, x0:x1], 0.5, cv2.CMP_GE)
+        edge += cv2.countNonZero(binary[:, bw - 1])
     outline = cv2.findContours(binary, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)[0]
     return float(edge) / max(1.0, float(sum(len(c) for c in outline)))
 

@@ -151,7 +151,9 @@ class QcThresholds(BaseModel):
         "2.5.5: a thin product-coloured part lost whole counts though it runs past the working crop "
         "(a stool's legs; quality/cut.py THIN_PART); a large backdrop-like region that reaches the "
         "outline only along thin lines (a dark ring's filled middle, met by a specular stripe's "
-        "flanks) is judged with the lines opened away (OPEN_LINES).",
+        "flanks) is judged with the lines opened away (OPEN_LINES); source.cut_off leaves the cut's "
+        "stray pieces out (a sliver of backdrop along the photo's edge is a fragment, which a re-cut "
+        "can fix, not a product the photo cuts off).",
     )
     # --- analysis resolution (speed; the metrics say where they downsample) ---
     analysis_max_side: int = Field(
