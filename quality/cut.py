@@ -123,7 +123,7 @@ APART, APART_LLR = 0.05, 2.75  # a product-like region apart from the cut: size 
 GAP = 0.05  # how far apart (share of the product's size) a separate part may lie
 THIN_PART = 0.025  # mean width (area over the longer side of its box), share of the product's size, of a
 # part that counts though it runs off the crop: u2netp's cuts of stands and lamps without their legs, seeds
-# 7 and 13, read 0.6-1.9 %; regions running off the crop beside clean cuts (shadows, a mug's reflection,
+# 0, 7, 13 and 21, read 0.6-1.9 %; regions running off the crop beside clean cuts (shadows, a mug's reflection,
 # a lamp's floor) 3.4 % and up
 SHADOW_WIDTH = 4.0  # working px: a region darker than the backdrop around it, of the same chroma, whose
 # free outline is at least this soft (its lightness step over the 90th percentile gradient there) is a cast
@@ -480,7 +480,8 @@ class _Analysis:
             return "", 0.0  # the product around it looks the same: a highlight, the product's own colour
         beyond = (cv2.dilate(r8, disk(3 * _REACH + 8)) > 0) & ~(cv2.dilate(r8, disk(3 * _REACH + 4)) > 0) & inner
         near, far = _delta(lab, region, ring), _delta(lab, region, beyond)
-        body = float(region.sum()) >= HOLE_BODY * self.area and not (grown & self.near_exterior[sl]).any()
+        reaches = self._reaches_outline(sl, r8)
+        body = float(region.sum()) >= HOLE_BODY * self.area and not reaches
         if near < min_delta or near < STEP * far or (beyond.any() and far < FAR * near):
             # too little difference, one that keeps growing (shading fades, a hole steps), or one
             # gone again farther out (a band of the product's own shading); unless a large enclosed
@@ -515,7 +516,7 @@ class _Analysis:
         share = float((grown & product).sum()) / self.area  # + the band the smoothing blurred
         if share < MIN_REGION:
             return "", 0.0
-        if (grown & self.near_exterior[sl]).any():
+        if reaches:
             ring_out = (cv2.dilate(r8, disk(1)) > 0) & ~region
             contact = float((ring_out & self.near_exterior[sl]).sum()) / max(1, int(ring_out.sum()))
             if contact < ATTACHED_CONTACT:
@@ -550,6 +551,7 @@ class _Analysis:
         return (kind, share) if kind == "inside" else None
 
     def _reaches_outline(self, sl, r8) -> bool:
+        """Whether region ``r8`` (window ``sl``) comes within the outline's band."""
         return bool(((cv2.dilate(r8, disk(_REACH + 1)) > 0) & self.near_exterior[sl]).any())
 
     def _sharp_rim(self, sl, r8) -> bool:
@@ -606,7 +608,7 @@ class _Analysis:
     # -- part of the product missing -----------------------------------------------------
     def _lost_region(self, k, labels, stats) -> float:
         """Share of the product that candidate ``k`` (outside the mask) is, or 0."""
-        x, y, bw, bh, _ = (int(v) for v in stats[k])
+        x, y, bw, bh, pixels = (int(v) for v in stats[k])
         sl = _window(stats[k], max(bw, bh) + 2 * _REACH + 10, labels.shape)
         region = labels[sl] == k
         llr = float(self.llr[sl][region].mean())
@@ -638,7 +640,7 @@ class _Analysis:
             # a leg or stem lost whole runs off the working crop (which is framed on the cut):
             # thin all along, product-coloured, and too thin at the cut to judge continuity or
             # going on across it
-            thin = stats[k, cv2.CC_STAT_AREA] <= THIN_PART * self.size_px * max(bw, bh)
+            thin = pixels <= THIN_PART * self.size_px * max(bw, bh)
             leg = clear and thin and (continuity == np.inf or continuity <= LARGE_CONTINUITY)
             return share if ok or leg else 0.0
         large = share >= LARGE and llr <= -LARGE_LLR and apartness >= LOST_CONTRAST + 0.5
