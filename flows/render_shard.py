@@ -10,6 +10,7 @@ unless no re-render can fix it; every attempt is recorded and the best one is ke
 from __future__ import annotations
 
 from prefect import flow, get_run_logger
+from prefect.context import TagsContext
 from prefect.utilities.annotations import quote
 
 from flows.naming import shard_run_name
@@ -48,6 +49,18 @@ def render_shard(
     limit (infra/bootstrap.py), not a slot taken here; the batch moves its progress bar as
     shards finish. ``settings`` name the blocks the batch's deployment names; the shard
     loads them itself, on its own worker (``load_settings``)."""
+    with TagsContext(current_tags=set()):  # task runs untagged: see _untagged
+        return _render(shard_index, items, profiles, settings)
+
+
+def _render(shard_index: int, items: list[ShardItem], profiles: list[str], settings: RunSettings) -> list[SkuOutcome]:
+    """The shard's body, its task runs untagged. The shard's own run keeps the batch's tag
+    (the UI filters by it), but a tagged task run asks the Prefect server for tag
+    concurrency slots before it starts: one round trip per SKU, which read 1-2 s while the
+    server was busy recording the batch's events, both workers idle meanwhile (a 40-SKU
+    batch, 2026-12-04: 8.3 s of its 57 s of rendering with no SKU running;
+    docs/ARCHITECTURE.md, "Unit of work"). No tag concurrency limit applies to a SKU: the
+    GPU cap is the pool's."""
     logger = get_run_logger()
     settings = load_settings(settings)
     outcomes: dict[int, SkuOutcome] = {}

@@ -66,6 +66,9 @@ def test_batch_end_to_end_then_rerun_reuses_everything(small_catalog, tmp_path, 
     on_disk = json.loads((out / "report.json").read_text())
     assert on_disk["counts"] == report["counts"] and sum(report["counts"].values()) == 5
     assert (out / "contact_sheet.png").stat().st_size > 1000
+    shard_tags, task_tags = _tags_of_latest_shard()
+    assert "batch:catalog" in shard_tags  # ops filter a batch's runs by it
+    assert task_tags and all(tags == [] for tags in task_tags), task_tags  # no tag-slot round trip per SKU
     assert "<table>" in (out / "report.html").read_text()
 
     cup = out / by_sku["CUP-ESPRESSO-01"]["dir"]
@@ -110,6 +113,22 @@ def _task_runs_of_latest_batch() -> list[str]:
         assert run.name.startswith("batch-")
         tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])))
     return [t.name for t in tasks]
+
+
+def _tags_of_latest_shard() -> tuple[list[str], list[list[str]]]:
+    """The latest render-shard run's tags, and its task runs' tags."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterId
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    with get_client(sync_client=True) as client:
+        (run,) = client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=["render-shard"])),
+            sort=FlowRunSort.START_TIME_DESC,
+            limit=1,
+        )
+        tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])))
+    return run.tags, [t.tags for t in tasks]
 
 
 def test_cached_work_whose_files_are_gone_is_done_again(small_catalog, tmp_path, run_settings):
