@@ -25,6 +25,7 @@ from catalog import repository as repo
 
 THUMB_SIDE = 160  # px, longest side: a row of 4 fits a laptop screen, ~4 KB each as JPEG
 THUMB_QUALITY = 72
+TILE_SIDE = 256  # px: the contact sheet's tile (imaging.contact_sheet's default)
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class SkuImageRefs:
     source: str | None = None
     mask: str | None = None
     exports: dict[str, str] = field(default_factory=dict)  # profile -> encoded render
+    preview: str | None = None  # the export the contact sheet shows (the report's "preview")
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ class SkuThumbs:
     size: tuple[int, int] | None = None
     outline: str = ""
     exports: dict[str, bytes] = field(default_factory=dict)
+    tile: np.ndarray | None = field(default=None, compare=False)  # the preview, RGB, fitted in TILE_SIDE
 
 
 def image_refs(session: Session, batch_id: str, source_ref: Callable[[str], str]) -> dict[str, SkuImageRefs]:
@@ -59,29 +62,38 @@ def image_refs(session: Session, batch_id: str, source_ref: Callable[[str], str]
             source = source_ref(row.source_image.sha256)
         exports = {render.profile: render.uri for render, _ in repo.latest_qc(session, row.id, repo.kept_attempt(row))}
         out[row.dirname] = SkuImageRefs(
-            source=source, mask=(item.get("outcome") or {}).get("mask_path"), exports=exports
+            source=source,
+            mask=(item.get("outcome") or {}).get("mask_path"),
+            exports=exports,
+            preview=next(iter(exports.values()), None),  # as catalog.report.build_report's
         )
     return out
 
 
 def sku_thumbs(refs: SkuImageRefs, read: Callable[[str], bytes], side: int = THUMB_SIDE) -> SkuThumbs:
-    """The thumbnails of one SKU; a file that is gone (``lightbox gc``) or unreadable is
-    left out, and the report shows its place empty."""
+    """The thumbnails of one SKU, each stored picture read and decoded once (the preview's
+    contact-sheet tile and its thumbnail come from one decode: an export is a progressive
+    JPEG, which libjpeg decodes at 1/8 scale hardly faster than whole). A file that is gone
+    (``lightbox gc``) or unreadable is left out, and the report shows its place empty."""
     source = _pixels(refs.source, read, side)
     outline = ""
     if source is not None and refs.mask:
         mask = _pixels(refs.mask, read, 2 * side, gray=True)
         outline = mask_outline(mask, (source.shape[1], source.shape[0])) if mask is not None else ""
-    exports = {}
+    exports, tile = {}, None
     for profile, ref in refs.exports.items():
-        pixels = _pixels(ref, read, side)
-        if pixels is not None:
-            exports[profile] = jpeg(pixels)
+        pixels = _pixels(ref, read, max(side, TILE_SIDE) if ref == refs.preview else side)
+        if pixels is None:
+            continue
+        if ref == refs.preview:
+            tile, pixels = pixels, _fit(pixels, side)
+        exports[profile] = jpeg(pixels)
     return SkuThumbs(
         source=jpeg(source) if source is not None else None,
         size=(source.shape[1], source.shape[0]) if source is not None else None,
         outline=outline,
         exports=exports,
+        tile=tile,
     )
 
 
@@ -136,9 +148,7 @@ def _pixels(ref: str | None, read: Callable[[str], bytes], side: int, gray: bool
         return None
     if pixels.dtype != np.uint8:  # 16-bit PNG
         pixels = (pixels / 257).astype(np.uint8)
-    scale = min(1.0, side / max(pixels.shape[:2]))
-    size = (max(1, round(pixels.shape[1] * scale)), max(1, round(pixels.shape[0] * scale)))
-    pixels = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
+    pixels = _fit(pixels, side)
     if gray:
         return pixels
     if pixels.ndim == 2:
@@ -146,6 +156,13 @@ def _pixels(ref: str | None, read: Callable[[str], bytes], side: int, gray: bool
     if pixels.shape[2] == 4:
         return _on_checkerboard(cv2.cvtColor(pixels, cv2.COLOR_BGRA2RGBA))
     return cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
+
+
+def _fit(pixels: np.ndarray, side: int) -> np.ndarray:
+    """``pixels`` shrunk (INTER_AREA) to fit in ``side`` x ``side``; never enlarged."""
+    scale = min(1.0, side / max(pixels.shape[:2]))
+    size = (max(1, round(pixels.shape[1] * scale)), max(1, round(pixels.shape[0] * scale)))
+    return cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
 
 
 _REDUCED = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}

@@ -7,7 +7,6 @@ from pathlib import Path
 from uuid import UUID
 
 import cv2
-import numpy as np
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact
 
@@ -18,20 +17,7 @@ from catalog.report_images import batch_thumbs, image_refs
 from imaging.contact_sheet import Tile, contact_sheet
 from tasks.artifacts import ARTIFACT_BYTES, artifact_key
 from tasks.records import RunSettings
-from tasks.workdir import WorkStore, decode_work_image, work_store, write_atomic
-
-
-def _thumbnail(ref: str | None, side: int, store: WorkStore) -> np.ndarray | None:
-    try:
-        rgb = decode_work_image(store.get(ref), 3, "render", reduce=4) if ref else None
-    except (FileNotFoundError, ValueError):  # gone (lightbox gc) or unreadable: the tile says so
-        rgb = None
-    if rgb is None:
-        return None
-    scale = side / max(rgb.shape[:2])
-    return cv2.resize(
-        rgb, (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale))), interpolation=cv2.INTER_AREA
-    )
+from tasks.workdir import work_store, write_atomic
 
 
 @task(name="start_progress", persist_result=True)
@@ -56,10 +42,11 @@ def write_report(batch_id: str, out_dir: str, settings: RunSettings, consistency
         report = build_report(s, batch_id, consistency)
         refs = image_refs(s, batch_id, lambda sha: store.ref(sha, "source"))
     out = Path(out_dir)
+    thumbs = batch_thumbs(refs, store.get)  # the HTML's thumbnails and the sheet's tiles, one decode each
     tiles = [
         Tile(
             sku=e["sku"],
-            image=_thumbnail(e["preview"], 256, store),
+            image=thumbs[e["dir"]].tile if e["dir"] in thumbs else None,
             state=e["state"],
             status=e["status"],
             label=sku_label(e),
@@ -69,7 +56,7 @@ def write_report(batch_id: str, out_dir: str, settings: RunSettings, consistency
     sheet = contact_sheet(tiles)
     ok, png = cv2.imencode(".png", cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
     write_atomic(out / "contact_sheet.png", png.tobytes())
-    html = render_report(report, batch_thumbs(refs, store.get))
+    html = render_report(report, thumbs)
     write_atomic(out / "report.html", html.encode("utf-8"))
     write_atomic(out / "report.json", json.dumps(report, indent=2, default=str).encode("utf-8"))
     return report

@@ -226,6 +226,20 @@ def test_thumbnails_are_small_jpegs_with_the_mask_outline():
     assert "BROKEN-TRUNCATED" not in thumbs and page.count("no picture") == 2
 
 
+def test_each_picture_is_read_once_and_the_preview_makes_the_contact_sheet_tile():
+    refs, files = sample_files(sample_report())
+    cup = refs["CUP-ESPRESSO-01"]
+    cup = SkuImageRefs(cup.source, cup.mask, cup.exports, preview=cup.exports["transparent"])
+    reads = []
+    thumbs = sku_thumbs(cup, lambda ref: reads.append(ref) or files[ref])
+    assert sorted(reads) == sorted([cup.source, cup.mask, *cup.exports.values()])
+    assert thumbs.tile.shape == (171, 256, 3)  # 600 x 400 fitted into 256, on the checkerboard
+    small = Image.open(__import__("io").BytesIO(thumbs.exports["transparent"]))
+    assert small.size == (160, 107)
+    board = thumbs.tile[:8, :8].reshape(-1, 3)  # the cup's corner is transparent
+    assert {tuple(p) for p in board} == {(255, 255, 255)}
+
+
 def test_mask_outline_follows_the_mask_and_its_holes():
     mask = np.zeros((400, 600), np.uint8)
     cv2.rectangle(mask, (100, 100), (499, 299), 255, -1)
