@@ -77,6 +77,16 @@ def build_report(session: Session, batch_id: str, consistency: dict | None = Non
     }
 
 
+def report_json(report: dict) -> bytes:
+    """report.json's bytes: the batch's fields indented, then one line per SKU. Python's C
+    JSON encoder runs only without ``indent``; indenting every SKU's figures ran the
+    pure-Python one (8 s of write_report at 400 SKUs on a loaded machine)."""
+    head = json.dumps({**{k: v for k, v in report.items() if k != "skus"}, "skus": []}, indent=2, default=str)
+    before, _, after = head.rpartition('"skus": []')  # the last key: its last occurrence
+    skus = ",\n    ".join(json.dumps(entry, default=str) for entry in report.get("skus", []))
+    return (before + ('"skus": [\n    ' + skus + "\n  ]" if skus else '"skus": []') + after).encode("utf-8")
+
+
 def _provenance(render) -> str | None:
     """The IPTC digital source type written into the render's file (imaging/provenance.py;
     recorded per profile with the render's model versions), or None (older renders)."""

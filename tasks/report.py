@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from uuid import UUID
 
@@ -11,7 +10,7 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact
 
 from catalog.db import session_scope
-from catalog.report import build_report, qc_table, sku_label
+from catalog.report import build_report, qc_table, report_json, sku_label
 from catalog.report_html import render_report
 from catalog.report_images import batch_thumbs, image_refs
 from imaging.contact_sheet import Tile, contact_sheet
@@ -58,7 +57,7 @@ def write_report(batch_id: str, out_dir: str, settings: RunSettings, consistency
     write_atomic(out / "contact_sheet.png", png.tobytes())
     html = render_report(report, thumbs)
     write_atomic(out / "report.html", html.encode("utf-8"))
-    write_atomic(out / "report.json", json.dumps(report, indent=2, default=str).encode("utf-8"))
+    write_atomic(out / "report.json", report_json(report))
     return report
 
 

@@ -63,3 +63,17 @@ def test_a_large_batch_fits_the_event_cap_and_keeps_its_worst_skus():
 
     small = {"skus": skus[:400]}
     assert qc_table(small, BUDGET)[1] == 0  # a 400-SKU batch is listed whole
+
+
+def test_report_json_is_the_report_with_one_line_per_sku():
+    from datetime import datetime
+
+    from catalog.report import report_json
+
+    skus = [_entry(i, ("red", "amber", "green")[i % 3], fails=CHECKS[:2]) for i in range(5)]
+    report = {"name": 'tricky "skus": []', "created_at": datetime(2026, 12, 4), "skus": skus}
+    text = report_json(report).decode("utf-8")
+    assert json.loads(text) == {**report, "created_at": "2026-12-04 00:00:00"}
+    lines = text.splitlines()
+    assert [line.strip().rstrip(",") for line in lines if "SKU-" in line] == [json.dumps(s) for s in skus]
+    assert json.loads(report_json({"name": "empty", "skus": []})) == {"name": "empty", "skus": []}
