@@ -23,6 +23,7 @@ from contextlib import contextmanager
 
 from prefect import task
 
+from catalog.report_images import preview_jpeg, thumb_ref
 from imaging.profiles import encode_for_profile
 from imaging.templates import TemplateError, get_template
 from quality.thresholds import QcThresholds
@@ -100,6 +101,8 @@ def render_sku(
             path = store.ref(source.sha256, f"{sha[:16]}-{profile}.{specs[profile].extension}")
             if not store.exists(path):
                 store.put(path, data)
+                alpha = composite.product_alpha if specs[profile].background == "transparent" else None
+                store.put(thumb_ref(path), preview_jpeg(composite.rgb, alpha))  # what the report shows
             on_photo = work.to_work.then(composite.placement)  # the record maps the photo's own pixels
             renders.append(
                 RenderInfo(

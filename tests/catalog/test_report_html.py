@@ -188,10 +188,22 @@ def _make_files(report: dict) -> tuple[dict[str, SkuImageRefs], dict[str, bytes]
     return refs, files
 
 
+def _reader(files: dict[str, bytes]):
+    """``WorkStore.get`` over a dict: FileNotFoundError for what is not there."""
+
+    def read(ref: str) -> bytes:
+        try:
+            return files[ref]
+        except KeyError:
+            raise FileNotFoundError(ref) from None
+
+    return read
+
+
 def sample_page() -> tuple[str, dict, dict[str, SkuThumbs]]:
     report = sample_report()
     refs, files = sample_files(report)
-    thumbs = batch_thumbs(refs, files.__getitem__)
+    thumbs = batch_thumbs(refs, _reader(files))
     return render_report(report, thumbs), report, thumbs
 
 
@@ -231,13 +243,42 @@ def test_each_picture_is_read_once_and_the_preview_makes_the_contact_sheet_tile(
     cup = refs["CUP-ESPRESSO-01"]
     cup = SkuImageRefs(cup.source, cup.mask, cup.exports, preview=cup.exports["transparent"])
     reads = []
-    thumbs = sku_thumbs(cup, lambda ref: reads.append(ref) or files[ref])
-    assert sorted(reads) == sorted([cup.source, cup.mask, *cup.exports.values()])
+    thumbs = sku_thumbs(cup, lambda ref: reads.append(ref) or _reader(files)(ref))
+    assert sorted(r for r in reads if r in files) == sorted([cup.source, cup.mask, *cup.exports.values()])
     assert thumbs.tile.shape == (171, 256, 3)  # 600 x 400 fitted into 256, on the checkerboard
     small = Image.open(__import__("io").BytesIO(thumbs.exports["transparent"]))
     assert small.size == (160, 107)
     board = thumbs.tile[:8, :8].reshape(-1, 3)  # the cup's corner is transparent
     assert {tuple(p) for p in board} == {(255, 255, 255)}
+
+
+def test_a_stored_preview_is_read_instead_of_the_export():
+    from catalog.report_images import preview_jpeg, thumb_ref
+
+    refs, files = sample_files(sample_report())
+    cup = refs["CUP-ESPRESSO-01"]
+    cup = SkuImageRefs(cup.source, cup.mask, cup.exports, preview=cup.exports["amazon-main"])
+    rgba = cv2.imdecode(np.frombuffer(files[cup.exports["transparent"]], np.uint8), cv2.IMREAD_UNCHANGED)
+    rgba = cv2.cvtColor(rgba, cv2.COLOR_BGRA2RGBA)
+    previews = {thumb_ref(cup.exports["transparent"]): preview_jpeg(rgba[..., :3], rgba[..., 3] / 255.0)}
+    white = cv2.cvtColor(cv2.imdecode(np.frombuffer(files[cup.exports["amazon-main"]], np.uint8), 1), 4)
+    previews[thumb_ref(cup.exports["amazon-main"])] = preview_jpeg(white)
+    stored = {**files, **previews}
+    reads = []
+
+    def read(ref: str) -> bytes:
+        reads.append(ref)
+        if ref not in stored:
+            raise FileNotFoundError(ref)
+        return stored[ref]
+
+    thumbs = sku_thumbs(cup, read)
+    assert cup.exports["transparent"] not in reads and cup.exports["amazon-main"] not in reads
+    assert cup.exports["shopify"] in reads  # no preview stored: the export itself
+    assert thumbs.tile.shape == (171, 256, 3) and set(thumbs.exports) == set(PROFILES)
+    shown = np.asarray(Image.open(__import__("io").BytesIO(thumbs.exports["transparent"])).convert("RGB"))
+    assert shown.shape == (107, 160, 3) and shown[:4, :4].min() > 200  # the corner's checkerboard, light
+    assert Image.open(__import__("io").BytesIO(previews[thumb_ref(cup.exports["transparent"])])).size == (256, 171)
 
 
 def test_mask_outline_follows_the_mask_and_its_holes():
@@ -263,7 +304,7 @@ def test_missing_files_leave_empty_places():
 def test_a_thousand_skus_stay_small_and_flat():
     report = sample_report()
     refs, files = sample_files(report)
-    cup = sku_thumbs(refs["CUP-ESPRESSO-01"], files.__getitem__)
+    cup = sku_thumbs(refs["CUP-ESPRESSO-01"], _reader(files))
     rocket = report["skus"][2]
     many = {**report, "skus": []}
     for i in range(1000):

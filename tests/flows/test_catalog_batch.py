@@ -66,6 +66,12 @@ def test_batch_end_to_end_then_rerun_reuses_everything(small_catalog, tmp_path, 
     on_disk = json.loads((out / "report.json").read_text())
     assert on_disk["counts"] == report["counts"] and sum(report["counts"].values()) == 5
     assert (out / "contact_sheet.png").stat().st_size > 1000
+    with session_scope(settings.database_url) as s:
+        uris = list(s.scalars(select(Render.uri)))
+    assert uris
+    for uri in uris:  # each render's preview, stored beside it for the report
+        preview = Image.open(uri + ".thumb.jpg")
+        assert preview.format == "JPEG" and max(preview.size) == 256
     shard_tags, task_tags = _tags_of_latest_shard()
     assert "batch:catalog" in shard_tags  # ops filter a batch's runs by it
     assert task_tags and all(tags == [] for tags in task_tags), task_tags  # no tag-slot round trip per SKU
