@@ -334,6 +334,25 @@ def test_review_text_is_escaped_and_thumbnails_are_small_jpegs(tmp_path):
         thumbnail_jpeg(str(tmp_path / "gone.png"))
 
 
+def test_review_thumbnails_come_from_the_stored_preview(tmp_path):
+    import cv2
+    import numpy as np
+
+    from catalog.report_images import preview_jpeg, thumb_ref
+    from tasks.review_artifact import thumbnail_jpeg
+    from tasks.workdir import LocalWorkStore
+
+    store = LocalWorkStore(tmp_path / "work")
+    render = store.ref("ab" * 32, "0123456789abcdef-amazon-main.jpg")
+    blue, red = np.zeros((400, 400, 3), np.uint8), np.zeros((400, 400, 3), np.uint8)
+    blue[..., 2], red[..., 0] = 255, 255
+    store.put(render, cv2.imencode(".jpg", cv2.cvtColor(blue, cv2.COLOR_RGB2BGR))[1].tobytes())
+    shown = lambda: cv2.imdecode(np.frombuffer(thumbnail_jpeg(render, store=store), np.uint8), 1)  # noqa: E731
+    assert shown()[..., 0].mean() > 200  # no preview: the render itself (BGR: blue)
+    store.put(thumb_ref(render), preview_jpeg(red))
+    assert shown().shape == (160, 160, 3) and shown()[..., 2].mean() > 200  # the preview
+
+
 @pytest.mark.usefixtures("prefect_harness")
 def test_a_large_hold_keeps_its_review_artifact_under_prefects_event_cap(tmp_path):
     """Prefect drops an artifact's event over 1.5 MB (its data rides in it): inline
