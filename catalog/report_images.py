@@ -40,14 +40,25 @@ def preview_jpeg(rgb: np.ndarray, alpha: np.ndarray | None = None) -> bytes:
     in TILE_SIDE, transparency drawn on the checkerboard, JPEG. The report reads it instead
     of decoding the export (a progressive 2000 px JPEG or a 2048 px PNG: 80-90 % of a
     40-SKU report's time went to those decodes)."""
-    scale = min(1.0, TILE_SIDE / max(rgb.shape[:2]))
-    size = (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale)))
-    small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    small = _shrink(rgb, TILE_SIDE)
     if alpha is not None:
-        a = cv2.resize(np.asarray(alpha, np.float32), size, interpolation=cv2.INTER_AREA)
-        rgba = np.dstack([small, np.clip(a * 255.0 + 0.5, 0, 255).astype(np.uint8)])
-        small = _on_checkerboard(rgba)
+        a = cv2.resize(
+            _shrink(np.asarray(alpha, np.float32), TILE_SIDE), small.shape[1::-1], interpolation=cv2.INTER_AREA
+        )
+        small = _on_checkerboard(np.dstack([small, np.clip(a * 255.0 + 0.5, 0, 255).astype(np.uint8)]))
     return jpeg(small, PREVIEW_QUALITY)
+
+
+def _shrink(pixels: np.ndarray, side: int) -> np.ndarray:
+    """``_fit``, first by the largest whole factor that keeps ``side`` px: OpenCV's area
+    resampling has a fast path for whole factors (2000 px to 250 px RGB: 5 ms, to 256 px:
+    16 ms). The canvas's last rows and columns past a multiple of the factor are left out
+    (under 0.4 % of its side: backdrop)."""
+    h, w = pixels.shape[:2]
+    k = max(h, w) // side
+    if k >= 2:
+        pixels = cv2.resize(pixels[: h - h % k, : w - w % k], (w // k, h // k), interpolation=cv2.INTER_AREA)
+    return _fit(pixels, side)
 
 
 @dataclass(frozen=True)
