@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from uuid import UUID
 
@@ -53,8 +54,13 @@ def write_report(batch_id: str, out_dir: str, settings: RunSettings, consistency
         for e in report["skus"]
     ]
     sheet = contact_sheet(tiles)
-    ok, png = cv2.imencode(".png", cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    del tiles  # the sheet holds them now (196 kB a SKU as arrays)
+    thumbs = {key: replace(t, tile=None) for key, t in thumbs.items()}
+    # BGR in place: a copy of a 400-SKU sheet (23060 x 1692 px) is another 117 MB at the peak
+    ok, png = cv2.imencode(".png", cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR, dst=sheet))
+    del sheet
     write_atomic(out / "contact_sheet.png", png.tobytes())
+    del png
     html = render_report(report, thumbs)
     write_atomic(out / "report.html", html.encode("utf-8"))
     write_atomic(out / "report.json", report_json(report))
