@@ -35,6 +35,15 @@ def thumb_ref(ref: str) -> str:
     return ref + ".thumb.jpg"
 
 
+def read_preview(read: Callable[[str], bytes], ref: str) -> bytes:
+    """The stored preview of the render at ``ref``, or the render itself where it has none
+    (made before previews were stored); ``FileNotFoundError`` when neither is there."""
+    try:
+        return read(thumb_ref(ref))
+    except FileNotFoundError:
+        return read(ref)
+
+
 def preview_jpeg(rgb: np.ndarray, alpha: np.ndarray | None = None) -> bytes:
     """A render's preview, made while its canvas is in memory (``tasks/attempt.py``): fitted
     in TILE_SIDE, transparency drawn on the checkerboard, JPEG. The report reads it instead
@@ -173,14 +182,8 @@ def _pixels(
     before previews were stored have none)."""
     if not ref:
         return None
-    data = None
-    if preview:
-        try:
-            data = read(thumb_ref(ref))
-        except FileNotFoundError:
-            data = None
     try:
-        data = data if data is not None else read(ref)
+        data = read_preview(read, ref) if preview else read(ref)
     except FileNotFoundError:
         return None
     flag = cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_UNCHANGED

@@ -49,7 +49,7 @@ def render_shard(
     limit (infra/bootstrap.py), not a slot taken here; the batch moves its progress bar as
     shards finish. ``settings`` name the blocks the batch's deployment names; the shard
     loads them itself, on its own worker (``load_settings``)."""
-    with TagsContext(current_tags=set()):  # task runs untagged: see _untagged
+    with TagsContext(current_tags=set()):  # task runs untagged: see _render
         return _render(shard_index, items, profiles, settings)
 
 

@@ -19,7 +19,7 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 
 from blocks.destinations import ExportContext, S3Destination
-from catalog.report_images import thumb_ref
+from catalog.report_images import read_preview
 from tasks.artifacts import ARTIFACT_BYTES
 from tasks.bookkeeping import REPLAYED
 from tasks.export import load_destination
@@ -53,17 +53,10 @@ def md(text: str | None) -> str:
 
 def thumbnail_jpeg(path: str, side: int = THUMB_SIDE, store: WorkStore | None = None) -> bytes:
     """A small JPEG of a render (a reference in ``store``, or a local path), made from its
-    stored preview when it has one (``catalog.report_images.thumb_ref``: no decode of the
+    stored preview when it has one (``catalog.report_images.read_preview``: no decode of the
     full export); a transparent render is shown over white (its preview, on the checkerboard)."""
-    data = None
-    if store is not None:
-        try:
-            data = store.get(thumb_ref(path))
-        except FileNotFoundError:
-            data = None
     try:
-        if data is None:
-            data = store.get(path) if store is not None else Path(path).read_bytes()
+        data = read_preview(store.get, path) if store is not None else Path(path).read_bytes()
     except FileNotFoundError:
         raise FileNotFoundError(f"render missing: {path}") from None
     pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)

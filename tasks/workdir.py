@@ -153,12 +153,9 @@ def encode_png(pixels: np.ndarray, compression: int = 1) -> bytes:
     return buf.tobytes()
 
 
-def decode_work_image(data: bytes, channels: int, what: str = "work file", reduce: int = 1) -> np.ndarray:
-    """Pixels of a work file (PNG, or an encoded export): channels 1 (gray), 3 (RGB) or 4 (RGBA).
-    ``reduce`` 2, 4 or 8 (3 channels): a JPEG decoded at that fraction of its size, for thumbnails."""
+def decode_work_image(data: bytes, channels: int, what: str = "work file") -> np.ndarray:
+    """Pixels of a work file (PNG, or an encoded export): channels 1 (gray), 3 (RGB) or 4 (RGBA)."""
     flag = {1: cv2.IMREAD_GRAYSCALE, 3: cv2.IMREAD_COLOR, 4: cv2.IMREAD_UNCHANGED}[channels]
-    if reduce != 1:
-        flag = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}[reduce]
     pixels = cv2.imdecode(np.frombuffer(data, np.uint8), flag)
     if pixels is None:
         raise ValueError(f"{what} is not a readable image")
