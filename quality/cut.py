@@ -120,6 +120,7 @@ LARGE_LLR, LARGE_CONTINUITY = 3.0, 5.0  # ...with this much evidence and continu
 TEXTURE_FLOOR = 1.5  # dE76: continuity across the cut is judged against the product's own pixel-to-pixel
 # difference where that is larger (a grained or patterned product differs from itself too)
 APART, APART_LLR = 0.05, 2.75  # a product-like region apart from the cut: size and evidence it needs
+STRAY = 0.1  # a piece of the cut under this share of the product (of its largest piece) is stray, not a part
 GAP = 0.05  # how far apart (share of the product's size) a separate part may lie
 THIN_PART = 0.025  # mean width (area over the longer side of its box), share of the product's size, of a
 # part that counts though it runs off the crop: u2netp's cuts of stands and lamps without their legs, seeds
@@ -215,7 +216,7 @@ def _pieces(mask: np.ndarray, level: float, min_piece: float = 0.005) -> int:
 def _cut_off(mask: np.ndarray, box: tuple[int, int, int, int]) -> float:
     """Share of the product's outline on the photo's border: border pixels of the product
     over its outline's length (traced inside the box only). Stray pieces of the cut (under
-    a tenth of its largest piece, as ``fragments`` counts them) are not the product: a
+    ``STRAY`` of its largest piece, as ``fragments`` counts them) are not the product: a
     sliver of backdrop cut along the photo's edge is a fragment (which a new cut can fix),
     not a product the photo cuts off (which none can)."""
     x0, y0, x1, y1 = box
@@ -226,7 +227,7 @@ def _cut_off(mask: np.ndarray, box: tuple[int, int, int, int]) -> float:
     n, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
     if n > 2:
         areas = stats[1:, cv2.CC_STAT_AREA]
-        binary = np.isin(labels, 1 + np.flatnonzero(areas >= 0.1 * areas.max())).astype(np.uint8)
+        binary = np.isin(labels, 1 + np.flatnonzero(areas >= STRAY * areas.max())).astype(np.uint8)
     bh, bw = binary.shape
     edge = 0
     if y0 == 0:
@@ -753,7 +754,7 @@ class _Analysis:
         total = 0.0
         for k in range(1, n):
             a = int(stats[k, cv2.CC_STAT_AREA])
-            if k == largest or a > 0.1 * self.area:
+            if k == largest or a > STRAY * self.area:
                 continue  # a tenth of the product is no stray piece: a part of it (the other shoe)
             sl = _window(stats[k], 0, labels.shape)
             if float(self.llr[sl][labels[sl] == k].mean()) > 0:
