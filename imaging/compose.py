@@ -12,7 +12,10 @@ What ``compose_studio`` does, in order:
 3. Resampling is premultiplied (colour x coverage), so pixels outside the cut never
    bleed into the product edge: ``cv2.INTER_AREA`` when shrinking, ``cv2.INTER_CUBIC``
    (clipped) when enlarging, none at ``s == 1``. Scale is exact on both axes and the
-   crop is pasted at a whole-pixel offset, so ``Composite.placement`` is exact.
+   crop is pasted at a whole-pixel offset, so ``Composite.placement`` is exact. Only
+   what lands on the canvas is resampled (a poor cut's specks far from a small product
+   would otherwise make an enlarged crop many canvases big), and the edge colour is made
+   a band of rows at a time: the compositor's memory is bounded by the canvas.
 4. The backdrop is a solid colour or a vertical gradient (first row = ``colour``,
    last row = ``colour2``, linear in sRGB code values).
 5. The shadow is a darkening map S in [0, 1] multiplied into the backdrop, drawn from
@@ -96,9 +99,12 @@ def compose_studio(
     box_w, box_h = bx1 - bx0, by1 - by0
     scale = min(fill * max(width, height) / max(box_w, box_h), fill * width / box_w, fill * height / box_h)
     pad = math.ceil(2.0 / scale) + 2
-    cx0, cy0 = dx0 - pad, dy0 - pad
-    prem, cov = _resample(rgb, mask, (cx0, cy0, dx1 + pad, dy1 + pad), scale)
     margin = math.ceil(4.0 * feather_px) + 1
+    # Only what lands on the canvas is resampled: specks far from a small product that
+    # is enlarged many times would otherwise make the crop many times the canvas's size.
+    cx0, cx1 = _on_canvas(dx0 - pad, dx1 + pad, (bx0 + bx1) / 2, width, scale, margin, pad)
+    cy0, cy1 = _on_canvas(dy0 - pad, dy1 + pad, (by0 + by1) / 2, height, scale, margin, pad)
+    prem, cov = _resample(rgb, mask, (cx0, cy0, cx1, cy1), scale)
     prem = cv2.copyMakeBorder(prem, margin, margin, margin, margin, cv2.BORDER_CONSTANT, value=0)
     cov = cv2.copyMakeBorder(cov, margin, margin, margin, margin, cv2.BORDER_CONSTANT, value=0)
     paste_x = round(width / 2 - scale * ((bx0 + bx1) / 2 - cx0))
@@ -156,6 +162,16 @@ def compose_studio(
     return Composite(canvas, product_alpha, placement, shadow, background, meta)
 
 
+def _on_canvas(lo: int, hi: int, centre: float, side: int, scale: float, margin: int, pad: int) -> tuple[int, int]:
+    """``[lo, hi)`` (source px) clipped to what the canvas's ``side`` shows when the box's
+    ``centre`` lands on the canvas's centre at ``scale``, plus the feather's ``margin``
+    (canvas px) and the resampling kernel's ``pad`` (source px): a cut there is off the
+    canvas. A crop inside that is returned as it is, so ordinary products place exactly
+    as before."""
+    half = (side / 2 + margin) / scale + pad
+    return max(lo, math.floor(centre - half)), min(hi, math.ceil(centre + half))
+
+
 def _resample(rgb, mask, crop, scale):
     """Premultiplied crop (zero outside the image) resized by exactly ``scale``."""
     x0, y0, x1, y1 = crop
@@ -189,21 +205,36 @@ def _feathered_colour(prem, cov, feather_px):
     thinner edge pixels and the rim that feathering adds take a blur-weighted average of
     their neighbours (a ratio of two tiny numbers is noise, and there is none outside).
     The colour is made in ``prem``'s own buffer (the caller has no further use for it):
-    one product-sized float copy less at the compositor's peak."""
+    one product-sized float copy less at the compositor's peak. Both passes go a band of
+    rows at a time, so a crop that is nearly all edge (specks strewn over an enlarged
+    photo) costs a band's temporaries, not several crop-sized index and value arrays."""
     alpha = cv2.GaussianBlur(cov, (0, 0), feather_px) if feather_px > 0.0 else cov.copy()
     alpha[alpha < _SNAP] = 0.0
     alpha[alpha > 1.0 - _SNAP] = 1.0
-    edge = np.nonzero((cov < 1.0 - 1e-6) & (alpha > 0.0))
-    weak = tuple(i[cov[edge] < _RELIABLE] for i in edge)
-    if weak[0].size:  # the neighbours' average, from the premultiplied colours as they came
-        sigma = max(feather_px, 1.0)
-        ext_cov = cv2.GaussianBlur(cov, (0, 0), sigma)[weak]
-        ext = cv2.GaussianBlur(prem, (0, 0), sigma)[weak] / np.maximum(ext_cov, 1e-6)[:, None]
+    sigma = max(feather_px, 1.0)
+    halo = math.ceil(4.0 * sigma) + 2  # rows the blur reaches (cv2 sizes it 2 x 4 sigma + 1)
+    height = cov.shape[0]
+    weak_colours = []  # per band: the neighbours' average, from prem as it came (before pass 2)
+    for rows in _strips(height):
+        weak = cov[rows] < _RELIABLE
+        weak &= alpha[rows] > 0.0
+        if not weak.any():
+            weak_colours.append(None)
+            continue
+        lo, hi = max(rows.start - halo, 0), min(rows.stop + halo, height)
+        mid = slice(rows.start - lo, rows.stop - lo)
+        ext_cov = cv2.GaussianBlur(cov[lo:hi], (0, 0), sigma)[mid][weak]
+        ext = cv2.GaussianBlur(prem[lo:hi], (0, 0), sigma)[mid][weak] / np.maximum(ext_cov, 1e-6)[:, None]
+        weak_colours.append((weak, ext))
     colour = prem
-    colour[edge] = prem[edge] / np.maximum(cov[edge], _RELIABLE)[:, None]
-    if weak[0].size:
-        colour[weak] = ext
-    np.clip(colour, 0.0, 255.0, out=colour)
+    for rows, weak_colour in zip(_strips(height), weak_colours, strict=True):
+        c, band = cov[rows], colour[rows]
+        edge = c < 1.0 - 1e-6
+        edge &= alpha[rows] > 0.0
+        band[edge] /= np.maximum(c[edge], _RELIABLE)[:, None]
+        if weak_colour is not None:
+            band[weak_colour[0]] = weak_colour[1]
+        np.clip(band, 0.0, 255.0, out=band)
     return colour, alpha
 
 

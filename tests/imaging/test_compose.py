@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import cv2
 import numpy as np
 import pytest
@@ -175,6 +177,35 @@ def test_placement_folds_in_the_crop():
     assert abs(p.offset_x - q.offset_x) <= 1.0 and abs(p.offset_y - q.offset_y) <= 1.0
     bx, by = p.scale * 203 + p.offset_x, p.scale * 303 + p.offset_y
     assert comp.rgb[int(by), int(bx), 2] > 200 and comp.rgb[int(by), int(bx), 0] < 60
+
+
+def test_specks_far_from_a_small_product_cost_a_canvas_not_their_enlarged_crop():
+    """A poor cut: a 30 px product (mask >= 0.5) and faint specks in the photo's corners.
+    The box is enlarged ~23x; resampling everything the specks span would be an 8700 px
+    square (~1.2 GB of float colour). Only what lands on the canvas is resampled, the
+    product is still placed exactly, and the specks are off the canvas."""
+    rgb = np.full((400, 400, 3), 90, np.uint8)
+    mask = np.zeros((400, 400), np.float32)
+    mask[185:215, 185:215] = 1.0
+    rgb[185:215, 185:215] = RED
+    rgb[198:202, 198:202] = (0, 0, 255)  # a 4 px blue dot at the product's centre (200, 200)
+    clean = _compose(rgb, mask, canvas_size=(800, 800))
+    for y, x in [(3, 3), (3, 390), (390, 3), (390, 390)]:
+        mask[y : y + 6, x : x + 6] = 0.1
+    tracemalloc.start()
+    try:
+        comp = _compose(rgb, mask, canvas_size=(800, 800))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 100 * 800 * 800  # bytes: a few canvas-sized float arrays, not the enlarged crop
+    p = comp.placement
+    assert p.scale == pytest.approx(0.85 * 800 / 30)
+    assert p.scale * 200 + p.offset_x == pytest.approx(400, abs=1)
+    assert p.scale * 200 + p.offset_y == pytest.approx(400, abs=1)
+    assert tuple(comp.rgb[400, 400]) == (0, 0, 255) and tuple(comp.rgb[400, 150]) == RED
+    assert p == clean.placement  # the specks, off the canvas, change nothing on it
+    assert np.array_equal(comp.rgb, clean.rgb) and np.array_equal(comp.product_alpha, clean.product_alpha)
 
 
 def test_crop_to_product_clips_to_the_image():
