@@ -119,7 +119,7 @@ class QcThresholds(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     version: str = Field(
-        "2.5.5",
+        "2.5.6",
         description="Bump on any change; recorded in every QcReport and cache key. "
         "2.0.0: every limit recalibrated on the labelled corpus (bench/qc_calibration.py). "
         "2.1.0: halos judged against the compositing equation on the backdrop side (fail 0.05), "
@@ -153,7 +153,9 @@ class QcThresholds(BaseModel):
         "outline only along thin lines (a dark ring's filled middle, met by a specular stripe's "
         "flanks) is judged with the lines opened away (OPEN_LINES); source.cut_off leaves the cut's "
         "stray pieces out (a sliver of backdrop along the photo's edge is a fragment, which a re-cut "
-        "can fix, not a product the photo cuts off).",
+        "can fix, not a product the photo cuts off). "
+        "2.5.6: a region the product goes on into across the cut counts as lost whatever its shape "
+        "(a mug handle's roots, a frame's corner; quality/cut.py CONTINUES).",
     )
     # --- analysis resolution (speed; the metrics say where they downsample) ---
     analysis_max_side: int = Field(

@@ -87,6 +87,22 @@ def test_small_bite_out_of_the_outline_is_a_lost_part(scene):
 
 
 @pytest.mark.parametrize("backdrop", ["plain", "wood"])
+def test_a_tab_left_off_a_straight_side_is_a_lost_part(scene, backdrop):
+    # A box's tab (a handle's root, a frame's corner: ~1.5 % of the product) left out of the
+    # cut. It sticks out of the cut's hull and squares off no round body (no bay, no cap), and
+    # it is under LARGE: only the product going on across a cut that follows no edge says so.
+    box = np.zeros((H, W), np.float32)
+    box[100:300, 100:300] = 1
+    full = box.copy()
+    full[185:215, 300:320] = 1  # the tab, 30 x 20 px on the right side
+    img = _photo(full, _product(scene), _backdrop(backdrop, scene))
+    expected = (full - box).sum() / box.sum()  # 0.015
+    lost = cut_quality(img, box).lost_part
+    assert expected / 1.5 <= lost <= expected * 2, (lost, expected)
+    assert cut_quality(img, full).lost_part <= CLEAN
+
+
+@pytest.mark.parametrize("backdrop", ["plain", "wood"])
 def test_dark_crevices_and_lines_meeting_a_straight_edge_are_not_lost_parts(scene, backdrop):
     # A dark product on a backdrop with dark marks touching its straight edges (gravel's gaps,
     # pen lines on paper): product-coloured, next to the cut, but the cut does not bend round
