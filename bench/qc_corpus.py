@@ -30,7 +30,7 @@ it unless said otherwise; grids in ``GRIDS``, a rotating subset per product):
   pixels, >= 2: a dark backdrop bleeding into a black product is not a visible fringe);
   ``colour_shift`` CIEDE2000 between the mean Lab of interior product pixels (alpha >=
   0.98) before and after, >= 2; ``colour_patch`` share of product pixels (alpha >= 0.5) in
-  a patch changed by mean ``detail["delta_e"]``, visible at delta_e >= 5 and share >=
+  a patch changed by mean ``detail["delta_e"]`` (as reached), visible at delta_e >= 5 and share >=
   0.01; ``blur`` Gaussian sigma at the source's scale (canvas sigma / max(1,
   enlargement)), >= 1.5; ``jpeg`` JPEG quality (LOWER is worse), visible at <= 25;
   ``clipped`` share of product pixels newly at >= 250 in all channels, >= 0.05;
@@ -47,10 +47,11 @@ keep it lazy, a list of all of them holds ~13 GB of canvases. ``defects=[...]`` 
 run to some defects (each defect's cases do not depend on the others). ``Case.detail``:
 ``nominal`` (the grid value aimed at; ``severity`` is measured on the result),
 ``width_px`` (halo, fringe), ``delta_e``/``delta_e_nominal`` (colour_patch; its
-``visible`` uses the nominal grid values), ``kind``/``splits`` (lost_part), ``drawn``
-(floating), ``side`` (touches_edge, source_cut_off), ``sigma_canvas_px`` (blur; the
-alpha is blurred too). Render-stage cases share the clean alpha and true mask arrays
-(read-only).
+``visible`` uses the nominal share and the CIEDE2000 reached: a saturated colour pushed further out
+of gamut may stop short of the grid's value, and a patch of 2.3 is not the visible 5),
+``kind``/``splits`` (lost_part), ``drawn`` (floating), ``side`` (touches_edge,
+source_cut_off), ``sigma_canvas_px`` (blur; the alpha is blurred too). Render-stage cases
+share the clean alpha and true mask arrays (read-only).
 
 NB: ``Case.enlargement`` is on every case; clean ``small`` products are already enlarged
 4-6x, so the source-size check should read ``enlargement``, not the defect name.
@@ -304,7 +305,7 @@ def _iter_cases(product: Product, seed: int, profiles, defects=None) -> Iterator
         yield case(
             "colour_patch",
             params["share"],
-            de >= 5 and share >= 0.01,
+            params["delta_e"] >= 0.99 * 5 and share >= 0.01,  # the CIEDE2000 reached (within _calibrate's 1 %)
             renders,
             delta_e=params["delta_e"],
             delta_e_nominal=de,

@@ -160,6 +160,7 @@ def test_colour_severities(small_cases):
         assert changed == pytest.approx(c.severity, rel=0.5)
         assert c.severity == pytest.approx(c.detail["nominal"], rel=0.1)
         assert c.detail["delta_e"] == pytest.approx(c.detail["delta_e_nominal"], rel=0.15)
+        assert c.visible == (c.detail["delta_e"] >= 4.95 and c.detail["nominal"] >= 0.01)  # the ΔE reached
     for c in _by(small_cases, "clipped"):
         rgb = c.renders[MAIN].rgb
         before, after = (clean.rgb[product] >= 250).all(axis=1), (rgb[product] >= 250).all(axis=1)
