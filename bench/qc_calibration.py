@@ -17,8 +17,11 @@ descriptions quote it. ``--model-dir`` adds the segmenter's own cuts of the gene
 photos: a cut with IoU < 0.98 against the truth is a defect to catch, not a clean case.
 
     python bench/qc_calibration.py [--products 90] [--per-product 1] [--model-dir DIR] [--json out.json]
+    python bench/qc_calibration.py --defects fringe,lost_part --products 30 --seed 13
 
-(about 4 minutes on 2 cores with --model-dir).
+(about 4 minutes on 2 cores with --model-dir). With --per-product 1 each class lands on a
+tenth of the products or so, a dozen visible cases a seed; ``--defects`` draws the named
+classes on every product, for a class's rate over many products and backdrops.
 """
 
 from __future__ import annotations
@@ -103,9 +106,9 @@ def grade(case) -> dict:
 def _product_cases(args) -> list[dict]:
     """One product: its clean case and ``per_product`` defect classes at every grade,
     made lazily (a case's canvases are dropped once graded)."""
-    index, seed, per_product, model_dir = args
+    index, seed, per_product, model_dir, only = args
     product = qc_corpus._product(seed, index)
-    classes = sorted(qc_corpus.DEFECTS)
+    classes = sorted(only or qc_corpus.DEFECTS)
     random.Random(seed * 1000 + index).shuffle(classes)
     rows = []
     for case in qc_corpus.cases(product, seed=seed, defects=classes[:per_product]):
@@ -339,6 +342,12 @@ def main() -> None:
     ap.add_argument(
         "--per-product", type=int, default=1, help="defect classes per product, every grade (plus its clean case)"
     )
+    ap.add_argument(
+        "--defects",
+        default=None,
+        help="comma-separated classes drawn on EVERY product (all grades) instead of --per-product rotating "
+        "ones: a class's rate on many products, e.g. --defects fringe --products 24",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--check-frr", type=float, default=0.005, help="per-check clean-reject budget for suggestions")
@@ -346,7 +355,11 @@ def main() -> None:
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     started = time.perf_counter()
-    jobs = [(i, args.seed, args.per_product, args.model_dir) for i in range(args.products)]
+    only = args.defects.split(",") if args.defects else None
+    if only and not set(only) <= set(qc_corpus.DEFECTS):
+        ap.error(f"--defects: unknown {sorted(set(only) - set(qc_corpus.DEFECTS))}; known {sorted(qc_corpus.DEFECTS)}")
+    per_product = len(only) if only else args.per_product
+    jobs = [(i, args.seed, per_product, args.model_dir, only) for i in range(args.products)]
     with ProcessPoolExecutor(args.workers) as pool:
         rows = [r for batch in pool.map(_product_cases, jobs) for r in batch]
     elapsed = time.perf_counter() - started
