@@ -74,6 +74,7 @@ TARGETS: dict[str, tuple[str, ...]] = {
     ),
 }
 PROFILE = "amazon-main"
+FRAGMENT_VISIBLE = qc_corpus.DEFECTS["fragment"][1]  # share of the canvas: a visible fragment
 # production's rules for the profile (tasks/score.marketplace_rules), the frame-edge and
 # residue rules included: what a clean render must pass in a real run
 RULES = marketplace_rules(BUILTIN_PROFILES[PROFILE])
@@ -143,8 +144,9 @@ def _model_cut_cases(product, clean, model_dir):
     if not cut.any():
         return []  # production fails such a SKU before QC ("no product found")
     iou = float((truth & cut).sum() / max(1, (truth | cut).sum()))
-    faults = cut_faults(truth, cut)
     render = Scene(product.source_rgb, mask, PROFILE, product.attrs["template"]).render_self()
+    canvas_px = render.rgb.shape[0] * render.rgb.shape[1]
+    faults = cut_faults(truth, cut, fragment_px=FRAGMENT_VISIBLE * canvas_px / float(render.placement.scale) ** 2)
     bad = iou < 0.98 or bool(faults)
     return [
         qc_corpus.Case(
@@ -160,12 +162,16 @@ def _model_cut_cases(product, clean, model_dir):
     ]
 
 
-def cut_faults(truth: np.ndarray, cut: np.ndarray, tolerance_px: int = 2) -> list[str]:
+def cut_faults(
+    truth: np.ndarray, cut: np.ndarray, tolerance_px: int = 2, fragment_px: float | None = None
+) -> list[str]:
     """What a cut gets visibly wrong against the true outline, at the issue's floors: a part
-    lost (>= 0.5 % of the product), backdrop added (>= 1 %: a filled hole, a piece stuck on or
-    apart), the product cut in two. Pixels within ``tolerance_px`` of the other outline do not
-    count (a cut a pixel inside or outside the true outline is a clean cut, not a lost ring);
-    a cut can match the outline to IoU 0.98 and still lose a lamp's stem or fill a ring.
+    lost (>= 0.5 % of the product), backdrop added (a filled hole >= 1 % of the product; a
+    piece stuck on or apart >= ``fragment_px`` source pixels, the area that covers 0.2 % of the
+    canvas, when given: the issue's visible fragment), the product cut in two. Pixels within
+    ``tolerance_px`` of the other outline do not count (a cut a pixel inside or outside the
+    true outline is a clean cut, not a lost ring); a cut can match the outline to IoU 0.98
+    and still lose a lamp's stem or fill a ring.
 
     >>> t = np.zeros((100, 100), bool); t[20:80, 20:80] = True; t[5:20, 48:52] = True  # a box, a stem
     >>> shifted, stemless = np.pad(t[1:], ((0, 1), (0, 0))), t & (np.arange(100) >= 20)[:, None]
@@ -182,6 +188,12 @@ def cut_faults(truth: np.ndarray, cut: np.ndarray, tolerance_px: int = 2) -> lis
         n, _, stats, _ = cv2.connectedComponentsWithStats(region.astype(np.uint8), connectivity=8)
         if n > 1 and stats[1:, cv2.CC_STAT_AREA].max() >= floor * area:
             faults.append(name)
+    if fragment_px is not None and "backdrop added" not in faults:
+        # backdrop the cut took from outside the product (stuck on or apart; not a filled hole)
+        outside = added & ~_enclosed(truth)
+        n, _, stats, _ = cv2.connectedComponentsWithStats(outside.astype(np.uint8), connectivity=8)
+        if n > 1 and stats[1:, cv2.CC_STAT_AREA].max() >= fragment_px:
+            faults.append("backdrop added")
 
     def pieces(m: np.ndarray) -> int:
         n, _, stats, _ = cv2.connectedComponentsWithStats(m.astype(np.uint8), connectivity=8)
@@ -190,6 +202,13 @@ def cut_faults(truth: np.ndarray, cut: np.ndarray, tolerance_px: int = 2) -> lis
     if pieces(cut & truth) > pieces(truth):
         faults.append("cut in two")
     return faults
+
+
+def _enclosed(truth: np.ndarray) -> np.ndarray:
+    """Holes of ``truth``: background pixels the outside of the image cannot reach."""
+    outside = np.pad(~truth, 1, constant_values=True).astype(np.uint8)
+    cv2.floodFill(outside, None, (0, 0), 2)
+    return outside[1:-1, 1:-1] == 1
 
 
 _FIELD_OF = {

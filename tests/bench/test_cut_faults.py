@@ -42,3 +42,27 @@ def test_a_filled_hole_and_a_lost_part_are_named():
     stemless = t.copy()
     stemless[224:340, 140:160] = False
     assert cut_faults(t, stemless) == ["lost part", "cut in two"]  # the base lies apart from the shade now
+
+
+def test_a_piece_stuck_on_counts_from_the_visible_fragment_size():
+    """A dark blob the cut took along with the lamp's shade (a prop beside the product):
+    0.6 % of the product, under the filled-hole floor of 1 %, but a fragment is visible
+    from 0.2 % of the canvas, so it is a fault once it reaches that area, and not below."""
+    t = _lamp()
+    cut = t.copy()
+    yy, xx = np.mgrid[:400, :300]
+    blob = (np.abs(yy - 120) + np.abs(xx - 262) <= 12) & ~t  # a diamond on the shade's right side
+    cut |= blob
+    area = int((blob & ~(cv2.dilate(t.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0)).sum())
+    assert 0.003 < blob.sum() / t.sum() < 0.01
+    assert cut_faults(t, cut) == []  # under the 1 % floor: the old label called it clean
+    assert cut_faults(t, cut, fragment_px=0.9 * area) == ["backdrop added"]
+    assert cut_faults(t, cut, fragment_px=1.1 * area) == []
+
+
+def test_a_filled_hole_is_judged_by_the_hole_floor_only():
+    """Backdrop inside the outline is a filled hole (>= 1 % of the product), not a fragment."""
+    t = _lamp()
+    ring = t.copy()
+    ring[100:110, 140:160] = False  # a hole of 200 px, 0.45 % of the product
+    assert cut_faults(ring, t, fragment_px=50) == []
