@@ -26,9 +26,13 @@ them). A profile runs from ``-profile_px`` (inside the product) to ``+profile_px
   v (old backdrop - backdrop) in sRGB values (the space compositors blend in); v is the
   weight of the *source photo's* background that leaked into the edge. The old backdrop is
   the photo's colour beside that place of the outline (quality/old_backdrop.py: on wood or
-  marble the colour that leaks in is the local one, not the photo's median). Profiles where
-  the old background is not separable from that mix, or where the backdrop varies
-  across its band by more than ``halo_delta_l / 2`` L* (a contact shadow), are left out.
+  marble the colour that leaks in is the local one, not the photo's median). Where the old
+  colour lies on the product/backdrop line between the two (black on dark gravel) the
+  coverage comes from the canvas's alpha instead, on the opaque rim (alpha >= 0.5) only, and
+  a profile whose rim goes past the old colour (a rim light) counts none. Profiles where
+  the old background is not separable from that mix otherwise (white on white), or where
+  the backdrop varies across its band by more than ``halo_delta_l / 2`` L* (a contact
+  shadow), are left out.
 
 Per-profile peaks are median-filtered along the contour (5 profiles) before flagging,
 so isolated texture on the product does not count but a continuous rim does.
@@ -48,6 +52,7 @@ from quality.old_backdrop import LocalBackdrop, estimate_old_background
 __all__ = ["EdgeQuality", "edge_quality", "estimate_old_background", "transition_width"]
 
 _REC709 = np.array([0.2126, 0.7152, 0.0722])  # luminance weights (of linear light, or of code values for "over")
+_PAST_OLD = 0.15  # old-colour weight beyond the coverage: the rim went past the old colour
 _MIN_CONTOUR = 16  # boundary pieces shorter than this (specks, dust) are ignored
 
 
@@ -240,31 +245,51 @@ def _median_along(values: np.ndarray, ids: np.ndarray, width: int = 5) -> np.nda
     return out
 
 
-def _old_backdrop_weights(prof, rim, inner, outer, old, flat, min_sep):
+def _old_backdrop_weights(prof, rim, inner, outer, old, flat, min_sep, a_rim):
     """Per profile, whether the old backdrop's share of its rim samples is measurable, and
     that share ``v`` (N, rim), 0..1: each rim colour unmixed as backdrop + u (product -
     backdrop) + v (old - backdrop) in sRGB code values (the compositor's "over"), with the
     coverage ``u`` left free so the product's own shading along that line is not read as old
     backdrop. Measurable where the old colour lies ``min_sep`` or more off the
     product/backdrop line; colours the fit leaves more than ``min_sep`` over are something
-    else (a halo) and count 0. (Taking ``u`` from the canvas's alpha instead, where the old
-    colour lies on the line, measured black on dark but read rim shading as fringe: clean
-    white boxes and grey frames at 0.8, README "The fringe against the local backdrop".)"""
+    else (a halo) and count 0. Where the old colour lies on that line between backdrop and
+    product, ``min_sep`` or more from the product, ``a_rim`` (the canvas's alpha at each rim
+    sample) stands in for ``u`` on the opaque rim. Beyond the product (white on white) it
+    would read the product's own darker rim as fringe (clean white boxes and grey frames at
+    0.8, README "2.5.7"), so those profiles stay unmeasurable."""
     fg, bg = prof[:, inner].mean(axis=1), prof[:, outer].mean(axis=1)
     d1, d2 = fg - bg, old - bg
     g11, g22, g12 = (d1 * d1).sum(1), (d2 * d2).sum(1), (d1 * d2).sum(1)
     det = g11 * g22 - g12**2
     sep = np.sqrt(np.maximum(det, 0.0) / np.maximum(g11, 1e-9))  # distance of old bg to the line
     ok = (sep >= min_sep) & (g11 >= 1.0) & flat
-    if not ok.any():
-        return ok, None
+    # On the line, between the product and the backdrop (black on dark gravel): a fringe
+    # moves the product's opaque rim toward the backdrop, which the canvas's alpha says
+    # is not blending.
+    t = g12 / np.maximum(g11, 1e-9)  # where the old colour lies: 0 backdrop .. 1 product
+    between = ~ok & flat & (g11 >= 1.0) & (t > 0.0) & ((1.0 - t) * np.sqrt(g11) >= min_sep)
+    if not (ok.any() or between.any()):
+        return ok | between, None
     c = prof[:, rim] - bg[:, None, :]
     r1, r2 = (c * d1[:, None, :]).sum(2), (c * d2[:, None, :]).sum(2)
     safe = np.where(ok, det, 1.0)[:, None]
     u = (g22[:, None] * r1 - g12[:, None] * r2) / safe
     w = (g11[:, None] * r2 - g12[:, None] * r1) / safe
     resid = np.linalg.norm(c - u[..., None] * d1[:, None, :] - w[..., None] * d2[:, None, :], axis=2)
-    return ok, np.where(ok[:, None] & (resid <= min_sep), np.clip(w, 0.0, 1.0), 0.0)
+    v = np.where(ok[:, None] & (resid <= min_sep), np.clip(w, 0.0, 1.0), 0.0)
+    if between.any():
+        # On the line c = (a - w (1 - t)) d1, w the old colour's share of the canvas colour
+        # as above (the photo's own blend, w = a (1 - a), stays under any weight that counts).
+        proj = r1 / np.maximum(g11, 1e-9)[:, None]
+        off = np.linalg.norm(c - proj[..., None] * d1[:, None, :], axis=2)
+        wb = (a_rim - proj) / np.maximum(1.0 - t, 1e-6)[:, None]
+        opaque = between[:, None] & (a_rim >= 0.5) & (off <= min_sep)
+        # A fringe only mixes toward the old colour: a rim that goes past it (a black
+        # product's rim light) is lit, and its fall-off inwards passes the old colour too.
+        lit = (opaque & (wb > a_rim + _PAST_OLD)).any(axis=1)
+        use = opaque & (wb <= a_rim) & ~lit[:, None]
+        v = np.where(use, np.clip(wb, 0.0, 1.0), v)
+    return ok | between, v
 
 
 def edge_quality(
@@ -414,7 +439,7 @@ def edge_quality(
         # A backdrop that changes across its reference band (a contact shadow, a gradient)
         # breaks the constant-backdrop mixing model: such profiles are not measurable.
         flat = np.ptp(lum[:, outer], axis=1) <= 0.5 * halo_delta_l
-        ok, v = _old_backdrop_weights(prof, rim, inner, outer, old, flat, fringe_min_separation)
+        ok, v = _old_backdrop_weights(prof, rim, inner, outer, old, flat, fringe_min_separation, a_rim)
         if ok.any():
             v_peak = _median_along(np.where(ok, v.max(axis=1), 0.0), ids)
             fringe = ok & (v_peak > fringe_weight)

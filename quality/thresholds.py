@@ -119,7 +119,7 @@ class QcThresholds(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     version: str = Field(
-        "2.5.6",
+        "2.5.7",
         description="Bump on any change; recorded in every QcReport and cache key. "
         "2.0.0: every limit recalibrated on the labelled corpus (bench/qc_calibration.py). "
         "2.1.0: halos judged against the compositing equation on the backdrop side (fail 0.05), "
@@ -155,7 +155,10 @@ class QcThresholds(BaseModel):
         "stray pieces out (a sliver of backdrop along the photo's edge is a fragment, which a re-cut "
         "can fix, not a product the photo cuts off). "
         "2.5.6: a region the product goes on into across the cut counts as lost whatever its shape "
-        "(a mug handle's roots, a frame's corner; quality/cut.py CONTINUES).",
+        "(a mug handle's roots, a frame's corner; quality/cut.py CONTINUES). "
+        "2.5.7: where the photo's backdrop lies between the product and the studio white on their "
+        "line (black on dark gravel), the fringe is read from the canvas's alpha: an opaque rim moved "
+        "toward the old colour, and not past it (a rim light), is old backdrop (quality/edges.py).",
     )
     # --- analysis resolution (speed; the metrics say where they downsample) ---
     analysis_max_side: int = Field(
@@ -310,7 +313,9 @@ class QcThresholds(BaseModel):
     fringe_share: Limit = _hi(
         0.3,
         0.4,
-        "Share of the measurable outline with old-backdrop fringe (at its lower bound). 2.5.1 "
+        "Share of the measurable outline with old-backdrop fringe (at its lower bound). 2.5.7 (black "
+        "on dark measurable, fringe in every product of 24, seeds 0, 13, 21): clean renders worst "
+        "0.11-0.29, visible fringes 94 of 98 caught. 2.5.1 "
         "(bench/qc_calibration.py, seeds 0, 7, 13, 21): clean renders read p95 0.08-0.19, worst 0.14-0.31 "
         "except one white box on white seamless at 0.83 (37 measurable profiles); visible fringes read "
         "p50 0.57-0.89. At 0.4: 1 of 240 clean renders, 28 of 36 visible fringes (the misses mostly not "

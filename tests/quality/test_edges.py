@@ -1,5 +1,7 @@
 """quality/edges.py: halos, fringes, soft and jagged edges of known size."""
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 import pytest
@@ -78,6 +80,32 @@ def test_fringe_not_measurable_when_old_background_matches(scene):
     assert q.fringe_share is None  # white on white: nothing to see, nothing to claim
     q = edge_quality(s.output_rgb, s.output_alpha, old_background_rgb=None, **KW)
     assert q.fringe_share is None
+
+
+@pytest.mark.parametrize("product,old_bg", [((20, 20, 20), (75, 75, 75)), ((30, 25, 20), (90, 70, 55))])
+def test_fringe_of_a_backdrop_between_the_product_and_white(scene, product, old_bg):
+    """Black on dark gravel: the old colour lies on the line from the product to the studio
+    white, so the two cannot be unmixed by colour alone; the canvas's alpha says the rim is
+    opaque, and an opaque rim moved toward the old colour is a fringe. The clean render of
+    the same photo reads none."""
+    kw = dict(product_rgb=product, old_bg=old_bg, textured=False)
+    fringed = _edges(scene.make(fringe_px=2, **kw))
+    assert fringed.fringe_share > 0.9 and fringed.fringe_weight > 0.5
+    clean = _edges(scene.make(**kw))
+    assert clean.fringe_measured > 300 and clean.fringe_share == 0.0
+
+
+def test_a_rim_lit_black_product_is_not_a_fringe(scene):
+    """A black product's rim light, brighter than the dark backdrop it was shot on, is not
+    that backdrop's colour: the opaque rim lies past the old colour on the line."""
+    s = scene.make(product_rgb=(20, 20, 20), old_bg=(75, 75, 75), textured=False)
+    a = s.output_alpha
+    depth = cv2.distanceTransform((a > 0.01).astype(np.uint8), cv2.DIST_L2, 5)
+    lit = np.where(depth <= 4, 170.0, s.output_rgb[..., 0])  # the product's colour, its rim lit
+    over = np.where(a > 0.01, a * lit + (1 - a) * 255.0, s.output_rgb[..., 0])
+    rgb = np.repeat(np.clip(over.round(), 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+    q = _edges(replace(s, output_rgb=rgb))
+    assert q.fringe_measured > 300 and q.fringe_share == 0.0
 
 
 def test_jagged_mask_is_rough(scene):
