@@ -462,7 +462,8 @@ def _quantise(mask):
     return (np.rint(np.clip(mask, 0, 1) * 255.0) / 255.0).astype(np.float32)
 
 
-def _holes(mask):
+def enclosed_holes(mask):
+    """Holes of ``mask`` (>= 0.5 is product): background pixels the image's border cannot reach."""
     background = (mask < 0.5).astype(np.uint8)
     _, labels = cv2.connectedComponents(background, connectivity=4)
     border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
@@ -472,7 +473,7 @@ def _holes(mask):
 def fill_hole(mask, target, rng):
     """The hole(s) filled (``target`` "full") or a part of them cut by a straight line,
     so the filled area is ~``target`` x the product area. None when it cannot be."""
-    holes = _holes(mask)
+    holes = enclosed_holes(mask)
     if not holes.any():
         return None
     area = float(mask.sum())

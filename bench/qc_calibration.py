@@ -41,6 +41,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench import qc_corpus  # noqa: E402
+from bench._corpus_defects import enclosed_holes  # noqa: E402
 from bench.qc_gate import gate_evidence  # noqa: E402
 from imaging.profiles import BUILTIN_PROFILES  # noqa: E402
 from quality.gate import QcEvidence, score_sku  # noqa: E402
@@ -185,30 +186,25 @@ def cut_faults(
     added = cut & ~(cv2.dilate(truth.astype(np.uint8), kernel) > 0)
     faults = []
     for name, region, floor in (("lost part", lost, 0.005), ("backdrop added", added, 0.01)):
-        n, _, stats, _ = cv2.connectedComponentsWithStats(region.astype(np.uint8), connectivity=8)
-        if n > 1 and stats[1:, cv2.CC_STAT_AREA].max() >= floor * area:
+        if _piece_areas(region).max(initial=0) >= floor * area:
             faults.append(name)
     if fragment_px is not None and "backdrop added" not in faults:
         # backdrop the cut took from outside the product (stuck on or apart; not a filled hole)
-        outside = added & ~_enclosed(truth)
-        n, _, stats, _ = cv2.connectedComponentsWithStats(outside.astype(np.uint8), connectivity=8)
-        if n > 1 and stats[1:, cv2.CC_STAT_AREA].max() >= fragment_px:
+        if _piece_areas(added & ~enclosed_holes(truth)).max(initial=0) >= fragment_px:
             faults.append("backdrop added")
 
     def pieces(m: np.ndarray) -> int:
-        n, _, stats, _ = cv2.connectedComponentsWithStats(m.astype(np.uint8), connectivity=8)
-        return int((stats[1:, cv2.CC_STAT_AREA] >= 0.005 * area).sum())
+        return int((_piece_areas(m) >= 0.005 * area).sum())
 
     if pieces(cut & truth) > pieces(truth):
         faults.append("cut in two")
     return faults
 
 
-def _enclosed(truth: np.ndarray) -> np.ndarray:
-    """Holes of ``truth``: background pixels the outside of the image cannot reach."""
-    outside = np.pad(~truth, 1, constant_values=True).astype(np.uint8)
-    cv2.floodFill(outside, None, (0, 0), 2)
-    return outside[1:-1, 1:-1] == 1
+def _piece_areas(region: np.ndarray) -> np.ndarray:
+    """Pixel count of each 8-connected piece of ``region``."""
+    _, _, stats, _ = cv2.connectedComponentsWithStats(region.astype(np.uint8), connectivity=8)
+    return stats[1:, cv2.CC_STAT_AREA]
 
 
 _FIELD_OF = {
