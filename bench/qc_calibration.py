@@ -44,6 +44,7 @@ from bench import qc_corpus  # noqa: E402
 from bench._corpus_defects import enclosed_holes  # noqa: E402
 from bench.qc_gate import gate_evidence  # noqa: E402
 from imaging.profiles import BUILTIN_PROFILES  # noqa: E402
+from quality.checks import confidence_check  # noqa: E402
 from quality.gate import QcEvidence, score_sku  # noqa: E402
 from quality.thresholds import QcThresholds  # noqa: E402
 from tasks.score import marketplace_rules  # noqa: E402
@@ -72,6 +73,9 @@ TARGETS: dict[str, tuple[str, ...]] = {
         "cut.lost_part",
         "cut.split",
         "cut.wrong_object",
+        # "uncertain cut": the segmenter says its own map is unsure of the product's outline
+        # (production's check, tasks/score.py), a reason about the cut itself
+        "segment.confidence",
     ),
 }
 PROFILE = "amazon-main"
@@ -91,6 +95,12 @@ def grade(case) -> dict:
     th = QcThresholds()
     ev = {PROFILE: evidence(case, case.renders[PROFILE])}
     report = score_sku(ev, th, {PROFILE: RULES})[PROFILE]
+    status, failing, reasons, metrics = report.status, list(report.failing), list(report.reasons), dict(report.metrics)
+    if "confidence" in case.detail:  # a model's cut: production adds the segmenter's certainty (tasks/score.py)
+        certainty = confidence_check(case.detail["confidence"], th)
+        metrics[certainty.name] = certainty.value
+        if certainty.status == "fail":
+            status, failing, reasons = "fail", failing + [certainty.name], reasons + [certainty.reason]
     nominal = case.detail.get("nominal", case.severity)
     return {
         "product": case.product.name,
@@ -98,10 +108,10 @@ def grade(case) -> dict:
         "severity": float(case.severity),
         "grade": str(nominal) if isinstance(nominal, (tuple, list, str)) else round(float(nominal), 4),
         "visible": bool(case.visible),
-        "status": report.status,
-        "failing": report.failing,
-        "reasons": report.reasons,
-        "metrics": report.metrics,
+        "status": status,
+        "failing": failing,
+        "reasons": reasons,
+        "metrics": metrics,
     }
 
 
@@ -136,10 +146,14 @@ def _model_cut_cases(product, clean, model_dir):
     cut checks should name."""
     from bench._corpus_defects import Scene
     from imaging.refine import refine_mask
-    from imaging.segment import load_segmenter
+    from imaging.segment import load_segmenter, mask_confidence
+    from tasks.segment import PREVIEW_PX
 
     raw = load_segmenter("u2netp", model_dir, "cpu").predict(product.source_rgb)
     mask = np.round(refine_mask(product.source_rgb, raw) * 255.0) / 255.0  # the 8-bit mask PNG
+    # production reads the segmenter's certainty off its map of the preview (tasks/segment.py)
+    preview = min(1.0, PREVIEW_PX / max(raw.shape))
+    confidence = mask_confidence(raw if preview == 1.0 else cv2.resize(raw, None, fx=preview, fy=preview))
     mask = mask.astype(np.float32)
     truth, cut = product.true_mask >= 0.5, mask >= 0.5
     if not cut.any():
@@ -158,7 +172,7 @@ def _model_cut_cases(product, clean, model_dir):
             mask,
             {PROFILE: render},
             float(render.placement.scale),
-            {"nominal": "model cut", "iou": iou, "faults": faults},
+            {"nominal": "model cut", "iou": iou, "faults": faults, "confidence": confidence},
         )
     ]
 

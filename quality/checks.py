@@ -78,6 +78,19 @@ def rule(
     return graded(name, value, limit, detail)
 
 
+def confidence_check(confidence: float, th: QcThresholds) -> CheckResult:
+    """The segmenter's own certainty about its cut (``imaging.segment.mask_confidence`` of its
+    raw map), which tasks/score.py and bench/qc_calibration.py add to a SKU's checks: a map
+    unsure over much of the product goes to review (``segment_confidence_min``)."""
+    floor = th.segment_confidence_min
+    return graded(
+        "segment.confidence",
+        confidence,
+        Limit(warn=floor, fail=floor, worse="lower"),
+        "the segmenter's certainty about its cut (imaging/segment.py)",
+    )
+
+
 def share_lower_bound(share: float | None, n: int, z: float) -> float | None:
     """The Wilson score interval's lower end for ``share`` observed on ``n`` samples, ``z``
     standard errors below: about ``share`` on thousands of samples, well under it on a
@@ -196,7 +209,8 @@ def cut_checks(ev: QcEvidence, th: QcThresholds) -> list[CheckResult]:
                 "cut.wrong_object",
                 surround,
                 th.cut_surround_backdrop,
-                "share of the band round the cut in the colours of the photo's border (the backdrop)"
+                "share of the band round the cut in the colours of the photo's border (the backdrop), "
+                "less how much more of the cut's own inside is"
                 if surround is not None
                 else "not measurable: the photo's border is mostly product",
             )

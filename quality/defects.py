@@ -39,7 +39,10 @@ DEFECTS: dict[str, Defect] = {
     # cuts the same photo with the same model again. A person, or another segmenter.
     "cut.wrong_object": Defect("the cut is not the product", None),
     "source.resolution": Defect("source too small", None),
-    "segment.confidence": Defect("uncertain cut", {"refine_strength": "+1"}),
+    # The segmenter's certainty is read off its own map of the photo (tasks/segment.py), which
+    # no render parameter changes: another attempt runs the same model on the same preview
+    # and reads the same figure. A person looks at it.
+    "segment.confidence": Defect("uncertain cut", None),
     # The product's own pixels are composited back by construction (studio and generated
     # scenes alike): a colour change is a pipeline fault that another attempt repeats.
     "colour.delta_e_mean": Defect("product colour changed", None),

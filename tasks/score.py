@@ -12,6 +12,7 @@ from prefect import task
 from imaging.encode import read_encoded
 from imaging.profiles import ExportProfile
 from imaging.types import Composite
+from quality.checks import confidence_check
 from quality.gate import QcEvidence, score_batch, score_sku
 from quality.jpeg_quality import jpeg_quality
 from quality.marketplace import icc_is_srgb
@@ -116,18 +117,11 @@ def _qc_info(report, confidence: float, thresholds: QcThresholds, encoded_path: 
     }
     checks = [c.model_dump(mode="json") for c in report.checks]
     failing, reasons = list(report.failing), list(report.reasons)
-    if confidence < thresholds.segment_confidence_min:
-        failing.append("segment.confidence")
-        reasons.append("uncertain cut")
-        checks.append(
-            {
-                "name": "segment.confidence",
-                "status": "fail",
-                "value": confidence,
-                "detail": "uncertain cut: goes to review rather than out the door",
-                "reason": "uncertain cut",
-            }
-        )
+    certainty = confidence_check(confidence, thresholds)
+    if certainty.status == "fail":  # listed only when it fails: the report's other checks are the image's
+        failing.append(certainty.name)
+        reasons.append(certainty.reason)
+        checks.append(certainty.model_dump(mode="json"))
     return QcInfo(
         profile=report.profile,
         status="fail" if failing else report.status,

@@ -65,7 +65,13 @@ def test_defect_of_ignores_profile_prefix_and_rejects_unknown():
 
 
 def test_unfixable_failure_plans_no_retry():
-    for check in ("source.resolution", "source.cut_off", "market.min_size", "colour.delta_e_mean"):
+    for check in (
+        "source.resolution",
+        "source.cut_off",
+        "market.min_size",
+        "colour.delta_e_mean",
+        "segment.confidence",
+    ):
         assert plan_retry([f"amazon-main:{check}"]) is None, check
         assert plan_retry(["shopify:edge.halo", f"amazon-main:{check}"]) is None, check
 

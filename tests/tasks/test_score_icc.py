@@ -1,4 +1,5 @@
-"""tasks/score.py: the sRGB rule reads the ICC profile embedded in the shipped bytes."""
+"""tasks/score.py: the sRGB rule reads the ICC profile embedded in the shipped bytes; the segmenter's
+certainty is a check of its own."""
 
 import io
 from types import SimpleNamespace
@@ -14,7 +15,7 @@ from quality.gate import score_image
 from quality.marketplace import icc_is_srgb as srgb_embedded
 from quality.thresholds import QcThresholds
 from tasks.records import RenderParams
-from tasks.score import evidence, marketplace_rules
+from tasks.score import _qc_info, evidence, marketplace_rules
 
 RGB = (np.random.default_rng(0).integers(0, 255, (48, 64, 3))).astype(np.uint8)
 
@@ -103,3 +104,26 @@ def test_srgb_rule_reads_the_shipped_bytes():
         bad, report = srgb_check(data)
         assert bad.status == "fail" and "market.srgb" in report.failing
         assert bad.reason == "colour profile is not sRGB"
+
+
+@pytest.mark.parametrize("confidence,fails", [(0.79, True), (0.81, False)])
+def test_an_uncertain_cut_fails_with_its_reason_and_limit(confidence, fails):
+    """tasks/score.py adds the segmenter's own certainty (quality/checks.confidence_check) to
+    a render's checks: under ``segment_confidence_min`` (0.8) the SKU fails as "uncertain cut",
+    with the figure and the limit it missed; above it nothing is added."""
+    s = _scene()
+    composite, info = _render(s)
+    spec = BUILTIN_PROFILES["amazon-main"]
+    th = QcThresholds()
+    data = encode_image(s.output_rgb, fmt="jpeg", quality=95, icc=True)
+    ev = evidence(s.source_rgb, s.source_mask, composite, info, spec, data, "none", True)
+    report = score_image(ev, th, marketplace_rules(spec))
+    assert "segment.confidence" not in report.failing  # the gate's own checks leave it to tasks
+    qc = _qc_info(report, confidence, th, "out.jpg", 0.0)
+    assert qc.metrics["segment.confidence"] == confidence
+    assert qc.failing == report.failing + ["segment.confidence"] * fails
+    assert qc.reasons == report.reasons + ["uncertain cut"] * fails
+    added = [c for c in qc.checks if c["name"] == "segment.confidence"]
+    assert len(added) == int(fails)
+    if fails:
+        assert added[0]["threshold"]["fail"] == th.segment_confidence_min and added[0]["value"] == confidence
