@@ -20,7 +20,9 @@ sets the smallest region seen):
   smoothed by one bin, with a floor.
 * **two passes.** What the first pass finds (backdrop inside, product outside) is left out
   of the model it contaminated and the ratio computed again: a lost handle next to the body
-  otherwise teaches the backdrop its colour, a filled hole the product its.
+  otherwise teaches the backdrop its colour, a filled hole the product its. A large
+  enclosed region the second pass finds leaning backdrop but under the bar (a filled middle
+  larger than the first pass saw) is left out once more.
 * **background inside the product** (a filled hole, gravel stuck to the edge): compact
   regions inside the mask, a few px in from its outline, whose mean ``llr`` is at least
   ``contrast``, that stand apart from the product around them (its pixels there look like
@@ -29,7 +31,9 @@ sets the smallest region seen):
   gone again a little farther out, as a band of the product's own shading is), whose mean
   colour is the backdrop predicted there (within 1.25 of the backdrop's own deviation from
   its prediction, twice the median), and whose grain is the backdrop's (not print: a
-  label's text is detail the backdrop lacks), with no ink darker than anything on the
+  label's text is detail the backdrop lacks, and so is product-like detail inside the
+  region beyond what the backdrop round the product shows: a dark gravel's gaps beside a
+  black frame are not print), with no ink darker than anything on the
   backdrop round the product (a paper label over written paper). Enclosed ones of at least
   half a visible hole (0.5 % of the product) are holes; ones lying along the outline are
   backdrop stuck to the edge (with stronger evidence, and up to a quarter of the product:
@@ -48,7 +52,9 @@ sets the smallest region seen):
   to the cut that continues the product across it (a handle, a leg: its colour at the cut
   is the product's just inside), a part of any shape the product clearly goes on into across
   the cut (a handle's roots, a frame's corner: the same colour on both sides of a cut that
-  follows no edge), or a large part apart from it (a headphone's cup). A cast
+  follows no edge), or a large part apart from it (a headphone's cup); a clear one that
+  runs off the working crop is judged again on a crop as wide as the product (``WIDE``: a
+  headphone's band lost whole, the cups kept). A cast
   shadow (darker than the backdrop around it, of its chroma, with a soft outline) is not a
   part; a shadow or a neighbour meets the product at a real edge the cut follows; regions in the
   product's own holes, or running off the crop, do not count unless they carry the
@@ -81,6 +87,7 @@ _REACH = 2  # px of the outline band (mixed pixels) that belongs to neither side
 _BINS, _SHIFT = 32, 3  # 8 levels a histogram bin, 32^3 bins
 _FLOOR = 0.002  # share of a uniform density mixed into each histogram: no colour is impossible
 MARGIN = 0.3  # room around the product (share of its size) for the backdrop and a lost part beside it
+WIDE = 1.0  # ...and when a clear product-coloured region runs off that crop, the room it is judged again in
 MIN_REGION = 0.002  # smallest region counted, share of the product (candidates from half that)
 NECK = 0.5  # an enclosed body's links to the outline, their width over its thickness, at most
 ENCLOSED_BAND = 0.03  # of the product's size: what lies this near the outline is not a filled middle
@@ -200,6 +207,12 @@ def cut_quality(
     if a.outer_ring.sum() < 32:  # the product fills the photo: no backdrop to compare with
         return CutQuality(None, None, 0.0, None, cut_off, None, 0.0, split)
     inside, attached, lost = a.measure(min_delta, contrast)
+    if a.past_crop and WIDE > MARGIN and (cx0, cy0, cx1, cy1) != (0, 0, w, h):
+        # a part lost farther from the cut than the crop reaches (a headphone's band, the cups
+        # kept): judged again on a crop wide enough to hold it, its share the larger of the two
+        lost = max(
+            lost, _wide_lost(source_rgb, source_mask, (x0, y0, x1, y1), work_side, near_frac, min_delta, contrast)
+        )
     share = a.rim_backdrop_share()
     if share > 0.5:  # the product's own rim looks like its backdrop: colour cannot tell
         inside = attached = lost = None
@@ -213,6 +226,23 @@ def cut_quality(
         tolerance=a.tol,
         split=split,
     )
+
+
+def _wide_lost(rgb, mask, box, work_side, near_frac, min_delta, contrast) -> float:
+    """The lost-part share measured on a crop ``WIDE`` x the product's size around it."""
+    x0, y0, x1, y1 = box
+    h, w = mask.shape
+    m = int(WIDE * max(x1 - x0, y1 - y0)) + 8
+    cx0, cy0, cx1, cy1 = max(0, x0 - m), max(0, y0 - m), min(w, x1 + m), min(h, y1 + m)
+    f = min(1.0, work_side / max(cx1 - cx0, cy1 - cy0))
+    small = resize_to(mask[cy0:cy1, cx0:cx1], f, exact=False)
+    a = _Analysis(
+        resize_to(rgb[cy0:cy1, cx0:cx1], f, exact=False),
+        (small >= 0.5).astype(np.uint8),
+        (x1 - x0 if x1 - x0 > y1 - y0 else y1 - y0) * f,
+        near_frac,
+    )
+    return a.measure(min_delta, contrast)[2] if a.outer_ring.sum() >= 32 else 0.0
 
 
 def _pieces(mask: np.ndarray, level: float, min_piece: float = 0.005) -> int:
@@ -375,6 +405,8 @@ class _Analysis:
         self._dark = None
         self._smooth_gradient = None
         self._drift = None
+        self._detail = None
+        self.past_crop = False  # a clear product-coloured region ran off the working crop (see WIDE)
 
     @property
     def grain(self) -> np.ndarray:
@@ -434,8 +466,19 @@ class _Analysis:
             self.llr = self._evidence(
                 (self.outer & ~drop_bg) | add_bg, self.inner & ~drop_fg, (self.seen & ~drop_bg) | add_bg
             )
-        # pass 2: the regions, judged
         smooth, labels, stats, keep = self._inside_candidates(self.llr)
+        # a filled middle larger than pass 1 found still teaches the product its colours, and
+        # its evidence stays under the bar (a green frame's middle of pale sky: 1.16): once more
+        # without it
+        more = [k for k in keep if self._weak_body(k, labels, stats, contrast)]
+        if more:
+            body = np.isin(labels, more)
+            drop_fg, add_bg = drop_fg | body, add_bg | body
+            self.llr = self._evidence(
+                (self.outer & ~drop_bg) | add_bg, self.inner & ~drop_fg, (self.seen & ~drop_bg) | add_bg
+            )
+            smooth, labels, stats, keep = self._inside_candidates(self.llr)
+        # pass 2: the regions, judged
         inside = attached = 0.0
         for k in keep:
             kind, share = self._backdrop_region(k, labels, stats, smooth, min_delta, contrast)
@@ -448,6 +491,17 @@ class _Analysis:
         o_labels, o_stats, o_keep = self._outside_candidates(self.llr)
         lost = float(sum(self._lost_region(k, o_labels, o_stats) for k in o_keep))
         return inside, attached, lost
+
+    def _weak_body(self, k, labels, stats, contrast) -> bool:
+        """Whether candidate ``k`` is a large enclosed region (``HOLE_BODY``) that leans backdrop
+        but under ``contrast``."""
+        if stats[k, cv2.CC_STAT_AREA] < HOLE_BODY * self.area:
+            return False
+        sl = _window(stats[k], 2, labels.shape)
+        region = labels[sl] == k
+        if self._reaches_outline(sl, region.astype(np.uint8)):
+            return False
+        return 0.3 <= float(self.llr[sl][region].mean()) < contrast
 
     def _big_enclosed(self, llr) -> np.ndarray:
         """Large enclosed regions that lean backdrop (a filled ring's middle, where the product
@@ -512,7 +566,8 @@ class _Analysis:
         if float(np.sqrt((dev * dev).sum())) > allowed:
             return "", 0.0  # not the backdrop predicted there: a paler label, not a hole
         filled = _filled(cv2.morphologyEx(r8, cv2.MORPH_CLOSE, disk(4)) > 0) & product
-        if float(((filled & ~region) & (smooth[sl] < -PIXEL_LLR)).sum()) > DETAIL * max(1, filled.sum()):
+        detail = DETAIL + self.backdrop_detail(smooth)  # gravel's dark gaps look like a black product too
+        if float(((filled & ~region) & (smooth[sl] < -PIXEL_LLR)).sum()) > detail * max(1, filled.sum()):
             return "", 0.0  # print inside it: a label on the product
         core = cv2.erode(r8, np.ones((3, 3), np.uint8)) > 0
         grain = self.grain[sl][core if core.sum() >= 10 else region]
@@ -540,20 +595,32 @@ class _Analysis:
     def _opened_body(self, k, labels, stats, smooth, min_delta, contrast) -> tuple[str, float] | None:
         """A large candidate that reaches the outline only along thin lines (a dark ring's
         filled middle, joined to its outline by the mid-grey flanks of a specular stripe):
-        its body, the lines opened away (``OPEN_LINES``), judged as an enclosed region; None
-        when no such body is left."""
+        its body, the lines opened away (``OPEN_LINES``), judged as an enclosed region; or,
+        when it meets the outline's band only through necks (a frame's filled middle met by
+        its specular stripes, which as a whole reads as print framed by product), its necked
+        core (``_necked_core``); None when no such body is left."""
         sl = _window(stats[k], 0, labels.shape)
         r8 = (labels[sl] == k).astype(np.uint8)
         if not self._reaches_outline(sl, r8):
             return None  # enclosed already: judged as it is
-        opened = cv2.morphologyEx(r8, cv2.MORPH_OPEN, disk(OPEN_LINES))
-        n, body, bstats, _ = cv2.connectedComponentsWithStats(opened, connectivity=8)
+        for part in (cv2.morphologyEx(r8, cv2.MORPH_OPEN, disk(OPEN_LINES)), self._necked_core(sl, r8 > 0)):
+            judged = self._body_of(sl, part, labels.shape, smooth, min_delta, contrast)
+            if judged is not None:
+                return judged
+        return None
+
+    def _body_of(self, sl, part, shape, smooth, min_delta, contrast) -> tuple[str, float] | None:
+        """The largest piece of ``part`` (window ``sl``), judged as an enclosed region when it is
+        large (``HOLE_BODY``) and clear of the outline; ("inside", share) or None."""
+        if part is None:
+            return None
+        n, body, bstats, _ = cv2.connectedComponentsWithStats(part.astype(np.uint8), connectivity=8)
         if n < 2:
             return None
         part = (body == 1 + int(np.argmax(bstats[1:, cv2.CC_STAT_AREA]))).astype(np.uint8)
         if part.sum() < HOLE_BODY * self.area or self._reaches_outline(sl, part):
             return None
-        only = np.zeros(labels.shape, np.int32)
+        only = np.zeros(shape, np.int32)
         only[sl][part > 0] = 1
         x, y, w, h = cv2.boundingRect(part)
         row = np.array([[0, 0, 0, 0, 0], [x + sl[1].start, y + sl[0].start, w, h, int(part.sum())]])
@@ -640,6 +707,8 @@ class _Analysis:
             return 0.0
         if self._cast_shadow(sl, r8):
             return 0.0
+        if border and llr <= -LARGE_LLR and apartness >= LOST_CONTRAST + 0.5:
+            self.past_crop = True
         if apart:
             ok = share >= APART and llr <= -APART_LLR and apartness >= LOST_CONTRAST + 0.5
             return share if ok and not border else 0.0
@@ -688,6 +757,15 @@ class _Analysis:
             return False  # lighter than its surroundings, or another colour: not a shadow
         gradient = float(np.percentile(self.lightness_gradient[sl][free], 90))
         return -float(step[0]) >= SHADOW_WIDTH * max(gradient, 1e-3)
+
+    def backdrop_detail(self, smooth) -> float:
+        """Share of the backdrop round the product that looks like product (``smooth`` llr under
+        -``PIXEL_LLR``): a filled middle shows as much of it (a dark gravel's gaps beside a
+        black frame, a written paper's ink beside a grey one), print on a label more."""
+        if self._detail is None:
+            ring = self.outer & (self.away > _REACH + 4) & (self.away <= 4 * _REACH + 24)
+            self._detail = float((smooth[ring] < -PIXEL_LLR).mean()) if ring.sum() >= 32 else 0.0
+        return self._detail
 
     @property
     def lightness_gradient(self) -> np.ndarray:

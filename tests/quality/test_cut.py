@@ -372,10 +372,23 @@ def test_a_filled_frame_middle_met_by_highlight_stripes_is_background_inside(sce
     assert cut_quality(img, frame).background_inside <= CLEAN
 
 
-def test_a_corpus_frame_cut_with_its_middle_is_background_inside():
+@pytest.mark.parametrize(
+    "seed,index",
+    [
+        (21, 37),  # a silver frame, its stripes joining the middle to the outline (2.5.2)
+        # 2.5.8, u2netp cut all three with their middles and the gate passed them:
+        (0, 34),  # a white frame over written paper: the middle's ink read as print on a label
+        (13, 33),  # a black frame on dark gravel: the gravel's dark gaps read as print too
+        (21, 87),  # a green frame over pale sky: the middle's evidence, 1.16, under the bar
+    ],
+)
+def test_a_corpus_frame_cut_with_its_middle_is_background_inside(seed, index):
+    # The middle shows as much of what looks like the product as the backdrop round the frame
+    # does (quality/cut.py backdrop_detail), and a middle larger than the first pass found is
+    # left out of the product's colours once more (_weak_body).
     from bench import qc_corpus
 
-    product = qc_corpus._product(21, 37)
+    product = qc_corpus._product(seed, index)
     truth = product.true_mask >= 0.5
     filled = cv2.morphologyEx(truth.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
     n, labels = cv2.connectedComponents((np.pad(filled, 1) == 0).astype(np.uint8), connectivity=4)
@@ -383,7 +396,8 @@ def test_a_corpus_frame_cut_with_its_middle_is_background_inside():
     added = (whole.sum() - truth.sum()) / whole.sum()
     assert added > 0.3
     q = cut_quality(product.source_rgb, whole)
-    assert q.background_inside == pytest.approx(added, rel=0.2)
+    # a middle met by stripes is measured less the outline's band it reaches (_necked_core)
+    assert 0.6 * added <= q.background_inside <= 1.2 * added
     assert cut_quality(product.source_rgb, product.true_mask).background_inside <= CLEAN
 
 
@@ -482,3 +496,22 @@ def test_a_dark_rings_middle_joined_to_its_outline_by_a_stripes_flanks_is_backgr
     expected = middle.sum() / outer.sum()  # ~0.31 of the filled cut
     assert cut_quality(img, outer).background_inside == pytest.approx(expected, rel=0.25)
     assert cut_quality(img, ring).background_inside <= CLEAN
+
+
+def test_a_band_lost_farther_out_than_the_crop_reaches_is_a_lost_part(scene):
+    # Corpus seed 7 headphones-70: u2netp kept both cups and lost the band over them, blue on
+    # grass, and the gate passed it. The band rises farther above the cups than the crop the
+    # analysis frames on the cut (30 % of its size round it), so both its roots ran off that crop
+    # apart from the cut and read as the scene. A clear product-coloured region that runs off the
+    # crop is judged again on one as wide as the product (WIDE); without that this reads 0.
+    band = np.zeros((H, W), np.float32)
+    cv2.ellipse(band, (200, 276), (150, 250), 0, 180, 360, 1, 14)  # its ends 12 px over the cups
+    cups = [scene.ellipse(H, W, cx, 330, 26, 42) for cx in (50, 350)]
+    whole = np.clip(band + cups[0] + cups[1], 0, 1)
+    cut = np.clip(cups[0] + cups[1], 0, 1)
+    img = _photo(whole, _product(scene, (40, 60, 160)), _backdrop("wood", scene))
+    assert cut_quality(img, cut).lost_part >= 0.5 * (whole - cut).clip(0, 1).sum() / cut.sum()
+    assert cut_quality(img, whole).lost_part <= CLEAN
+    other = _photo(cut, _product(scene, (40, 60, 160)), _backdrop("wood", scene))
+    other[band > 0.5] = (30, 160, 40)  # a green arch over the cups: not this product
+    assert cut_quality(other, cut).lost_part <= CLEAN
