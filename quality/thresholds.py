@@ -119,7 +119,7 @@ class QcThresholds(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     version: str = Field(
-        "2.5.7",
+        "2.5.8",
         description="Bump on any change; recorded in every QcReport and cache key. "
         "2.0.0: every limit recalibrated on the labelled corpus (bench/qc_calibration.py). "
         "2.1.0: halos judged against the compositing equation on the backdrop side (fail 0.05), "
@@ -158,7 +158,12 @@ class QcThresholds(BaseModel):
         "(a mug handle's roots, a frame's corner; quality/cut.py CONTINUES). "
         "2.5.7: where the photo's backdrop lies between the product and the studio white on their "
         "line (black on dark gravel), the fringe is read from the canvas's alpha: an opaque rim moved "
-        "toward the old colour, and not past it (a rim light), is old backdrop (quality/edges.py).",
+        "toward the old colour, and not past it (a rim light), is old backdrop (quality/edges.py). "
+        "2.5.8: a clear product-coloured region that runs off the working crop is judged again on a crop "
+        "as wide as the product (quality/cut.py WIDE: a headphone's band lost, the cups kept); "
+        "cut.wrong_object is lowered when the cut's inside is more backdrop-coloured than its surround (a "
+        "frame's hole cut, its low-chroma frame partly binned as backdrop); bench/qc_calibration.py grades "
+        "u2netp's cuts with production's segment.confidence check.",
     )
     # --- analysis resolution (speed; the metrics say where they downsample) ---
     analysis_max_side: int = Field(
@@ -493,7 +498,10 @@ class QcThresholds(BaseModel):
         "not measurable when the photo's border is mostly product. 2.5.3: the border strip is 2 % of the "
         "photo's side (was 4 %): a ring nearly filling the photo reached into the wider strip and its hole's "
         "cut read 1.0 (seed 21 ring-26, exported); now 0.0, a frame's hole cut 0.69 (seed 0 frame-04, "
-        "warn), clean renders and good cuts of seeds 0, 7, 13, 21 still >= 0.987.",
+        "warn), clean renders and good cuts of seeds 0, 7, 13, 21 still >= 0.987. 2.5.8: the share is "
+        "lowered by how much more of the cut's own inside has the border's colours (quality/surround.py): "
+        "frame-04 reads 0.38 (fail); on seeds 0, 7, 13, 21, 34 the 450 clean renders read at least 0.918 "
+        "(band alone 0.959) and the 176 good u2netp cuts 0.984 (unchanged).",
     )
     source_cut_off: Limit = _hi(
         0.001,
@@ -632,7 +640,15 @@ class QcThresholds(BaseModel):
         le=1,
         description="Masks less certain than this go to review: on the segmentation "
         "benchmark good cuts score ~0.93 (median) and crisp cuts of the wrong object ~0.76 "
-        "(imaging/segment.py).",
+        "(imaging/segment.py). bench/qc_calibration.py, seeds 0, 7, 13, 21, 34 (2.5.8): u2netp's 176 good "
+        "cuts (IoU >= 0.98, nothing visibly wrong) read 0.44 at the least, median 0.95 (the low ones are "
+        "stools: their thin legs are soft in the map), its 181 bad cuts median 0.84. With the rest of the "
+        "gate, the fail level's ROC points (good cuts rejected / bad cuts caught / named, this check "
+        "counting as a name): none 12 / 165 / 139; 0.4: 12 / 165 / 140; 0.5: 15 / 165 / 145; 0.6: 17 / "
+        "165 / 148; 0.7: 19 / 166 / 151; 0.8: 24 / 170 / 157. Kept at 0.8: the 5 bad cuts nothing else "
+        "catches (a lamp's shade lost, a backdrop's pole stuck on) would ship, where the 12 good ones it "
+        "adds go to review. Measuring certainty away from the map's edges instead (thin parts are all "
+        "edge) moved good and bad cuts alike: at 0.8 it rejected 14 good cuts and caught 165 bad.",
     )
 
     # --- batch consistency ---
