@@ -31,9 +31,7 @@ sets the smallest region seen):
   gone again a little farther out, as a band of the product's own shading is), whose mean
   colour is the backdrop predicted there (within 1.25 of the backdrop's own deviation from
   its prediction, twice the median), and whose grain is the backdrop's (not print: a
-  label's text is detail the backdrop lacks, and so is product-like detail inside the
-  region beyond what the backdrop round the product shows: a dark gravel's gaps beside a
-  black frame are not print), with no ink darker than anything on the
+  label's text is detail the backdrop lacks), with no ink darker than anything on the
   backdrop round the product (a paper label over written paper). Enclosed ones of at least
   half a visible hole (0.5 % of the product) are holes; ones lying along the outline are
   backdrop stuck to the edge (with stronger evidence, and up to a quarter of the product:
@@ -405,7 +403,6 @@ class _Analysis:
         self._dark = None
         self._smooth_gradient = None
         self._drift = None
-        self._detail = None
         self.past_crop = False  # a clear product-coloured region ran off the working crop (see WIDE)
 
     @property
@@ -566,8 +563,7 @@ class _Analysis:
         if float(np.sqrt((dev * dev).sum())) > allowed:
             return "", 0.0  # not the backdrop predicted there: a paler label, not a hole
         filled = _filled(cv2.morphologyEx(r8, cv2.MORPH_CLOSE, disk(4)) > 0) & product
-        detail = DETAIL + self.backdrop_detail(smooth)  # gravel's dark gaps look like a black product too
-        if float(((filled & ~region) & (smooth[sl] < -PIXEL_LLR)).sum()) > detail * max(1, filled.sum()):
+        if float(((filled & ~region) & (smooth[sl] < -PIXEL_LLR)).sum()) > DETAIL * max(1, filled.sum()):
             return "", 0.0  # print inside it: a label on the product
         core = cv2.erode(r8, np.ones((3, 3), np.uint8)) > 0
         grain = self.grain[sl][core if core.sum() >= 10 else region]
@@ -757,15 +753,6 @@ class _Analysis:
             return False  # lighter than its surroundings, or another colour: not a shadow
         gradient = float(np.percentile(self.lightness_gradient[sl][free], 90))
         return -float(step[0]) >= SHADOW_WIDTH * max(gradient, 1e-3)
-
-    def backdrop_detail(self, smooth) -> float:
-        """Share of the backdrop round the product that looks like product (``smooth`` llr under
-        -``PIXEL_LLR``): a filled middle shows as much of it (a dark gravel's gaps beside a
-        black frame, a written paper's ink beside a grey one), print on a label more."""
-        if self._detail is None:
-            ring = self.outer & (self.away > _REACH + 4) & (self.away <= 4 * _REACH + 24)
-            self._detail = float((smooth[ring] < -PIXEL_LLR).mean()) if ring.sum() >= 32 else 0.0
-        return self._detail
 
     @property
     def lightness_gradient(self) -> np.ndarray:
