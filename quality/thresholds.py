@@ -160,7 +160,9 @@ class QcThresholds(BaseModel):
         "line (black on dark gravel), the fringe is read from the canvas's alpha: an opaque rim moved "
         "toward the old colour, and not past it (a rim light), is old backdrop (quality/edges.py). "
         "2.5.8: a clear product-coloured region that runs off the working crop is judged again on a crop "
-        "as wide as the product (quality/cut.py WIDE: a headphone's band lost, the cups kept); "
+        "as wide as the product (quality/cut.py WIDE: a headphone's band lost, the cups kept), and a large "
+        "enclosed region the second pass finds under the bar is left out of the product model once more "
+        "(a frame's filled middle of sky); "
         "cut.wrong_object is lowered when the cut's inside is more backdrop-coloured than its surround (a "
         "frame's hole cut, its low-chroma frame partly binned as backdrop); bench/qc_calibration.py grades "
         "u2netp's cuts with production's segment.confidence check.",
