@@ -192,8 +192,7 @@ def cut_quality(
     h, w = source_mask.shape
     x0, y0, x1, y1 = box if box is not None else bbox(source_mask)
     size = max(x1 - x0, y1 - y0)
-    m = int(MARGIN * size) + 8
-    cx0, cy0, cx1, cy1 = max(0, x0 - m), max(0, y0 - m), min(w, x1 + m), min(h, y1 + m)
+    cx0, cy0, cx1, cy1 = crop = _crop((x0, y0, x1, y1), MARGIN, (h, w))
     cut_off = _cut_off(source_mask, (x0, y0, x1, y1))
     f = min(1.0, work_side / max(cx1 - cx0, cy1 - cy0))
     rgb = resize_to(source_rgb[cy0:cy1, cx0:cx1], f, exact=False)
@@ -205,7 +204,7 @@ def cut_quality(
     if a.outer_ring.sum() < 32:  # the product fills the photo: no backdrop to compare with
         return CutQuality(None, None, 0.0, None, cut_off, None, 0.0, split)
     inside, attached, lost = a.measure(min_delta, contrast)
-    if a.past_crop and WIDE > MARGIN and (cx0, cy0, cx1, cy1) != (0, 0, w, h):
+    if a.past_crop and WIDE > MARGIN and crop != (0, 0, w, h):
         # a part lost farther from the cut than the crop reaches (a headphone's band, the cups
         # kept): judged again on a crop wide enough to hold it, its share the larger of the two
         lost = max(
@@ -226,20 +225,20 @@ def cut_quality(
     )
 
 
+def _crop(box: tuple[int, int, int, int], margin: float, shape: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The window ``margin`` x the product's size (+ 8 px) round ``box``, within the photo."""
+    x0, y0, x1, y1 = box
+    m = int(margin * max(x1 - x0, y1 - y0)) + 8
+    return max(0, x0 - m), max(0, y0 - m), min(shape[1], x1 + m), min(shape[0], y1 + m)
+
+
 def _wide_lost(rgb, mask, box, work_side, near_frac, min_delta, contrast) -> float:
     """The lost-part share measured on a crop ``WIDE`` x the product's size around it."""
-    x0, y0, x1, y1 = box
-    h, w = mask.shape
-    m = int(WIDE * max(x1 - x0, y1 - y0)) + 8
-    cx0, cy0, cx1, cy1 = max(0, x0 - m), max(0, y0 - m), min(w, x1 + m), min(h, y1 + m)
+    cx0, cy0, cx1, cy1 = _crop(box, WIDE, mask.shape)
     f = min(1.0, work_side / max(cx1 - cx0, cy1 - cy0))
     small = resize_to(mask[cy0:cy1, cx0:cx1], f, exact=False)
-    a = _Analysis(
-        resize_to(rgb[cy0:cy1, cx0:cx1], f, exact=False),
-        (small >= 0.5).astype(np.uint8),
-        (x1 - x0 if x1 - x0 > y1 - y0 else y1 - y0) * f,
-        near_frac,
-    )
+    size = max(box[2] - box[0], box[3] - box[1]) * f
+    a = _Analysis(resize_to(rgb[cy0:cy1, cx0:cx1], f, exact=False), (small >= 0.5).astype(np.uint8), size, near_frac)
     return a.measure(min_delta, contrast)[2] if a.outer_ring.sum() >= 32 else 0.0
 
 
