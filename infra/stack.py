@@ -121,9 +121,25 @@ def stop_worker(pid: int, timeout_s: float = STOP_TIMEOUT_S) -> str:
                 _signal_group(group, signal.SIGTERM)
             again = True
         time.sleep(0.1)
+    stuck = _members([g for g in (pid, *sessions) if group_alive(g)])  # before the kill: what held it
     for group in (pid, *sessions):
         _signal_group(group, signal.SIGKILL)
-    return f"killed after {timeout_s:.0f} s"
+    return f"killed after {timeout_s:.0f} s" + (f" ({stuck})" if stuck else "")
+
+
+def _members(groups: list[int]) -> str:
+    """The processes of ``groups`` with their state (R, S, D, Z: a zombie still counts as alive
+    to a signal) and command, from /proc: what a stop waited on."""
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(stat[2]) in groups:
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                found.append(f"{entry.name} {stat[0]} {command.strip()[:80]}")
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+    return "; ".join(found)
 
 
 def _signal_group(group: int, signum: int) -> None:

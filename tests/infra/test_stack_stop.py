@@ -101,3 +101,23 @@ def _state(pid: int) -> str:
             return next((line for line in status if line.startswith("State:")), "").lower()
     except OSError:
         return ""
+
+
+def test_a_stop_that_runs_out_of_time_names_what_held_it():
+    """A worker group that ignores SIGTERM is killed at the timeout, and the outcome lists the
+    processes it waited on with their state (a zombie counts as alive to a signal): what a
+    flaky stop of a run in flight needs to be told apart."""
+    stubborn = (
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); time.sleep(60)"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", stubborn], start_new_session=True, stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline().strip() == b"ready"
+        outcome = stop_worker(proc.pid, timeout_s=1.0)
+        assert outcome.startswith("killed after 1 s (") and f"{proc.pid} S " in outcome, outcome
+        assert "-c import signal, time" in outcome  # its command line, cut at 80 characters
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
