@@ -45,6 +45,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 from infra.processes import STOP_TIMEOUT_S, PortInUse, alive, group_alive, ours, require_free, stop_group
@@ -68,15 +69,23 @@ RECEIVER_WITHHELD = (
 START_TIMEOUT_S = 180.0
 
 
+def _proc_stats() -> Iterator[tuple[Path, list[str]]]:
+    """Each live process's /proc entry and the fields of its stat after the command name
+    (state, ppid, pgrp, ...); a process gone meanwhile is left out."""
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        if len(stat) >= 3:
+            yield entry, stat
+
+
 def descendants(pid: int) -> list[int]:
     """The processes whose parent chain leads to ``pid`` (from /proc; none without it)."""
     children: dict[int, list[int]] = {}
-    for entry in Path("/proc").glob("[0-9]*"):
-        try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue  # gone meanwhile
-        children.setdefault(ppid, []).append(int(entry.name))
+    for entry, stat in _proc_stats():
+        children.setdefault(int(stat[1]), []).append(int(entry.name))
     found, todo = [], [pid]
     while todo:
         for child in children.get(todo.pop(), []):
@@ -131,14 +140,14 @@ def _members(groups: list[int]) -> str:
     """The processes of ``groups`` with their state (R, S, D, Z: a zombie still counts as alive
     to a signal) and command, from /proc: what a stop waited on."""
     found = []
-    for entry in Path("/proc").glob("[0-9]*"):
+    for entry, stat in _proc_stats():
+        if int(stat[2]) not in groups:
+            continue
         try:
-            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            if int(stat[2]) in groups:
-                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                found.append(f"{entry.name} {stat[0]} {command.strip()[:80]}")
-        except (OSError, IndexError, ValueError):
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
             continue  # gone meanwhile
+        found.append(f"{entry.name} {stat[0]} {command.strip()[:80]}")
     return "; ".join(found)
 
 
