@@ -7,7 +7,10 @@ sigmoid or not). Every mask comes back on the *source* pixel grid.
 
 Confidence (:func:`mask_confidence`), computed on the model's raw soft mask ``m``:
 
-    certainty   = #(m > 0.9) / #(m > 0.1)          solid product vs. everything maybe-product
+    certainty   = 1 - max(0, #(0.1 < m <= 0.9) - outline) / #(m > 0.1)
+                  the share of everything maybe-product that is not doubt: soft pixels beyond
+                  one per outline pixel of (m > 0.5) (a crisp map's own anti-aliasing, which a
+                  thin part is all of: a stool's legs, a lamp's stem)
     fragments   = share of the (m > 0.5) area outside the largest component in components
                   smaller than 10 % of the largest or 0.1 % of the image (speckle; a pair
                   of shoes keeps both shoes)
@@ -21,8 +24,9 @@ Confidence (:func:`mask_confidence`), computed on the model's raw soft mask ``m`
 so an empty or whole-frame mask scores 0, a crisp single object well inside the frame
 scores close to 1, and a half-grey or speckled mask scores low. It cannot see a crisp
 mask of the *wrong* object (a salient cup behind the product): on the benchmark's
-cluttered set those keep ~0.76 median vs. ~0.93 for good cuts, so QC should pair it
-with the product-fill and colour checks.
+cluttered set those keep 0.78 median vs. 0.95 for good cuts (bench/segmentation_quality.py,
+2026-12-05; 0.76 and 0.93 before the outline's own anti-aliasing stopped counting as doubt),
+so QC should pair it with the product-fill and colour checks.
 """
 
 from __future__ import annotations
@@ -117,14 +121,15 @@ def mask_confidence(mask: np.ndarray) -> float:
     ramp = _ramp(coverage, 0.002, 0.01) * (1.0 - _ramp(coverage, 0.90, 0.98))
     if ramp == 0.0:
         return 0.0
-    certainty = float((m > 0.9).sum()) / max(float((m > 0.1).sum()), 1.0)
     fg8 = fg.astype(np.uint8)
+    edge = float(((fg8 - cv2.erode(fg8, np.ones((3, 3), np.uint8))) > 0).sum())
+    soft = float(((m > 0.1) & (m <= 0.9)).sum())
+    certainty = 1.0 - max(0.0, soft - edge) / max(float((m > 0.1).sum()), 1.0)
     _, _, stats, _ = cv2.connectedComponentsWithStats(fg8, connectivity=8)
     areas = stats[1:, cv2.CC_STAT_AREA].astype(np.float64)
     small = areas < max(0.1 * areas.max(), 0.001 * m.size)
     small[np.argmax(areas)] = False
     fragments = float(areas[small].sum() / areas.sum())
-    edge = float(((fg8 - cv2.erode(fg8, np.ones((3, 3), np.uint8))) > 0).sum())
     ragged = edge / (2.0 * np.sqrt(np.pi * areas.sum()))
     ring = np.concatenate([fg[0], fg[-1], fg[1:-1, 0], fg[1:-1, -1]])
     border = float(ring.mean())
