@@ -73,6 +73,7 @@ TARGETS: dict[str, tuple[str, ...]] = {
         "cut.lost_part",
         "cut.split",
         "cut.wrong_object",
+        "cut.enclosed",
         # "uncertain cut": the segmenter says its own map is unsure of the product's outline
         # (production's check, tasks/score.py), a reason about the cut itself
         "segment.confidence",
@@ -227,6 +228,8 @@ _FIELD_OF = {
     "cut.fragments": "cut_fragments",
     "cut.lost_part": "cut_lost_part",
     "cut.split": "cut_split",
+    "cut.wrong_object": "cut_surround_backdrop",
+    "cut.enclosed": "cut_enclosed",
     "source.cut_off": "source_cut_off",
     "source.resolution": "source_enlargement",
     "framing.cut_off": "framing_cut_off",

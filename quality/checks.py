@@ -20,6 +20,7 @@ from quality.artefacts import TILE_STEP, tile_share
 from quality.cut import cut_quality
 from quality.defects import defect_of
 from quality.edges import edge_quality, transition_width
+from quality.enclosure import enclosed_share
 from quality.exposure import clipped_shares, product_exposure
 from quality.fidelity import product_colour_fidelity
 from quality.marketplace import background_purity, product_fill
@@ -27,6 +28,7 @@ from quality.old_backdrop import local_old_backdrop
 from quality.shadow import ShadowGeometry, estimate_light_direction, shadow_geometry
 from quality.shadow import work_grid as _reduce
 from quality.surround import surround_backdrop_share
+from quality.surround import work_grid as source_grid
 from quality.thresholds import Limit, MarketplaceRules, QcThresholds, Status
 
 if TYPE_CHECKING:
@@ -203,7 +205,8 @@ def cut_checks(ev: QcEvidence, th: QcThresholds) -> list[CheckResult]:
         checks.append(
             graded("source.cut_off", q.cut_off, th.source_cut_off, "share of the product outline on the photo's border")
         )
-        surround = surround_backdrop_share(ev.source_rgb, ev.source_mask)
+        rgb, mask = source_grid(ev.source_rgb, ev.source_mask)  # reduced once for both measures
+        surround = surround_backdrop_share(rgb, mask)
         checks.append(
             graded(
                 "cut.wrong_object",
@@ -213,6 +216,17 @@ def cut_checks(ev: QcEvidence, th: QcThresholds) -> list[CheckResult]:
                 "less how much more of the cut's own inside is"
                 if surround is not None
                 else "not measurable: the photo's border is mostly product",
+            )
+        )
+        enclosed = enclosed_share(rgb, mask)
+        checks.append(
+            graded(
+                "cut.enclosed",
+                enclosed,
+                th.cut_enclosed,
+                "share of the rays out of the cut that meet a long edge before the photo's border"
+                if enclosed is not None
+                else "not measurable: a textured backdrop, or the photo's border mostly product",
             )
         )
     return checks

@@ -38,6 +38,7 @@ DEFECTS: dict[str, Defect] = {
     # The segmenter followed another outline (a ring's hole, a box's label): a re-render
     # cuts the same photo with the same model again. A person, or another segmenter.
     "cut.wrong_object": Defect("the cut is not the product", None),
+    "cut.enclosed": Defect("the cut is not the product", None),  # inside another outline: a box's label
     "source.resolution": Defect("source too small", None),
     # The segmenter's certainty is read off its own map of the photo (tasks/segment.py), which
     # no render parameter changes: another attempt runs the same model on the same preview

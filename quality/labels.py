@@ -74,6 +74,7 @@ CHECK_LABELS: dict[str, CheckLabel] = {
     "cut.wrong_object": _l(
         "The cut is not the product", "Backdrop round the cut", "{} of its surround is backdrop", "%"
     ),
+    "cut.enclosed": _l("The cut is not the product", "Edge round the cut", "{} of the way out meets an edge", "%"),
     "source.cut_off": _l(
         "Product cut off in the photo", "Cut off in the photo", "{} of the outline on its border", "%"
     ),

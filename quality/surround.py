@@ -29,7 +29,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["surround_backdrop_share"]
+from quality._validate import disk
+
+__all__ = ["surround_backdrop_share", "work_grid"]
 
 WORK_SIDE = 384  # px: the measure reads colours, not detail
 BAND_GAP = 0.01  # of the product's size: the mixed rim right outside the cut is left out
@@ -61,14 +63,7 @@ def surround_backdrop_share(source_rgb: np.ndarray, source_mask: np.ndarray) -> 
     >>> round(surround_backdrop_share(rgb, label), 2)
     0.0
     """
-    h, w = source_mask.shape
-    scale = min(1.0, WORK_SIDE / max(h, w))
-    if scale < 1.0:
-        size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        rgb = cv2.resize(source_rgb, size, interpolation=cv2.INTER_AREA)
-        mask = cv2.resize(source_mask.astype(np.float32), size, interpolation=cv2.INTER_AREA)
-    else:
-        rgb, mask = source_rgb, source_mask
+    rgb, mask = work_grid(source_rgb, source_mask)
     product = (mask >= 0.5).astype(np.uint8)
     area = int(product.sum())
     if area < 64:
@@ -76,10 +71,10 @@ def surround_backdrop_share(source_rgb: np.ndarray, source_mask: np.ndarray) -> 
     side = float(np.sqrt(area))
     gap = max(1, round(BAND_GAP * side))
     band_px = max(3, round(BAND * side))
-    near = cv2.dilate(product, _disc(gap))
-    reach = cv2.dilate(product, _disc(gap + band_px))
+    near = cv2.dilate(product, disk(gap))
+    reach = cv2.dilate(product, disk(gap + band_px))
     band = (reach > 0) & (near == 0)
-    inside = cv2.erode(product, _disc(gap)) > 0
+    inside = cv2.erode(product, disk(gap)) > 0
     hh, ww = product.shape
     b = max(2, round(BORDER * min(hh, ww)))
     strip = np.zeros((hh, ww), bool)
@@ -100,6 +95,18 @@ def surround_backdrop_share(source_rgb: np.ndarray, source_mask: np.ndarray) -> 
     return max(0.0, around - max(0.0, within - around))  # more backdrop inside the cut than round it
 
 
+def work_grid(source_rgb: np.ndarray, source_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The photo and its cut area-reduced to ``WORK_SIDE`` (as they are when already smaller):
+    what this module and quality/enclosure.py read. quality/checks.py reduces once for both."""
+    h, w = source_mask.shape
+    scale = min(1.0, WORK_SIDE / max(h, w))
+    if scale == 1.0:
+        return source_rgb, source_mask
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    rgb = cv2.resize(source_rgb, size, interpolation=cv2.INTER_AREA)
+    return rgb, cv2.resize(source_mask.astype(np.float32), size, interpolation=cv2.INTER_AREA)
+
+
 def _bins(lab: np.ndarray) -> np.ndarray:
     lab = lab.astype(np.int32)
     return (
@@ -116,7 +123,3 @@ def _blur(hist: np.ndarray) -> np.ndarray:
         for shift in (-1, 1):
             out = np.maximum(out, np.roll(hist, shift, axis=axis))
     return out
-
-
-def _disc(radius: int) -> np.ndarray:
-    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))

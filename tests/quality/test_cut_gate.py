@@ -103,8 +103,10 @@ def test_a_right_cut_passes_the_cut_checks(scene):
         "cut.lost_part",
         "cut.split",
         "cut.wrong_object",
+        "cut.enclosed",
     }
     assert cut["cut.wrong_object"].value > 0.95
+    assert cut["cut.enclosed"].value < 0.1
     assert all(c.status == "pass" for c in cut.values()), {n: (c.value, c.status) for n, c in cut.items()}
 
 
@@ -156,3 +158,44 @@ def test_a_cut_of_a_frames_hole_is_not_the_product_though_the_frame_is_near_the_
     assert "the cut is not the product" in hole_cut.reasons
     right = next(c for c in score_image(_rendered(photo, frame), TH, GENERIC).checks if c.name == "cut.wrong_object")
     assert right.status == "pass", (right.value, right.detail)
+
+
+def _dark_box_photo() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Seed 7 box-02: a black box with a pale label on dark seamless (lighter at the top, with
+    grain); the box is darker than the backdrop as a shadow would be. (photo, box, label)"""
+    rng = np.random.default_rng(3)
+    back = np.linspace(62.0, 48.0, H)[:, None, None] + rng.normal(0, 1.5, (H, W, 1))
+    box = np.zeros((H, W), np.float32)
+    box[110:300, 70:330] = 1.0
+    label = np.zeros((H, W), np.float32)
+    label[170:240, 130:270] = 1.0
+    colour = np.where(label[..., None] > 0, 226.0, 30.0) + rng.normal(0, 2, (H, W, 1))
+    photo = box[..., None] * colour + (1 - box[..., None]) * back
+    return np.repeat(np.clip(photo, 0, 255).round().astype(np.uint8), 3, axis=2), box, label
+
+
+def test_a_cut_of_a_boxs_label_is_not_the_product_though_the_box_is_backdrop_coloured():
+    """u2netp cut the label of a black box on dark seamless (seed 7 box-02, IoU 0.25) and gate
+    2.5.8 exported it: the box round the label is as dark as the backdrop's shadow would be, so
+    the colour of the cut's surround reads backdrop. Every way out of the label crosses the box's
+    outline first (quality/enclosure.py). The box's own cut passes."""
+    photo, box, label = _dark_box_photo()
+    report = score_image(_rendered(photo, label), TH, GENERIC)
+    checks = {c.name: c for c in report.checks}
+    assert checks["cut.wrong_object"].status == "pass"  # what 2.5.8 saw
+    assert checks["cut.enclosed"].status == "fail", (checks["cut.enclosed"].value, checks["cut.enclosed"].detail)
+    assert checks["cut.enclosed"].reason == "the cut is not the product"
+    right = {c.name: c for c in score_image(_rendered(photo, box), TH, GENERIC).checks}
+    assert right["cut.enclosed"].status == "pass" and right["cut.enclosed"].value < 0.1, right["cut.enclosed"].value
+
+
+def test_edges_round_a_cut_on_a_textured_backdrop_are_not_measured(scene):
+    """On brick or gravel every way out meets an edge: the measure says so rather than fail."""
+    body = scene.ellipse(H, W, 200, 190, 120, 120)
+    bricks = np.full((H, W, 3), 150.0)
+    bricks[::24] = 60.0  # mortar lines, long edges everywhere
+    bricks[:, ::48] = 60.0
+    photo = np.where(body[..., None] > 0.5, (180.0, 60.0, 50.0), bricks).astype(np.uint8)
+    check = next(c for c in score_image(_rendered(photo, body), TH, GENERIC).checks if c.name == "cut.enclosed")
+    assert check.value is None and check.status == "pass", (check.value, check.detail)
+    assert check.detail.startswith("not measurable")
