@@ -32,7 +32,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from quality.surround import BAND, BAND_GAP, BORDER, MIN_BORDER, work_grid
+from quality.surround import BAND, BAND_GAP, MIN_BORDER, border_strip, reduced_cut
 
 __all__ = ["enclosed_share"]
 
@@ -59,18 +59,13 @@ def enclosed_share(source_rgb: np.ndarray, source_mask: np.ndarray) -> float | N
     >>> round(enclosed_share(rgb, label), 2)
     1.0
     """
-    rgb, mask = work_grid(source_rgb, source_mask)
-    product = (mask >= 0.5).astype(np.uint8)
-    area = int(product.sum())
-    if area < 64:
+    reduced = reduced_cut(source_rgb, source_mask)
+    if reduced is None:
         return None
+    rgb, product, side = reduced
     solid = _solid(product)
-    side = float(np.sqrt(area))
     clear = max(1, round(BAND_GAP * side)) + max(3, round(BAND * side))  # the rim and band round the cut
-    hh, ww = product.shape
-    b = max(2, round(BORDER * min(hh, ww)))
-    strip = np.zeros((hh, ww), bool)
-    strip[:b], strip[-b:], strip[:, :b], strip[:, -b:] = True, True, True, True
+    strip = border_strip(product.shape)
     away = cv2.distanceTransform(1 - solid, cv2.DIST_L2, 5)  # px from the product
     border = strip & (away > clear)
     if border.sum() < MIN_BORDER * strip.sum():

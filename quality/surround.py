@@ -31,7 +31,7 @@ import numpy as np
 
 from quality._validate import disk
 
-__all__ = ["surround_backdrop_share", "work_grid"]
+__all__ = ["border_strip", "reduced_cut", "surround_backdrop_share", "work_grid"]
 
 WORK_SIDE = 384  # px: the measure reads colours, not detail
 BAND_GAP = 0.01  # of the product's size: the mixed rim right outside the cut is left out
@@ -63,22 +63,17 @@ def surround_backdrop_share(source_rgb: np.ndarray, source_mask: np.ndarray) -> 
     >>> round(surround_backdrop_share(rgb, label), 2)
     0.0
     """
-    rgb, mask = work_grid(source_rgb, source_mask)
-    product = (mask >= 0.5).astype(np.uint8)
-    area = int(product.sum())
-    if area < 64:
+    reduced = reduced_cut(source_rgb, source_mask)
+    if reduced is None:
         return None
-    side = float(np.sqrt(area))
+    rgb, product, side = reduced
     gap = max(1, round(BAND_GAP * side))
     band_px = max(3, round(BAND * side))
     near = cv2.dilate(product, disk(gap))
     reach = cv2.dilate(product, disk(gap + band_px))
     band = (reach > 0) & (near == 0)
     inside = cv2.erode(product, disk(gap)) > 0
-    hh, ww = product.shape
-    b = max(2, round(BORDER * min(hh, ww)))
-    strip = np.zeros((hh, ww), bool)
-    strip[:b], strip[-b:], strip[:, :b], strip[:, -b:] = True, True, True, True
+    strip = border_strip(product.shape)
     border = strip & (reach == 0)
     if border.sum() < MIN_BORDER * strip.sum() or band.sum() < 32:
         return None
@@ -105,6 +100,24 @@ def work_grid(source_rgb: np.ndarray, source_mask: np.ndarray) -> tuple[np.ndarr
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     rgb = cv2.resize(source_rgb, size, interpolation=cv2.INTER_AREA)
     return rgb, cv2.resize(source_mask.astype(np.float32), size, interpolation=cv2.INTER_AREA)
+
+
+def reduced_cut(source_rgb: np.ndarray, source_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, float] | None:
+    """(photo, cut as uint8 0/1, the cut's size: the square root of its area) on the work
+    grid; None when the cut covers under 64 px there (too small to judge its surround)."""
+    rgb, mask = work_grid(source_rgb, source_mask)
+    product = (mask >= 0.5).astype(np.uint8)
+    area = int(product.sum())
+    return None if area < 64 else (rgb, product, float(np.sqrt(area)))
+
+
+def border_strip(shape: tuple[int, ...]) -> np.ndarray:
+    """The photo's outermost ``BORDER`` of its shorter side, all round (at least 2 px)."""
+    hh, ww = shape[:2]
+    b = max(2, round(BORDER * min(hh, ww)))
+    strip = np.zeros((hh, ww), bool)
+    strip[:b], strip[-b:], strip[:, :b], strip[:, -b:] = True, True, True, True
+    return strip
 
 
 def _bins(lab: np.ndarray) -> np.ndarray:
