@@ -47,7 +47,7 @@ def read_preview(read: Callable[[str], bytes], ref: str) -> bytes:
 def preview_jpeg(rgb: np.ndarray, alpha: np.ndarray | None = None) -> bytes:
     """A render's preview, made while its canvas is in memory (``tasks/attempt.py``): fitted
     in TILE_SIDE, transparency drawn on the checkerboard, JPEG. The report reads it instead
-    of decoding the export (a progressive 2000 px JPEG or a 2048 px PNG: 80-90 % of a
+    of decoding the export (a 2000 px JPEG or a 2048 px PNG: 80-90 % of a
     40-SKU report's time went to those decodes)."""
     small = _shrink(rgb, TILE_SIDE)
     if alpha is not None:
@@ -114,8 +114,7 @@ def image_refs(session: Session, batch_id: str, source_ref: Callable[[str], str]
 
 def sku_thumbs(refs: SkuImageRefs, read: Callable[[str], bytes], side: int = THUMB_SIDE) -> SkuThumbs:
     """The thumbnails of one SKU, each stored picture read and decoded once (the preview's
-    contact-sheet tile and its thumbnail come from one decode: an export is a progressive
-    JPEG, which libjpeg decodes at 1/8 scale hardly faster than whole). A file that is gone
+    contact-sheet tile and its thumbnail come from one decode). A file that is gone
     (``lightbox gc``) or unreadable is left out, and the report shows its place empty."""
     source = _pixels(refs.source, read, side)
     outline = ""

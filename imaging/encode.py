@@ -10,9 +10,11 @@
   ``XML:com.adobe.xmp`` (uncompressed), WebP ``XMP`` chunk; constant bytes, so equal
   pixels still give equal files.
 * JPEG (libjpeg-turbo through OpenCV, ICC spliced in as an APP2 segment): no alpha
-  (passing one is an error - flatten onto a backdrop first), progressive, optimised
-  Huffman tables, 4:4:4 chroma at ``quality >= 85`` (crisp coloured product edges),
-  4:2:0 below.
+  (passing one is an error - flatten onto a backdrop first), baseline (sequential) with
+  optimised Huffman tables, 4:4:4 chroma at ``quality >= 85`` (crisp coloured product
+  edges), 4:2:0 below. Not progressive: on a 2000 px studio export progressive coding
+  took 2.3x the encoding time and 4x the decoding time (the gate reads every export back)
+  for files 4 % smaller, with the same pixels (README, "Exports").
 * WebP: lossy at ``quality``, alpha kept losslessly. PNG: lossless, alpha kept exactly.
 * ``fit_bytes`` lowers the quality (binary search) until the file fits a byte cap.
 """
@@ -137,8 +139,8 @@ def fit_bytes(
 
 
 def _encode_jpeg(rgb: np.ndarray, quality: int, icc: bool, xmp: bytes | None = None) -> bytes:
-    """libjpeg-turbo via OpenCV: Pillow's progressive/optimised JPEG writer needs the whole
-    file to fit a w*h byte buffer and fails ("Suspension not allowed") on detailed images."""
+    """libjpeg-turbo via OpenCV, baseline with optimised Huffman tables (see the module's
+    docstring for why not progressive)."""
     sampling = (
         cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444
         if quality >= SUBSAMPLING_444_FROM
@@ -148,7 +150,7 @@ def _encode_jpeg(rgb: np.ndarray, quality: int, icc: bool, xmp: bytes | None = N
         cv2.IMWRITE_JPEG_QUALITY,
         quality,
         cv2.IMWRITE_JPEG_PROGRESSIVE,
-        1,
+        0,
         cv2.IMWRITE_JPEG_OPTIMIZE,
         1,
         cv2.IMWRITE_JPEG_SAMPLING_FACTOR,

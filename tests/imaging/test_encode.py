@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image, ImageCms, JpegImagePlugin
@@ -60,9 +61,19 @@ def test_jpeg_rejects_alpha():
         encode_image(_smooth(), np.full((96, 128), 255, np.uint8), fmt="jpeg")
 
 
-def test_jpeg_progressive_and_444_at_high_quality():
-    high = _open(encode_image(_smooth(), fmt="jpeg", quality=92))
-    assert high.info.get("progressive") and JpegImagePlugin.get_sampling(high) == 0
+def test_jpeg_baseline_optimised_and_444_at_high_quality():
+    data = encode_image(_smooth(), fmt="jpeg", quality=92)
+    high = _open(data)
+    # Baseline (SOF0), not progressive: the gate decodes every export back, 4x faster so.
+    assert not high.info.get("progressive")
+    assert JpegImagePlugin.get_sampling(high) == 0
+    # Optimised Huffman tables: smaller than libjpeg's standard ones for the same pixels.
+    standard = cv2.imencode(
+        ".jpg",
+        _smooth()[..., ::-1],
+        [cv2.IMWRITE_JPEG_QUALITY, 92, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444],
+    )[1]
+    assert len(data) < len(standard.tobytes())
     low = _open(encode_image(_smooth(), fmt="jpeg", quality=70))
     assert JpegImagePlugin.get_sampling(low) == 2
     assert np.abs(np.asarray(high, dtype=int) - _smooth()).mean() < 2.0

@@ -1,6 +1,6 @@
 """quality/artefacts.py: JPEG tiles the encoder adds over the product.
 
-The files are made by the exporter (``imaging.encode``: progressive, optimised, 4:4:4 from
+The files are made by the exporter (``imaging.encode``: baseline, optimised, 4:4:4 from
 quality 85) and read back as production reads them (``tasks.score.decode_shipped``)."""
 
 import numpy as np
