@@ -94,6 +94,31 @@ def test_residue_fails_a_grey_haze_in_a_corner():
     assert c.status == "fail" and c.reason == "grey residue on the backdrop" and c.value > 0.002
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_far_backdrop_on_blocks_never_takes_a_near_pixel(seed):
+    """A clearance of many pixels is measured on blocks (quality.market_rules._far_backdrop):
+    against the exact transform no pixel within the clearance counts as far, and what the
+    far region loses is a rim at most 3 blocks wide."""
+    from quality.market_rules import COVERED, _far_backdrop
+
+    rng = np.random.default_rng(seed)
+    h, w = (int(v) for v in rng.integers(300, 900, 2))
+    alpha = np.zeros((h, w), np.float32)
+    for _ in range(3):
+        centre, r = (int(rng.integers(0, w)), int(rng.integers(0, h))), int(rng.integers(5, min(h, w) // 4))
+        cv2.circle(alpha, centre, r, float(rng.uniform(0.01, 1.0)), -1)
+    alpha[rng.integers(0, h, 10), rng.integers(0, w, 10)] = 0.5  # specks of coverage
+    radius = float(rng.uniform(70, 0.2 * max(h, w)))
+    k = int(radius // 32)
+    assert k >= 2  # the block path
+    exact = cv2.distanceTransform(cv2.compare(alpha, COVERED, cv2.CMP_LT), cv2.DIST_L2, 3)
+    far = _far_backdrop(alpha, radius) > 0
+    assert not (far & (exact <= radius)).any()
+    lost = ~far & (exact > radius)
+    assert lost.any() and exact[lost].max() <= radius + 3 * k
+    assert far.sum() > 0.8 * (exact > radius).sum()
+
+
 def _stool():
     """A stool (a seat on two thin legs far apart), cut from a 600 px photo: its contact
     shadow lies between the legs, far from any product pixel."""
