@@ -554,7 +554,7 @@ def marketplace_checks(ev: QcEvidence, th: QcThresholds, rules: MarketplaceRules
             ),
         ]
     if rules.fill_target is not None:
-        fill = product_fill(ev.output_alpha, validate=False)
+        fill = product_fill(ev.output_alpha, validate=False, box=product_box(ev))
         checks.append(
             graded(
                 "market.fill",

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from quality._validate import bbox, check_pair
-from quality.checks import CheckResult, graded, rule
+from quality.checks import CheckResult, graded, product_box, rule
 from quality.defects import defect_of
 from quality.marketplace import product_fill
 from quality.thresholds import Limit, MarketplaceRules, QcThresholds
@@ -271,7 +271,7 @@ def market_rule_checks(ev: QcEvidence, th: QcThresholds, rules: MarketplaceRules
     h, w = ev.output_alpha.shape
     checks: list[CheckResult] = []
     if rules.fill_range is not None:
-        fill = product_fill(ev.output_alpha, validate=False)
+        fill = product_fill(ev.output_alpha, validate=False, box=product_box(ev))
         checks.append(_within("market.fill_range", fill, *rules.fill_range, "product box / canvas longest side"))
     if rules.min_shortest_side is not None:
         checks.append(

@@ -85,7 +85,9 @@ def background_purity(
     )
 
 
-def product_fill(output_alpha: np.ndarray, validate: bool = True) -> float:
+def product_fill(
+    output_alpha: np.ndarray, validate: bool = True, box: tuple[int, int, int, int] | None = None
+) -> float:
     """How much of the frame the product fills, in (0, 1]: its bounding box's largest share
     of a canvas side (width over width, height over height). On a square canvas this is
     the box's longest side over the canvas side; on a tall canvas (Zalando's 1801 x 2600)
@@ -94,7 +96,8 @@ def product_fill(output_alpha: np.ndarray, validate: bool = True) -> float:
 
     Input: ``output_alpha`` (H, W) float in [0, 1]; the product is ``alpha >= 0.5``.
     Reference: Amazon's main-image guidance (the product fills ~85 % of the frame); Google
-    Merchant Center (the product takes 75-90 % of the image).
+    Merchant Center (the product takes 75-90 % of the image). ``box``: ``bbox(output_alpha)``
+    when the caller has it.
 
     >>> a = np.zeros((100, 200), np.float32); a[10:90, 50:120] = 1.0
     >>> product_fill(a)
@@ -102,7 +105,7 @@ def product_fill(output_alpha: np.ndarray, validate: bool = True) -> float:
     """
     if validate:
         output_alpha = check_mask("output_alpha", output_alpha, np.shape(output_alpha))
-    x0, y0, x1, y1 = bbox(output_alpha)
+    x0, y0, x1, y1 = box if box is not None else bbox(output_alpha)
     h, w = output_alpha.shape
     return max((x1 - x0) / w, (y1 - y0) / h)
 

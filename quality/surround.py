@@ -29,7 +29,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from quality._validate import disk
+from quality._validate import disk, resize_to
 
 __all__ = ["border_strip", "reduced_cut", "surround_backdrop_share", "work_grid"]
 
@@ -92,14 +92,14 @@ def surround_backdrop_share(source_rgb: np.ndarray, source_mask: np.ndarray) -> 
 
 def work_grid(source_rgb: np.ndarray, source_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The photo and its cut area-reduced to ``WORK_SIDE`` (as they are when already smaller):
-    what this module and quality/enclosure.py read. quality/checks.py reduces once for both."""
+    what this module and quality/enclosure.py read. quality/checks.py reduces once for both.
+    The reduction takes ``resize_to``'s integer step first (a 1800 px photo: 13 -> 3 ms),
+    dropping the last few rows and columns for it: the measures read regions, not positions."""
     h, w = source_mask.shape
     scale = min(1.0, WORK_SIDE / max(h, w))
     if scale == 1.0:
         return source_rgb, source_mask
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    rgb = cv2.resize(source_rgb, size, interpolation=cv2.INTER_AREA)
-    return rgb, cv2.resize(source_mask.astype(np.float32), size, interpolation=cv2.INTER_AREA)
+    return resize_to(source_rgb, scale, exact=False), resize_to(source_mask.astype(np.float32), scale, exact=False)
 
 
 def reduced_cut(source_rgb: np.ndarray, source_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, float] | None:
