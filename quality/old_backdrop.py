@@ -121,8 +121,7 @@ def local_old_backdrop(
     if median is None:
         return None
     h, w = source_mask.shape
-    pts = cv2.findNonZero(cv2.compare(source_mask, 0.02, cv2.CMP_GT))
-    bx, by, bw, bh = cv2.boundingRect(pts)
+    bx, by, bw, bh = cv2.boundingRect(cv2.compare(source_mask, 0.02, cv2.CMP_GT))  # the mask, not its points
     m = radius_px + 2
     x0, y0, x1, y1 = max(0, bx - m), max(0, by - m), min(w, bx + bw + m), min(h, by + bh + m)
     f = min(1.0, MAX_FIELD_SIDE / max(x1 - x0, y1 - y0))
