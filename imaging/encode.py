@@ -14,7 +14,7 @@
   optimised Huffman tables, 4:4:4 chroma at ``quality >= 85`` (crisp coloured product
   edges), 4:2:0 below. Not progressive: on a 2000 px studio export progressive coding
   took 2.3x the encoding time and 4x the decoding time (the gate reads every export back)
-  for files 4 % smaller, with the same pixels (README, "Exports").
+  for files 4 % smaller, with the same pixels (README: what the gate costs).
 * WebP: lossy at ``quality``, alpha kept losslessly. PNG: lossless, alpha kept exactly.
 * ``fit_bytes`` lowers the quality (binary search) until the file fits a byte cap.
 """
