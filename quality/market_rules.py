@@ -155,8 +155,8 @@ def _far_backdrop(alpha: np.ndarray, radius: float) -> np.ndarray:
     """uint8 mask (255) of the pixels farther than ``radius`` px from every pixel of coverage
     >= 1/255 (the chamfer distance of ``cv2.distanceTransform``, 3x3 mask).
 
-    A clearance of many pixels is measured on blocks of ``k`` px (``k`` = radius / 32, at
-    least 1: exact for a small radius): a block with any covered pixel counts as covered,
+    A clearance of many pixels is measured on blocks of ``k`` px (``k`` = radius / 32, 1 to
+    16: exact for a small radius): a block with any covered pixel counts as covered,
     and a block is far when its distance less a block's diagonal (1.5 blocks) still exceeds
     the radius, so no pixel nearer than ``radius`` counts as far; the far region loses a rim
     under 3 ``k`` px wide (the margin and a block's diagonal; 4-20 px of 60-260 px
@@ -168,12 +168,12 @@ def _far_backdrop(alpha: np.ndarray, radius: float) -> np.ndarray:
     (True, False, True)
     """
     free = cv2.compare(alpha, COVERED, cv2.CMP_LT)  # 255 where backdrop
-    k = max(1, int(radius // 32))
+    k = min(16, max(1, int(radius // 32)))  # 16: one covered pixel still averages to 1 over a block
     if k > 1:
         h, w = free.shape
         hp, wp = -(-h // k) * k, -(-w // k) * k
         covered = cv2.copyMakeBorder(255 - free, 0, hp - h, 0, wp - w, cv2.BORDER_CONSTANT, value=0)
-        # area averaging by an integer factor: any covered pixel leaves a block > 0 (k <= 22)
+        # area averaging by an integer factor: any covered pixel leaves a block > 0 (255 / k^2 >= 0.5)
         blocks = cv2.resize(covered, (wp // k, hp // k), interpolation=cv2.INTER_AREA)
         small = _far_backdrop((blocks > 0).astype(np.float32), radius / k + 1.5)
         return cv2.resize(small, (wp, hp), interpolation=cv2.INTER_NEAREST)[:h, :w]

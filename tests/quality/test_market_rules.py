@@ -119,6 +119,19 @@ def test_far_backdrop_on_blocks_never_takes_a_near_pixel(seed):
     assert far.sum() > 0.8 * (exact > radius).sum()
 
 
+def test_far_backdrop_on_a_large_canvas_keeps_a_lone_covered_pixel():
+    """A 5000 px canvas's floating clearance (0.16: 800 px) would make 25 px blocks, where one
+    covered pixel averages to 255 / 625 -> 0 and its block would read empty; blocks stop at
+    16 px."""
+    from quality.market_rules import _far_backdrop
+
+    alpha = np.zeros((4000, 4000), np.float32)
+    alpha[2000, 2000] = 1.0  # a lone speck of coverage
+    far = _far_backdrop(alpha, 800.0) > 0
+    assert not far[2000, 2000 + 760] and not far[2000 + 500, 2000 + 500]
+    assert far[2000, 2000 + 900] and far[0, 0]
+
+
 def _stool():
     """A stool (a seat on two thin legs far apart), cut from a 600 px photo: its contact
     shadow lies between the legs, far from any product pixel."""
