@@ -119,7 +119,7 @@ class QcThresholds(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     version: str = Field(
-        "2.5.9",
+        "2.5.10",
         description="Bump on any change; recorded in every QcReport and cache key. "
         "2.0.0: every limit recalibrated on the labelled corpus (bench/qc_calibration.py). "
         "2.1.0: halos judged against the compositing equation on the backdrop side (fail 0.05), "
@@ -169,7 +169,11 @@ class QcThresholds(BaseModel):
         "2.5.9: a cut whose ways out cross a long edge before the photo's border, on a smooth backdrop, lies "
         "inside another object's outline (cut.enclosed, quality/enclosure.py: a box's label cut instead of a "
         "box of the backdrop's colours); segment.confidence no longer counts a crisp map's one-pixel "
-        "anti-aliased outline as doubt (imaging/segment.py: a lamp's thin stem).",
+        "anti-aliased outline as doubt (imaging/segment.py: a lamp's thin stem). "
+        "2.5.10: a product-coloured region runs off the working crop (a leg lost whole) only past a side "
+        "that is not the photo's own edge (dark floor gaps under a black ring at the photo's foot), and a "
+        "backdrop-like line deep inside the product, narrower than THIN_HOLE x its size, is print or a "
+        "highlight's edge, not a hole (quality/cut.py; corpus seeds 55 and 89, first graded 2026-12-05).",
     )
     # --- analysis resolution (speed; the metrics say where they downsample) ---
     analysis_max_side: int = Field(

@@ -531,3 +531,42 @@ def test_the_coffee_in_a_cup_is_not_background_inside(model_dir):
     from quality.thresholds import QcThresholds
 
     assert cut_quality(rgb, mask).background_inside <= QcThresholds().cut_background_inside.fail
+
+
+def test_dark_floor_gaps_at_the_photos_foot_are_not_legs_lost():
+    # Corpus seed 55 ring-08 (first graded 2026-12-05): a black ring standing at the photo's
+    # foot on dark brick. Four dark gaps between the bricks under it, darkened by its contact
+    # shadow, touch the cut and run off the bottom of the working crop, which there is the
+    # photo's own edge: they read as legs lost whole past the crop (THIN_PART), 1.03 % of the
+    # product, and failed a clean cut. Nothing lies past the photo's edge to be a leg of.
+    from bench import qc_corpus
+
+    product = qc_corpus._product(55, 8)
+    assert cut_quality(product.source_rgb, product.true_mask).lost_part <= CLEAN
+
+
+@pytest.mark.parametrize("seed,index", [(55, 35), (89, 17)])
+def test_a_thin_line_deep_inside_a_label_is_not_background_inside(seed, index):
+    # Corpus seed 55 bottle-35: the label's line of small print over pale gravel (whose dark
+    # gaps between stones are as dark as the ink); seed 89 bottle-17: the label's edge beside
+    # a blue bottle's highlight over a pale photo. Each read as backdrop seen through the
+    # product (1.7 % and 1.3 %) in a clean cut: a line 5-7 working px across, deep inside
+    # the product. A hole that shows the backdrop is wider than that (THIN_HOLE).
+    from bench import qc_corpus
+
+    product = qc_corpus._product(seed, index)
+    assert product.attrs["label"]
+    assert cut_quality(product.source_rgb, product.true_mask).background_inside <= CLEAN
+
+
+@pytest.mark.parametrize("half_width,counted", [(3, False), (12, True)])
+def test_backdrop_deep_inside_counts_when_wide_enough_to_be_a_hole(scene, half_width, counted):
+    # A slot of wood seen through a product disc, deep inside it: 3 px across each way (under
+    # THIN_HOLE x the product's size) is a line like print, 12 px a hole.
+    disc = scene.ellipse(H, W, 200, 200, 150, 150)
+    slot = np.zeros((H, W), np.float32)
+    slot[200 - half_width : 200 + half_width, 110:290] = 1
+    back = _backdrop("wood", scene)
+    img = _photo(np.clip(disc - slot, 0, 1), _product(scene, (40, 60, 160)), back)
+    inside = cut_quality(img, disc).background_inside
+    assert (inside > 0.005) if counted else (inside <= CLEAN)
