@@ -260,6 +260,8 @@ def colour_checks(ev: QcEvidence, th: QcThresholds) -> list[CheckResult]:
         source_box=source_box(ev),
     )
     thin = "" if fid.eroded else "product too thin to erode: edge pixels included"
+    if not fid.opaque:
+        thin = "soft cut: no pixel fully covered, its pixels of coverage >= 0.5 read"
     return [
         graded("colour.delta_e_mean", fid.delta_e_mean, th.delta_e_mean, thin),
         graded("colour.delta_e_p95", fid.delta_e_p95, th.delta_e_p95, thin),

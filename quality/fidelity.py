@@ -56,6 +56,7 @@ class ColourFidelity:
     n_pixels: int  # interior pixels on the working grid (dE uses a strided subset of them)
     working_scale: float  # working-grid pixels per source pixel
     eroded: bool  # False when the product was too thin to erode and the raw interior was used
+    opaque: bool = True  # False: no pixel of the cut is fully covered; its pixels of coverage >= 0.5 were read
 
 
 def placement_matrix(placement: np.ndarray | tuple[float, float, float]) -> np.ndarray:
@@ -275,6 +276,9 @@ def product_colour_fidelity(
         source_rgb, source_mask, output_rgb, output_alpha, placement, max_side, source_box
     )
     full = (msk >= 0.98).astype(np.uint8)
+    opaque = bool((full.astype(bool) & valid).any())
+    if not opaque:  # a soft cut, fully covered nowhere (u2netp's faint blob off the product): its covered half
+        full = (msk >= 0.5).astype(np.uint8)
     interior = cv2.erode(full, disk(erode_px)).astype(bool) & valid
     eroded = bool(interior.any())
     if not eroded:
@@ -309,4 +313,5 @@ def product_colour_fidelity(
         n_pixels=int(interior.sum()),
         working_scale=float(f),
         eroded=eroded,
+        opaque=opaque,
     )

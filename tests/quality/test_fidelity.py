@@ -137,3 +137,18 @@ def test_clear_errors(scene):
         _run(src, mask * 2.0, src, mask, (1.0, 0.0, 0.0))
     with pytest.raises(ValueError, match="maps inside"):
         _run(src, mask, src, mask, (1.0, 5000.0, 0.0))
+
+
+def test_a_soft_cut_covered_nowhere_fully_reads_its_covered_half():
+    # Corpus seed 55 bottle-55 (first graded 2026-12-05): u2netp's refined cut was a faint blob
+    # off the product (IoU 0.001), no pixel of it at 0.98, and the colour check raised "no
+    # interior product pixel" out of the gate. It reads the pixels of coverage >= 0.5.
+    src = np.full((80, 80, 3), 20, np.uint8)
+    src[20:60, 20:60] = (200, 60, 40)
+    mask = np.zeros((80, 80), np.float32)
+    mask[20:60, 20:60] = 0.7
+    r = _run(src, mask, src, mask, (1.0, 0.0, 0.0), max_side=128)
+    assert not r.opaque and r.n_pixels > 100 and r.delta_e_mean == 0.0
+    full = mask.copy()
+    full[20:60, 20:60] = 1.0
+    assert _run(src, full, src, full, (1.0, 0.0, 0.0), max_side=128).opaque

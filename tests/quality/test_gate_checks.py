@@ -265,3 +265,17 @@ def test_laplacian_variance_is_a_metric_not_a_check(scene, kind):
     if kind == "shaded":  # low absolute detail (a sharp, smooth product), still reported as a figure
         assert report.metrics["sharpness.laplacian_variance"] < 15.0
         assert report.metrics["sharpness.vs_source"] == pytest.approx(1.0, abs=0.1)
+
+
+def test_a_soft_cut_is_graded_not_raised():
+    # A cut whose coverage reaches 0.5 but never 0.98 (u2netp's faint blob off a product, corpus
+    # seed 55 bottle-55) made the gate raise in production's "qc" stage: the SKU failed with a
+    # message about the placement instead of being graded. It is graded; the colour checks
+    # say what they read.
+    src = np.full((200, 160, 3), 235, np.uint8)
+    src[60:140, 50:110] = (40, 90, 170)
+    mask = np.zeros((200, 160), np.float32)
+    mask[60:140, 50:110] = 0.7
+    report = score_image(_rendered(src, mask), TH, GENERIC)
+    colour = next(c for c in report.checks if c.name == "colour.delta_e_mean")
+    assert "soft cut" in colour.detail
