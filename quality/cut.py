@@ -28,7 +28,9 @@ sets the smallest region seen):
   ``contrast``, that stand apart from the product around them (its pixels there look like
   product, and their mean colour differs by ``min_delta`` dE76 or more, a step: not a
   gradient that keeps growing away from it, as a highlight fades into the product, nor one
-  gone again a little farther out, as a band of the product's own shading is), whose mean
+  gone again a little farther out, as a band of the product's own shading is; a large
+  enclosed region may instead have a rim that is an edge, or a grain ``GRAIN_STEP`` x the
+  product's round it: a smooth ring's middle filled with gravel of its own mean colour), whose mean
   colour is the backdrop predicted there (within 1.25 of the backdrop's own deviation from
   its prediction, twice the median), and whose grain is the backdrop's (not print: a
   label's text is detail the backdrop lacks), with no ink darker than anything on the
@@ -94,6 +96,9 @@ NECK = 0.5  # an enclosed body's links to the outline, their width over its thic
 ENCLOSED_BAND = 0.03  # of the product's size: what lies this near the outline is not a filled middle
 HOLE_BODY = 0.05  # an enclosed region this large is a filled middle, its backdrop predicted from afar
 SHARP_RIM = 3.0  # ...and needs no colour step round it when its rim is this much sharper than the grain
+GRAIN_STEP = 4.0  # ...or when its grain is this much the product's round it (a smooth beige ring's middle
+# filled with pale gravel of the ring's own mean colour: corpus seed 55 ring-58, 35x; the product's own
+# grain round a large enclosed region of a clean cut: see README "2.5.10")
 OPEN_LINES = 4  # working px: lines this thin (radius) that join a large region to the outline are opened away
 MIN_HOLE = 0.005  # smallest enclosed region counted: half a visible hole (1 %); smaller ones are glints
 # (the sample espresso saucer mirrors the wooden table in spots of 0.3-0.5 %) or print
@@ -579,7 +584,7 @@ class _Analysis:
             # too little difference, one that keeps growing (shading fades, a hole steps), or one
             # gone again farther out (a band of the product's own shading); unless a large enclosed
             # region's rim is an edge (a pale ring's filled middle, a shade off its backdrop)
-            if not (body and self._sharp_rim(sl, r8)):
+            if not (body and (self._sharp_rim(sl, r8) or self._grain_step(sl, r8))):
                 return "", 0.0
         wsum = max(1e-6, float(reach.sum()))
         dev = ((lab[region] - _lab_of(self.backdrop[sl][region])) * reach[:, None]).sum(axis=0) / wsum
@@ -676,6 +681,17 @@ class _Analysis:
             return False
         grain = max(float(np.median(g[core])), float(np.median(g[ring])), 0.125)
         return float(np.percentile(g[rim], 75)) >= SHARP_RIM * grain
+
+    def _grain_step(self, sl, r8) -> bool:
+        """Whether the region's grain is ``GRAIN_STEP`` x the product's round it: a smooth product's
+        middle filled with a textured backdrop of its own mean colour (a beige ring on pale gravel),
+        which the colours' step cannot show. Whether that grain is the backdrop's is tested after."""
+        core = cv2.erode(r8, disk(_REACH + 2)) > 0
+        ring = (cv2.dilate(r8, disk(3 * _REACH + 4)) > 0) & ~(cv2.dilate(r8, disk(_REACH + 4)) > 0) & self.inner[sl]
+        if not core.any() or not ring.any():
+            return False
+        g = self.grain[sl]
+        return float(np.median(g[core])) >= GRAIN_STEP * max(float(np.median(g[ring])), 0.5)
 
     def _necked_core(self, sl, region) -> np.ndarray | None:
         """``region`` (a window ``sl`` of the grid) less the outline's band, when it meets that

@@ -173,7 +173,9 @@ class QcThresholds(BaseModel):
         "2.5.10: a product-coloured region runs off the working crop (a leg lost whole) only past a side "
         "that is not the photo's own edge (dark floor gaps under a black ring at the photo's foot), and a "
         "backdrop-like line deep inside the product, narrower than THIN_HOLE x its size, is print or a "
-        "highlight's edge, not a hole (quality/cut.py; corpus seeds 55 and 89, first graded 2026-12-05).",
+        "highlight's edge, not a hole; a large enclosed region whose grain is GRAIN_STEP x the product's round it "
+        "is a filled middle though its mean colour makes no step (a smooth ring on gravel of its colour) "
+        "(quality/cut.py; corpus seeds 55 and 89, first graded 2026-12-05).",
     )
     # --- analysis resolution (speed; the metrics say where they downsample) ---
     analysis_max_side: int = Field(

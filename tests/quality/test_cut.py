@@ -570,3 +570,23 @@ def test_backdrop_deep_inside_counts_when_wide_enough_to_be_a_hole(scene, half_w
     img = _photo(np.clip(disc - slot, 0, 1), _product(scene, (40, 60, 160)), back)
     inside = cut_quality(img, disc).background_inside
     assert (inside > 0.005) if counted else (inside <= CLEAN)
+
+
+def test_a_smooth_rings_middle_of_textured_backdrop_in_its_own_colour_is_background_inside():
+    # Corpus seed 55 ring-58: a smooth beige ring on pale gravel whose mean colour is the ring's.
+    # Its middle filled with the gravel leans backdrop clearly once out of the product model,
+    # but its mean colour makes no step from the ring, and the gravel's grain hides the rim's
+    # edge: it read 0. The grain steps 35x (GRAIN_STEP).
+    rng = np.random.default_rng(5)
+    stones = cv2.GaussianBlur(rng.normal(0, 40, (H, W)).astype(np.float32), (0, 0), 1.2) * 2.5
+    back = np.clip(np.array([170.0, 160.0, 140.0]) + stones[..., None], 0, 255)
+    smooth = np.broadcast_to(back.reshape(-1, 3).mean(axis=0), (H, W, 3))
+    outer = np.zeros((H, W), np.float32)
+    hole = np.zeros((H, W), np.float32)
+    cv2.circle(outer, (200, 200), 150, 1, -1)
+    cv2.circle(hole, (200, 200), 80, 1, -1)
+    ring = outer - hole
+    img = _photo(ring, smooth, back)
+    expected = hole.sum() / outer.sum()  # ~0.28 of the filled mask
+    assert cut_quality(img, outer).background_inside == pytest.approx(expected, rel=0.3)
+    assert cut_quality(img, ring).background_inside <= CLEAN
