@@ -45,7 +45,12 @@ sets the smallest region seen):
   backdrop) is judged, less the outline's band, as enclosed: in the models' first pass too;
   one that reaches the outline only along thin lines (a dark ring's filled middle, joined
   to it by the backdrop-grey flanks of a specular stripe) is judged with the lines opened
-  away.
+  away. When no region is a hole and a large one failed only for weak evidence or no step
+  round it, the large enclosed region the first pass left out of the product model round it
+  is judged as a region itself (``_filled_middle``), grown out to the colour edge round it or
+  rounded (a white frame's middle of banded pale sky, a black ring's of dark brick: where the
+  evidence clears its bar the region stops short of the hole's rim or runs into a specular
+  stripe's flanks, so its step and rim were read in the wrong place).
 * **stray fragments**: mask components apart from the product, under a tenth of it, whose
   pixels look like backdrop (a pair of shoes keeps both shoes).
 * **part of the product missing**: regions outside the mask that look like the product
@@ -98,8 +103,10 @@ HOLE_BODY = 0.05  # an enclosed region this large is a filled middle, its backdr
 SHARP_RIM = 3.0  # ...and needs no colour step round it when its rim is this much sharper than the grain
 GRAIN_STEP = 4.0  # ...or when its grain is this much the product's round it (a smooth beige ring's middle
 # filled with pale gravel of the ring's own mean colour: corpus seed 55 ring-58, 35x; a black ring's middle
-# of dark brick, as smooth as the ring, 2.4x, stays missed). On corpus seeds 0, 7, 13, 21, 34, 55 and 89 it
-# changed no clean render's or good cut's status (README "2.5.10")
+# of dark brick, as smooth as the ring, 2.4x, is found by _filled_middle). On corpus seeds 0, 7, 13, 21, 34,
+# 55 and 89 it changed no clean render's or good cut's status (README "2.5.10")
+ROUNDED = 0.25  # a large enclosed region judged on its own is opened at this share of its inscribed radius
+# (a black ring's filled middle joined to the flanks of the ring's specular stripe: corpus seed 89 ring-20)
 OPEN_LINES = 4  # working px: lines this thin (radius) that join a large region to the outline are opened away
 MIN_HOLE = 0.005  # smallest enclosed region counted: half a visible hole (1 %); smaller ones are glints
 # (the sample espresso saucer mirrors the wooden table in spots of 0.3-0.5 %) or print
@@ -385,6 +392,14 @@ def _gradient_of(lightness: np.ndarray) -> np.ndarray:
     return cv2.magnitude(gx, gy) * 0.125
 
 
+def _rounded(part: np.ndarray, frac: float) -> np.ndarray:
+    """``part`` (uint8 0/1) opened by a disk of ``frac`` x its inscribed radius (two distance
+    transforms: its pieces thinner than that go, its round body stays)."""
+    depth = cv2.distanceTransform(part, cv2.DIST_L2, 5)
+    r = frac * float(depth.max())
+    return ((cv2.distanceTransform((depth < r).astype(np.uint8), cv2.DIST_L2, 5) <= r) & (part > 0)).astype(np.uint8)
+
+
 def _window(stat: np.ndarray, pad: int, shape: tuple[int, int]) -> tuple[slice, slice]:
     """A component's bounding box (``connectedComponentsWithStats`` row) grown by ``pad``."""
     x, y, bw, bh = (int(v) for v in stat[:4])
@@ -440,6 +455,7 @@ class _Analysis:
         self._gradient = None
         self._dark = None
         self._smooth_gradient = None
+        self._colour_gradient = None
         self._drift = None
         self.past_crop = False  # a clear product-coloured region ran off the working crop (see WIDE)
 
@@ -515,14 +531,18 @@ class _Analysis:
             smooth, labels, stats, keep = self._inside_candidates(self.llr)
         # pass 2: the regions, judged
         inside = attached = 0.0
+        missed = []  # large candidates too weak or with no step round them: maybe a piece of a middle
         for k in keep:
             kind, share = self._backdrop_region(k, labels, stats, smooth, min_delta, contrast)
             if kind != "inside" and stats[k, cv2.CC_STAT_AREA] >= HOLE_BODY * self.area:
                 kind, share = self._opened_body(k, labels, stats, smooth, min_delta, contrast) or (kind, share)
+                missed += [k] if kind in ("weak", "step") else []
             if kind == "inside":
                 inside += share
             elif kind == "attached" and share <= ATTACHED_MAX:
                 attached += share
+        if missed and not inside:
+            inside = self._filled_middle(add_bg, np.isin(labels, missed), smooth, min_delta, contrast)
         o_labels, o_stats, o_keep = self._outside_candidates(self.llr)
         lost = float(sum(self._lost_region(k, o_labels, o_stats) for k in o_keep))
         return inside, attached, lost
@@ -560,12 +580,13 @@ class _Analysis:
 
     # -- background inside ---------------------------------------------------------------
     def _backdrop_region(self, k, labels, stats, smooth, min_delta, contrast) -> tuple[str, float]:
-        """("inside" | "attached" | "", share of the product) for candidate ``k``."""
+        """("inside" | "attached", share of the product) for candidate ``k``, else (why not, 0.0):
+        "weak" (its evidence under ``contrast``), "step" (no step or edge round it) or ""."""
         sl = _window(stats[k], 3 * _REACH + 12, labels.shape)
         region = labels[sl] == k
         llr = self.llr[sl]
         if float(llr[region].mean()) < contrast:
-            return "", 0.0
+            return "weak", 0.0
         reach = self.density[sl][region]
         if float(reach.max()) < REACH:
             return "", 0.0  # no backdrop seen near it: a label or print deep inside the product
@@ -586,7 +607,7 @@ class _Analysis:
             # gone again farther out (a band of the product's own shading); unless a large enclosed
             # region's rim is an edge (a pale ring's filled middle, a shade off its backdrop)
             if not (body and (self._sharp_rim(sl, r8) or self._grain_step(sl, r8))):
-                return "", 0.0
+                return "step", 0.0
         wsum = max(1e-6, float(reach.sum()))
         dev = ((lab[region] - _lab_of(self.backdrop[sl][region])) * reach[:, None]).sum(axis=0) / wsum
         allowed = BACKDROP_MATCH * max(self.tol, 1.0)
@@ -644,6 +665,53 @@ class _Analysis:
             if judged is not None:
                 return judged
         return None
+
+    def _filled_middle(self, bodies, missed, smooth, min_delta, contrast) -> float:
+        """Share of the product in the large enclosed regions (``HOLE_BODY``) the first pass left
+        out of the product model (``bodies``) that hold a large candidate judged not a hole
+        (``missed``), judged as enclosed regions themselves: each grown out to the colour edge
+        round it (``_grown``), else rounded (opened at ``ROUNDED`` x its inscribed radius: a
+        specular stripe's flanks that joined it go). A candidate is where the evidence clears its
+        bar, and a filled middle whose backdrop in places looks like the product (a white frame's
+        middle of pale sky whose bands match the frame; a black ring's of dark brick, joined to
+        the ring's stripe) is a piece of the middle, or the middle and a flank, so its evidence,
+        step and rim were read in the wrong place. Only a large candidate too weak or with no step
+        round it: one judged print or not the backdrop's colour (a label's line, its plain rest
+        the backdrop's colour: corpus seed 89 bottle-17) may lie in a body that is the label."""
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(bodies.astype(np.uint8), connectivity=8)
+        whole = (slice(0, labels.shape[0]), slice(0, labels.shape[1]))
+        found = 0.0
+        for k in range(1, n):
+            if stats[k, cv2.CC_STAT_AREA] < HOLE_BODY * self.area or not missed[labels == k].any():
+                continue
+            part = (labels == k).astype(np.uint8)
+            for shape in (self._grown(part), _rounded(part, ROUNDED)):
+                judged = self._body_of(whole, shape, labels.shape, smooth, min_delta, contrast)
+                if judged is not None:
+                    found += judged[1]
+                    break
+        return found
+
+    def _grown(self, part: np.ndarray) -> np.ndarray | None:
+        """``part`` grown over what is smoother than ``SHARP_RIM`` x the grain of its core (the
+        colour gradient: a rim a shade off in lightness may be a step in hue), clear of the
+        outline's band; None when it does not grow (a textured backdrop's grain breaks it up)."""
+        core = cv2.erode(part, disk(_REACH + 2)) > 0
+        if not core.any():
+            return None
+        if self._colour_gradient is None:
+            lab = cv2.GaussianBlur(self.lab, (0, 0), 1.5)  # the grain out, edges kept (``_sharp_rim``)
+            self._colour_gradient = np.sqrt(sum(_gradient_of(np.ascontiguousarray(lab[..., c])) ** 2 for c in range(3)))
+        g = self._colour_gradient
+        free = ((g < SHARP_RIM * max(float(np.median(g[core])), 0.125)) & self.inner & ~self.near_exterior).astype(
+            np.uint8
+        )
+        _, pieces = cv2.connectedComponents(free, connectivity=4)
+        ids, counts = np.unique(pieces[core & (free > 0)], return_counts=True)
+        if not len(ids):
+            return None
+        grown = (pieces == int(ids[np.argmax(counts)])).astype(np.uint8)
+        return grown if grown.sum() >= part.sum() else None
 
     def _body_of(self, sl, part, shape, smooth, min_delta, contrast) -> tuple[str, float] | None:
         """The largest piece of ``part`` (window ``sl``), judged as an enclosed region when it is

@@ -119,7 +119,7 @@ class QcThresholds(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     version: str = Field(
-        "2.5.10",
+        "2.5.11",
         description="Bump on any change; recorded in every QcReport and cache key. "
         "2.0.0: every limit recalibrated on the labelled corpus (bench/qc_calibration.py). "
         "2.1.0: halos judged against the compositing equation on the backdrop side (fail 0.05), "
@@ -175,7 +175,11 @@ class QcThresholds(BaseModel):
         "backdrop-like line deep inside the product, narrower than THIN_HOLE x its size, is print or a "
         "highlight's edge, not a hole; a large enclosed region whose grain is GRAIN_STEP x the product's round it "
         "is a filled middle though its mean colour makes no step (a smooth ring on gravel of its colour) "
-        "(quality/cut.py; corpus seeds 55 and 89, first graded 2026-12-05).",
+        "(quality/cut.py; corpus seeds 55 and 89, first graded 2026-12-05). "
+        "2.5.11: when a large candidate is too weak or steps too little to be a hole, the large enclosed "
+        "region the first pass left out of the product model round it is judged itself, grown to the colour "
+        "edge round it or rounded (quality/cut.py _filled_middle: a white frame's middle of banded sky, a "
+        "black ring's of dark brick joined to its stripe's flanks).",
     )
     # --- analysis resolution (speed; the metrics say where they downsample) ---
     analysis_max_side: int = Field(

@@ -590,3 +590,48 @@ def test_a_smooth_rings_middle_of_textured_backdrop_in_its_own_colour_is_backgro
     expected = hole.sum() / outer.sum()  # ~0.28 of the filled mask
     assert cut_quality(img, outer).background_inside == pytest.approx(expected, rel=0.3)
     assert cut_quality(img, ring).background_inside <= CLEAN
+
+
+def test_a_white_frames_middle_of_banded_sky_is_background_inside(model_dir):
+    # Corpus seed 89 frame-51 (first graded 2026-12-05): a white frame on pale banded sky, which
+    # u2netp cut with its middle (IoU 0.40) and the gate passed to review with no reason. Where
+    # the sky's bands match the frame the middle's evidence leans product, so the region found
+    # stops short of the hole's rim: its step from the product round it (3.3 dE76) and its rim
+    # are read in the sky. Grown out to the colour edge round it (_filled_middle) it is the middle.
+    from bench import qc_corpus
+    from imaging.refine import refine_mask
+    from imaging.segment import load_segmenter
+    from quality.thresholds import QcThresholds
+
+    product = qc_corpus._product(89, 51)
+    rgb, truth = product.source_rgb, product.true_mask
+    cut = refine_mask(rgb, load_segmenter("u2netp", model_dir, "cpu").predict(rgb))
+    filled = float(((cut >= 0.5) & (truth < 0.5)).sum() / (cut >= 0.5).sum())
+    assert filled > 0.5  # the labelled fault: most of the cut is the frame's middle
+    inside = cut_quality(rgb, cut).background_inside
+    assert inside >= QcThresholds().cut_background_inside.fail
+    assert inside == pytest.approx(filled, rel=0.2)
+    assert cut_quality(rgb, truth).background_inside <= CLEAN
+
+
+def test_a_black_rings_middle_of_dark_brick_joined_to_its_stripe_is_background_inside():
+    # Corpus seed 89 ring-20: a glossy black ring on dark brick, its middle filled (u2netp's cut
+    # did that too, IoU 0.64, and passed). The middle leans backdrop clearly (mean evidence 4.8),
+    # but where it clears the bar it joins the flanks of the ring's specular stripe, and judged
+    # with them its step from the ring is 4.2 dE76 and its rim no edge; the middle alone steps
+    # 7.2 dE76 at a sharp rim. Opened at a quarter of its inscribed radius (ROUNDED) the flanks go.
+    from bench import qc_corpus
+
+    product = qc_corpus._product(89, 20)
+    rgb, truth = product.source_rgb, product.true_mask
+    full = _filled_outline(truth)
+    filled = float(((full >= 0.5) & (truth < 0.5)).sum() / (full >= 0.5).sum())
+    assert filled > 0.3
+    assert cut_quality(rgb, full).background_inside == pytest.approx(filled, rel=0.2)
+    assert cut_quality(rgb, truth).background_inside <= CLEAN
+
+
+def _filled_outline(mask):
+    """``mask`` with every enclosed hole filled (the outer outline, solid)."""
+    outline, _ = cv2.findContours((mask >= 0.5).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    return cv2.drawContours(np.zeros(mask.shape, np.uint8), outline, -1, 1, -1).astype(np.float32)
