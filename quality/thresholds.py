@@ -178,7 +178,7 @@ class QcThresholds(BaseModel):
         "(quality/cut.py; corpus seeds 55 and 89, first graded 2026-12-05). "
         "2.5.11: when a large candidate is too weak or steps too little to be a hole, the large enclosed "
         "region the first pass left out of the product model round it is judged itself, grown to the colour "
-        "edge round it or rounded (quality/cut.py _filled_middle: a white frame's middle of banded sky, a "
+        "edge round it or rounded (quality/_cut_inside.py _filled_middle: a white frame's middle of banded sky, a "
         "black ring's of dark brick joined to its stripe's flanks).",
     )
     # --- analysis resolution (speed; the metrics say where they downsample) ---
