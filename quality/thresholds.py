@@ -179,7 +179,9 @@ class QcThresholds(BaseModel):
         "2.5.11: when a large candidate is too weak or steps too little to be a hole, the large enclosed "
         "region the first pass left out of the product model round it is judged itself, grown to the colour "
         "edge round it or rounded (quality/_cut_inside.py _filled_middle: a white frame's middle of banded sky, a "
-        "black ring's of dark brick joined to its stripe's flanks).",
+        "black ring's of dark brick joined to its stripe's flanks); cut.enclosed is read where a few long edges "
+        "cross the photo's border strip (a cloud band, two marks) when the cut is walled in on 90 % of its ways "
+        "out (quality/enclosure.py BUSY_HI, SURE: a white box on pale sky cut as its label).",
     )
     # --- analysis resolution (speed; the metrics say where they downsample) ---
     analysis_max_side: int = Field(
@@ -531,7 +533,9 @@ class QcThresholds(BaseModel):
         "clean renders and good u2netp cuts read at most 0.25 / 0.29 / 0.33 / 0.39 / 0.35 (seeds 0 / 7 / 13 / "
         "21 / 34, measured on 36-43 of each seed's 93-98: the rest are on textured backdrops), none fails it, "
         "five bad cuts do (box-02 and box-10 by it alone). Fail at 0.6, "
-        "warn at 0.5 (jar-49's cut, 0.58, warns).",
+        "warn at 0.5 (jar-49's cut, 0.58, warns). Since 2.5.11 a border strip a few long edges cross "
+        "(busy 0.01-0.05) is read when the share is 0.9 or more: there true and good cuts read at most 0.59 on "
+        "seeds 0, 7, 13, 21, 34, 55, 89, a label cut instead of its white box on clouded sky 0.99.",
     )
     source_cut_off: Limit = _hi(
         0.001,

@@ -65,6 +65,26 @@ def test_a_cut_of_a_label_on_a_white_box_over_pale_sky_is_walled_in():
     assert right is not None and right < 0.05, right
 
 
+def test_a_label_is_walled_in_though_a_cloud_band_and_two_marks_cross_the_border():
+    """Seed 89 box-38: a white box on pale sky cut as its label, exported by 2.5.10. A cloud
+    band's edge and two dark marks at the photo's foot cross the border strip (busy 0.018
+    here, over BUSY), where the check read nothing. Walled in on every side, the label is
+    read; a right cut there (0.29 of its ways meet the band) is left unread."""
+    sky = _seamless(232.0) * np.array([0.97, 0.985, 1.0])
+    sky[268:] -= 10.0  # the lower edge of a cloud band, across the whole photo below the box
+    for cx in (110, 290):
+        cv2.circle(sky, (cx, 286), 7, (40, 40, 40), -1)  # two dark marks at the photo's foot
+    box = np.zeros((H, W), np.float32)
+    box[60:250, 80:320] = 1.0
+    label = np.zeros((H, W), np.float32)
+    label[120:190, 140:260] = 1.0
+    photo = _photo(sky, box, (238, 236, 230))
+    photo[label > 0] = (30, 40, 100)
+    share = enclosed_share(photo, label)
+    assert share is not None and share >= TH.cut_enclosed.fail, share
+    assert enclosed_share(photo, box) is None
+
+
 def test_a_ring_cut_right_does_not_count_its_own_hole():
     """The backdrop in a ring's hole is walled in by the ring: it is inside the product, not
     round it."""
