@@ -49,16 +49,25 @@ def test_a_hard_shadow_walls_off_only_the_side_it_lies_on():
     assert share is not None and share < TH.cut_enclosed.warn, share
 
 
-def test_a_cut_of_a_label_on_a_white_box_over_pale_sky_is_walled_in():
-    """Seed 13 box-10: a white box on a pale blue sky, its navy label cut. The box's paper
-    white is a step of a few Lab units from the sky: an edge all the same."""
-    sky = _seamless(232.0) * np.array([0.97, 0.985, 1.0])
+def _pale_sky() -> np.ndarray:
+    return _seamless(232.0) * np.array([0.97, 0.985, 1.0])
+
+
+def _labelled_white_box(sky: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A white box with a navy label on ``sky``: (photo, the box's mask, the label's mask)."""
     box = np.zeros((H, W), np.float32)
     box[60:250, 80:320] = 1.0
     label = np.zeros((H, W), np.float32)
     label[120:190, 140:260] = 1.0
     photo = _photo(sky, box, (238, 236, 230))
     photo[label > 0] = (30, 40, 100)
+    return photo, box, label
+
+
+def test_a_cut_of_a_label_on_a_white_box_over_pale_sky_is_walled_in():
+    """Seed 13 box-10: a white box on a pale blue sky, its navy label cut. The box's paper
+    white is a step of a few Lab units from the sky: an edge all the same."""
+    photo, box, label = _labelled_white_box(_pale_sky())
     share = enclosed_share(photo, label)
     assert share is not None and share >= TH.cut_enclosed.fail, share
     right = enclosed_share(photo, box)
@@ -70,16 +79,11 @@ def test_a_label_is_walled_in_though_a_cloud_band_and_two_marks_cross_the_border
     band's edge and two dark marks at the photo's foot cross the border strip (busy 0.018
     here, over BUSY), where the check read nothing. Walled in on every side, the label is
     read; a right cut there (0.29 of its ways meet the band) is left unread."""
-    sky = _seamless(232.0) * np.array([0.97, 0.985, 1.0])
+    sky = _pale_sky()
     sky[268:] -= 10.0  # the lower edge of a cloud band, across the whole photo below the box
     for cx in (110, 290):
         cv2.circle(sky, (cx, 286), 7, (40, 40, 40), -1)  # two dark marks at the photo's foot
-    box = np.zeros((H, W), np.float32)
-    box[60:250, 80:320] = 1.0
-    label = np.zeros((H, W), np.float32)
-    label[120:190, 140:260] = 1.0
-    photo = _photo(sky, box, (238, 236, 230))
-    photo[label > 0] = (30, 40, 100)
+    photo, box, label = _labelled_white_box(sky)
     share = enclosed_share(photo, label)
     assert share is not None and share >= TH.cut_enclosed.fail, share
     assert enclosed_share(photo, box) is None
