@@ -8,6 +8,7 @@ non-passing result carries that class (or a more specific statement) as its ``re
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
@@ -109,16 +110,24 @@ def share_lower_bound(share: float | None, n: int, z: float) -> float | None:
     return max(0.0, (centre - spread) / (1.0 + q))
 
 
+_MEMO_LOCK = threading.Lock()
+
+
 def memo(ev: QcEvidence, key: object, make: Callable[[], T]) -> T:
     """What ``make()`` measures on one render's evidence, measured once: the checks of a
     render (and of its SKU) share intermediates such as the product's box and the reduced
-    canvas instead of each passing over the full-resolution arrays again."""
-    cache = ev.__dict__.get("_memo")
-    if cache is None:  # evidence unpickled from before the field existed
-        cache = {}
-        object.__setattr__(ev, "_memo", cache)
-    if key not in cache:
-        cache[key] = make()
+    canvas instead of each passing over the full-resolution arrays again. Thread-safe:
+    ``quality.gate.score_sku`` runs the check families side by side, and a family that
+    asks for what another is measuring waits for it rather than measuring it twice."""
+    state = ev.__dict__
+    cache = state.get("_memo")
+    if cache is None or key not in cache:
+        with _MEMO_LOCK:  # evidence unpickled from before the field existed has no _memo
+            cache = state.setdefault("_memo", {})
+            lock = state.setdefault("_memo_locks", {}).setdefault(key, threading.RLock())
+        with lock:
+            if key not in cache:
+                cache[key] = make()
     return cache[key]
 
 

@@ -12,8 +12,10 @@ no Prefect: tasks/ wraps these (docs/ARCHITECTURE.md, "Quality gate").
 
 from __future__ import annotations
 
+import os
 import weakref
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -89,6 +91,10 @@ class QcEvidence:
     jpeg_quality: float | None = None  # the IJG quality the shipped JPEG's own luma table matches (None: no JPEG)
     _memo: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
+    def __getstate__(self) -> dict:
+        """Pickled without the locks ``quality.checks.memo`` keeps beside ``_memo``."""
+        return {k: v for k, v in self.__dict__.items() if k != "_memo_locks"}
+
     def __post_init__(self) -> None:
         # Checked once here; the metrics are then called with validate=False. A SKU's
         # renders share one photo and mask: those are checked for the first render only.
@@ -158,17 +164,16 @@ class QcReport(BaseModel):
     profile: str
 
 
-def _shared(ev: QcEvidence, th: QcThresholds) -> tuple[list[CheckResult], dict[str, float]]:
-    """The profile-invariant checks, measured once per SKU."""
-    checks = cut_checks(ev, th) + colour_checks(ev, th)
-    edges, metrics = edge_checks(ev, th)
-    exposure, more = exposure_checks(ev, th)
-    return checks + edges + exposure, {**metrics, **more}
-
-
 def _reference(evidence: Mapping[str, QcEvidence]) -> str:
     """The render the shared checks look at: an opaque one that draws the product largest."""
     return max(evidence, key=lambda p: (evidence[p].background_rgb is not None, enlargement(evidence[p])))
+
+
+def _workers(jobs: int) -> int:
+    """Threads for one SKU's check families: one per core this process may use, at most one
+    per family (the families are NumPy and OpenCV calls, which release the GIL)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(jobs, cores))
 
 
 def score_sku(
@@ -180,49 +185,68 @@ def score_sku(
     ``thresholds.for_profile(profile)``. Returns profile -> ``QcReport`` whose ``status``
     is the worst check's; ``failing``/``warnings`` list check names. See
     tests/quality/test_gate.py.
+
+    The check families are independent measurements of read-only evidence, so they run
+    side by side on a few threads (the shared ones longest first); what two families share
+    (the product's box, the reduced canvas) is measured once (``quality.checks.memo``).
+    The reports are the same as measured one after another, in the same order.
     """
     if not evidence:
         raise ValueError("score_sku needs at least one render")
     ref = _reference(evidence)
-    shared, shared_metrics = _shared(evidence[ref], thresholds.for_profile(ref))
-    reports = {}
-    for profile, ev in evidence.items():
-        th = thresholds.for_profile(profile)
-        checks = list(shared)
-        checks.append(resolution_check(ev, strict_enlargement(th, rules[profile]), profile))
-        shadows, geo = shadow_checks(ev, th)
-        checks += shadows + framing_checks(ev, th) + marketplace_checks(ev, th, rules[profile])
-        checks += market_rule_checks(ev, th, rules[profile])
-        metrics = dict(shared_metrics)
-        if geo is not None:
-            metrics["shadow.darkening_mass"] = geo.darkening_mass
-            metrics["shadow.lean"], metrics["shadow.side_mass"] = geo.lean, geo.side_mass
-            if geo.implied_light_deg is not None:
-                metrics["shadow.implied_light_deg"] = geo.implied_light_deg
-        metrics.update({c.name: c.value for c in checks if c.value is not None})
-        metrics = {k: float(v) for k, v in metrics.items() if v is not None and np.isfinite(v)}
-        features = image_features(
-            ev.output_rgb,
-            ev.output_alpha,
-            work_side=th.batch_work_side,
-            validate=False,
-            work=work_grid(ev, th.batch_work_side),
-            box=product_box(ev),
-        )
-        worst = max((c.status for c in checks), key=RANK.__getitem__)
-        failing = [c for c in checks if c.status == "fail"]
-        reports[profile] = QcReport(
-            status=worst,
-            checks=checks,
-            metrics=metrics,
-            failing=[c.name for c in failing],
-            warnings=[c.name for c in checks if c.status == "warn"],
-            reasons=list(dict.fromkeys(c.reason for c in failing)),
-            features=features.as_dict(),
-            thresholds_version=th.version,
-            profile=rules[profile].name,
-        )
-    return reports
+    ref_th = thresholds.for_profile(ref)
+    with ThreadPoolExecutor(_workers(4 + len(evidence)), thread_name_prefix="qc-gate") as pool:
+        cut = pool.submit(cut_checks, evidence[ref], ref_th)
+        edges = pool.submit(edge_checks, evidence[ref], ref_th)
+        colour = pool.submit(colour_checks, evidence[ref], ref_th)
+        exposure = pool.submit(exposure_checks, evidence[ref], ref_th)
+        own = {p: pool.submit(_own_checks, ev, thresholds.for_profile(p), rules[p], p) for p, ev in evidence.items()}
+        (edge, edge_metrics), (clip, clip_metrics) = edges.result(), exposure.result()
+        shared = cut.result() + colour.result() + edge + clip
+        shared_metrics = {**edge_metrics, **clip_metrics}
+        return {p: _report(shared, shared_metrics, *own[p].result(), rules[p].name) for p in evidence}
+
+
+def _own_checks(ev: QcEvidence, th: QcThresholds, rules: MarketplaceRules, profile: str):
+    """What depends on the profile: its checks, shadow geometry and batch features."""
+    checks = [resolution_check(ev, strict_enlargement(th, rules), profile)]
+    shadows, geo = shadow_checks(ev, th)
+    checks += shadows + framing_checks(ev, th) + marketplace_checks(ev, th, rules)
+    checks += market_rule_checks(ev, th, rules)
+    features = image_features(
+        ev.output_rgb,
+        ev.output_alpha,
+        work_side=th.batch_work_side,
+        validate=False,
+        work=work_grid(ev, th.batch_work_side),
+        box=product_box(ev),
+    )
+    return checks, geo, features, th.version
+
+
+def _report(shared, shared_metrics, own, geo, features, version, profile) -> QcReport:
+    checks = list(shared) + own
+    metrics = dict(shared_metrics)
+    if geo is not None:
+        metrics["shadow.darkening_mass"] = geo.darkening_mass
+        metrics["shadow.lean"], metrics["shadow.side_mass"] = geo.lean, geo.side_mass
+        if geo.implied_light_deg is not None:
+            metrics["shadow.implied_light_deg"] = geo.implied_light_deg
+    metrics.update({c.name: c.value for c in checks if c.value is not None})
+    metrics = {k: float(v) for k, v in metrics.items() if v is not None and np.isfinite(v)}
+    worst = max((c.status for c in checks), key=RANK.__getitem__)
+    failing = [c for c in checks if c.status == "fail"]
+    return QcReport(
+        status=worst,
+        checks=checks,
+        metrics=metrics,
+        failing=[c.name for c in failing],
+        warnings=[c.name for c in checks if c.status == "warn"],
+        reasons=list(dict.fromkeys(c.reason for c in failing)),
+        features=features.as_dict(),
+        thresholds_version=version,
+        profile=profile,
+    )
 
 
 def score_image(evidence: QcEvidence, thresholds: QcThresholds, profile_rules: MarketplaceRules) -> QcReport:

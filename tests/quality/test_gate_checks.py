@@ -5,11 +5,18 @@ measured once per SKU; the absolute Laplacian is a figure, not a check.
 Defects are built far beyond any plausible (provisional) fail level.
 """
 
+import pickle
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import cv2
 import numpy as np
 import pytest
 
 from imaging.encode import encode_image
+from quality import gate
+from quality.checks import memo
 from quality.defects import DEFECTS
 from quality.gate import QcEvidence, score_image, score_sku
 from quality.jpeg_quality import jpeg_quality as read_jpeg_quality
@@ -239,6 +246,41 @@ def test_score_sku_measures_shared_checks_once(scene):
     assert by["small"]["market.min_size"].status == "fail"  # 400 px
     assert "market.min_size" in reports["small"].failing and reports["big"].failing == []
     assert by["small"]["source.resolution"].value != by["big"]["source.resolution"].value
+
+
+def test_score_sku_on_threads_reports_what_one_thread_does(scene, monkeypatch):
+    """The families run side by side (quality/gate.py _workers); the reports, their checks'
+    order and every figure are those of the same families run one after another."""
+    rules = {"amazon-main": AMAZON, "generic": GENERIC}
+
+    def grade(workers):
+        monkeypatch.setattr(gate, "_workers", lambda jobs: workers)
+        photo = scene.make(**{**CLEAN, "halo_px": 3, "bg": (200, 200, 200)})  # something fails too
+        return {p: r.model_dump() for p, r in score_sku({p: _ev(photo) for p in rules}, TH, rules).items()}
+
+    one, many = grade(1), grade(6)
+    assert one == many
+    assert "edge.halo" in one["generic"]["failing"]
+
+
+def test_memo_measures_once_when_two_families_ask_at_once(scene):
+    ev = _ev(scene.make(**CLEAN))
+    calls, ready = [], threading.Barrier(2)
+
+    def make():
+        calls.append(1)
+        time.sleep(0.05)  # the second asker arrives while this one measures
+        return object()
+
+    def ask():
+        ready.wait()
+        return memo(ev, "probe", make)
+
+    with ThreadPoolExecutor(2) as pool:
+        got = [f.result() for f in [pool.submit(ask), pool.submit(ask)]]
+    assert len(calls) == 1 and got[0] is got[1]
+    again = pickle.loads(pickle.dumps(ev))  # the locks stay behind; what was measured travels
+    assert memo(again, "probe", make) is not None and len(calls) == 1
 
 
 def _smooth_product(scene):
