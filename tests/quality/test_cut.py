@@ -149,6 +149,23 @@ def test_second_product_piece_is_not_a_fragment(scene):
         assert q.lost_part <= CLEAN, backdrop
 
 
+@pytest.mark.parametrize("backdrop", ["plain", "wood"])
+def test_another_object_kept_apart_from_the_product_is_a_fragment(scene, backdrop):
+    # u2netp kept black marks of a pale sky beside a blue headphone (seeds 55 and 233): pieces
+    # that look like neither the backdrop nor anything of the product. A small piece of the
+    # product's own colour apart from it (a button, a stand's leg cut apart) is not stray.
+    body = scene.ellipse(H, W, 190, 180, 100, 100)
+    mark = scene.ellipse(H, W, 335, 80, 14, 14)
+    button = scene.ellipse(H, W, 335, 320, 16, 16)
+    back = _backdrop(backdrop, scene)
+    back = back * (1 - mark[..., None]) + mark[..., None] * 20.0  # the scene's own black mark
+    img = _photo(np.clip(body + button, 0, 1), _product(scene, (40, 60, 160)), back)
+    share = mark.sum() / (body.sum() + button.sum() + mark.sum())  # ~1.7 % of the cut
+    kept = cut_quality(img, np.clip(body + button + mark, 0, 1))
+    assert kept.fragments == pytest.approx(share, rel=0.3)
+    assert cut_quality(img, np.clip(body + button, 0, 1)).fragments <= CLEAN
+
+
 def test_backdrop_stuck_to_the_outline_is_attached(scene):
     body = scene.ellipse(H, W, 200, 180, 100, 100)
     bump = np.clip(body + scene.ellipse(H, W, 305, 180, 25, 25), 0, 1)  # backdrop bulge on the right

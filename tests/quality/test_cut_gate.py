@@ -160,6 +160,26 @@ def test_a_cut_of_a_frames_hole_is_not_the_product_though_the_frame_is_near_the_
     assert right.status == "pass", (right.value, right.detail)
 
 
+def test_a_cut_of_a_rings_hole_on_fur_of_the_rings_colours_is_not_the_product(scene):
+    """Seed 144 ring-65: u2netp cut the fur inside a plain grey-brown ring. Among the fur's
+    browns the ring's colour is seen too, so by colours seen at all the band round the hole is
+    backdrop and 2.5.11 passed it. By how much of each colour, the band (all one grey-brown)
+    barely overlaps the border's fur, while the hole is the border's fur (quality/surround.py
+    ``_overlap``). The ring's own cut still reads as the product."""
+    fur = scene.texture(H, W, (150, 110, 70), amp=60, seed=4, grain=10)
+    body = scene.ellipse(H, W, 200, 200, 150, 150)
+    hole = scene.ellipse(H, W, 200, 200, 80, 80)
+    ring = np.clip(body - hole, 0, 1)
+    photo = np.clip(ring[..., None] * (140.0, 125.0, 105.0) + (1 - ring[..., None]) * fur, 0, 255)
+    photo = photo.round().astype(np.uint8)
+    hole_cut = score_image(_rendered(photo, hole), TH, GENERIC)
+    check = next(c for c in hole_cut.checks if c.name == "cut.wrong_object")
+    assert check.status == "fail" and check.value < 0.2, (check.value, check.detail)
+    assert "the cut is not the product" in hole_cut.reasons
+    right = next(c for c in score_image(_rendered(photo, ring), TH, GENERIC).checks if c.name == "cut.wrong_object")
+    assert right.status == "pass" and right.value > 0.95, (right.value, right.detail)
+
+
 def _dark_box_photo() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Seed 7 box-02: a black box with a pale label on dark seamless (lighter at the top, with
     grain); the box is darker than the backdrop as a shadow would be. (photo, box, label)"""
