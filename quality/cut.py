@@ -479,7 +479,8 @@ class _Analysis(InsideTests, LostTests):
             elif a >= MIN_REGION * self.area:
                 if own is None:
                     main = labels == largest
-                    own = _log_density(self.colour, main & self.inner if (main & self.inner).any() else main)
+                    core = main & self.inner
+                    own = _log_density(self.colour, core if core.any() else main)
                 if float(np.median(own[self.colour[sl][piece]])) <= np.log(FOREIGN * _FLOOR / _BINS**3):
                     total += a
         return total / self.area

@@ -94,22 +94,25 @@ def surround_backdrop_share(source_rgb: np.ndarray, source_mask: np.ndarray) -> 
     bins = _bins(cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB))
     counts = np.bincount(bins[border], minlength=L_BINS * AB_BINS * AB_BINS).astype(np.float32)
     share = counts / max(float(border.sum()), 1.0)
-    hist = _blur(share.reshape(L_BINS, AB_BINS, AB_BINS))
-    seen = hist >= FLOOR
-    for k in range(1, SHADOW_BINS + 1):  # a colour seen lighter on the border: its shadow
-        seen[:-k] |= hist[k:] >= FLOOR
-    seen = seen.reshape(-1)
+    seen = _with_shadows(_blur(share.reshape(L_BINS, AB_BINS, AB_BINS))).reshape(-1) >= FLOOR
     around = float(seen[bins[band]].mean())
     within = float(seen[bins[inside]].mean()) if inside.any() else 0.0
     # more backdrop inside the cut than round it: in the colours seen at all, or in how much
     # of each (the histograms' overlap with the border's, where a ring's grey-brown is seen
-    # among the fur's browns but the band is all of it, and the hole's fur is the border's)
-    lit = share.reshape(L_BINS, AB_BINS, AB_BINS).copy()
-    for k in range(1, SHADOW_BINS + 1):  # a colour's shadow matches its share lighter up
-        lit[:-k] = np.maximum(lit[:-k], share.reshape(L_BINS, AB_BINS, AB_BINS)[k:])
-    lit = lit.reshape(-1)
+    # among the fur's browns but the band is all of it, and the hole's fur is the border's);
+    # a band colour matches the border's share of it up to SHADOW_BINS lighter, its shadow
+    lit = _with_shadows(share.reshape(L_BINS, AB_BINS, AB_BINS)).reshape(-1)
     more = max(within - around, MIX * (_overlap(share, bins[inside]) - _overlap(lit, bins[band])))
     return max(0.0, around - max(0.0, more))
+
+
+def _with_shadows(hist: np.ndarray) -> np.ndarray:
+    """Each (L, a, b) bin takes the largest of itself and the bins up to ``SHADOW_BINS``
+    lighter of the same a and b: a colour seen lighter on the border counts for its shadow."""
+    out = hist.copy()
+    for k in range(1, SHADOW_BINS + 1):
+        out[:-k] = np.maximum(out[:-k], hist[k:])
+    return out
 
 
 def _overlap(share: np.ndarray, bins: np.ndarray) -> float:
